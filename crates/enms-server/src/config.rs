@@ -1,0 +1,49 @@
+//! Settings the server runs with, after the CLI has merged flags, `ENMS_*`
+//! environment variables and the TOML file.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `sqlite://PATH`.
+    pub database_url: String,
+    /// Prefix the whole app is served under, e.g. `/api/analytics`; empty for none.
+    pub base_path: String,
+    /// Run the simulated factory.
+    pub demo: Option<DemoConfig>,
+    /// A machine whose last reading is older than this is `offline`.
+    pub offline_after: Duration,
+    /// Largest JSON body accepted by `POST /api/v1/readings`.
+    pub max_json_bytes: usize,
+    /// Largest CSV body accepted by `POST /api/v1/readings/import`.
+    pub max_csv_bytes: usize,
+}
+
+impl ServerConfig {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            base_path: String::new(),
+            demo: None,
+            offline_after: Duration::from_secs(30 * 60),
+            max_json_bytes: 32 << 20,
+            max_csv_bytes: 256 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Makes the simulated plant and its anomalies reproducible.
+    pub seed: u64,
+    /// Time between live readings.
+    pub interval: Duration,
+    /// Days of 15-minute history created on first start.
+    pub history_days: u32,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self { seed: 42, interval: Duration::from_secs(5), history_days: 60 }
+    }
+}

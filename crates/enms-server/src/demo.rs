@@ -1,0 +1,120 @@
+//! The simulated factory of `--demo`: creates the demo machines, backfills
+//! their history on first start (and any gap after a restart), then produces
+//! live readings through the same ingest path as real data.
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use enms_core::sim::{DEMO_MACHINES, Factory};
+use enms_core::{MAX_BATCH_ROWS, MachineRecord, Reading};
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+
+use crate::ServerError;
+use crate::config::DemoConfig;
+use crate::state::AppState;
+
+/// Spacing of backfilled history, as a typical interval meter reports.
+const HISTORY_STEP: Duration = Duration::minutes(15);
+
+/// Makes sure the demo machines exist and their history is complete.
+pub async fn prepare(state: &AppState, config: &DemoConfig) -> Result<Factory, ServerError> {
+    let mut factory = Factory::new(config.seed);
+    let now = Utc::now();
+    let mut oldest_last: Option<DateTime<Utc>> = None;
+    let mut fresh = false;
+    for m in &DEMO_MACHINES {
+        match state.store.get_machine(m.id).await? {
+            Some(rec) => match rec.last_reading_at {
+                Some(last) => oldest_last = Some(oldest_last.map_or(last, |o| o.min(last))),
+                None => fresh = true,
+            },
+            None => {
+                state.store.create_machine(&record(m, now)).await?;
+                fresh = true;
+            }
+        }
+    }
+    let end = now.duration_trunc(HISTORY_STEP).unwrap_or(now);
+    let start = if fresh {
+        let start = end - Duration::days(i64::from(config.history_days));
+        let plan = factory.plan_history(start, i64::from(config.history_days));
+        state.store.record_injected(&plan).await?;
+        start
+    } else {
+        oldest_last.map_or(end, |last| last.duration_trunc(HISTORY_STEP).unwrap_or(last))
+    };
+    for anomaly in state.store.list_injected().await? {
+        factory.inject(anomaly);
+    }
+    if start < end {
+        backfill(state, &factory, start, end).await?;
+    }
+    Ok(factory)
+}
+
+fn record(m: &enms_core::sim::DemoMachine, now: DateTime<Utc>) -> MachineRecord {
+    MachineRecord {
+        id: m.id,
+        name: m.name.to_owned(),
+        machine_type: m.machine_type.to_owned(),
+        location: m.location.to_owned(),
+        rated_power_kw: Some(m.rated_power_kw),
+        created_at: now,
+        last_reading_at: None,
+    }
+}
+
+async fn backfill(
+    state: &AppState,
+    factory: &Factory,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<(), ServerError> {
+    let t = std::time::Instant::now();
+    let mut total = 0;
+    let mut batch: Vec<Reading> = Vec::with_capacity(MAX_BATCH_ROWS);
+    for reading in factory.history(start, end, HISTORY_STEP) {
+        batch.push(reading);
+        if batch.len() == MAX_BATCH_ROWS {
+            total += flush(state, &mut batch).await?;
+        }
+    }
+    total += flush(state, &mut batch).await?;
+    tracing::info!(rows = total, from = %start, to = %end, elapsed_ms = t.elapsed().as_millis() as u64, "demo history backfilled");
+    Ok(())
+}
+
+async fn flush(state: &AppState, batch: &mut Vec<Reading>) -> Result<usize, ServerError> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    state.store.insert_readings(batch).await?;
+    let n = batch.len();
+    batch.clear();
+    Ok(n)
+}
+
+/// Produces one reading per demo machine every `config.interval` until `stop`.
+pub async fn run_live(state: AppState, config: DemoConfig, mut factory: Factory, mut stop: watch::Receiver<bool>) {
+    let interval = Duration::from_std(config.interval).unwrap_or(Duration::seconds(5));
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    ticker.tick().await; // the first tick completes at once
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let ts = Utc::now().duration_trunc(Duration::milliseconds(1)).unwrap_or_else(|_| Utc::now());
+        if let Some(anomaly) = factory.live_anomaly(ts, interval) {
+            tracing::info!(machine = %anomaly.machine_id, description = %anomaly.description, "demo anomaly injected");
+            if let Err(e) = state.store.record_injected(std::slice::from_ref(&anomaly)).await {
+                tracing::warn!(error = %e, "could not record the injected anomaly");
+            }
+            factory.inject(anomaly);
+        }
+        let readings: Vec<Reading> = DEMO_MACHINES.iter().map(|m| factory.reading(m, ts, interval)).collect();
+        if let Err(e) = state.ingest.store(&readings).await {
+            tracing::warn!(error = %e, "demo readings not stored");
+        }
+    }
+}

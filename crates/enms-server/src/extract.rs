@@ -1,0 +1,116 @@
+//! Request bodies and parameters, read with limits and turned into
+//! [`ApiError`]s that name what was wrong, instead of axum's plain-text
+//! rejections.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Largest body of the small JSON endpoints (machines).
+const SMALL_JSON: usize = 64 << 10;
+
+/// Reads the whole body if its media type is one of `accepted` and it is at
+/// most `limit` bytes.
+pub async fn read_body(headers: &HeaderMap, body: Body, accepted: &[&str], limit: usize) -> Result<Bytes, ApiError> {
+    let media = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if !media.as_deref().is_some_and(|m| accepted.contains(&m)) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type must be {}; got {}", accepted.join(" or "), media.as_deref().unwrap_or("none")),
+        ));
+    }
+    let too_large =
+        || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body exceeds {limit} bytes"));
+    let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = source {
+            if err.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            source = err.source();
+        }
+        ApiError::new(StatusCode::BAD_REQUEST, "body_read_failed", format!("could not read the body: {e}"))
+    })
+}
+
+/// Parses JSON, naming the path of the first wrong field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |e: serde_json::Error| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string());
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.classify() != serde_json::error::Category::Data {
+                return Err(malformed(inner));
+            }
+            // A missing or unknown top-level field has path "."; its name is
+            // quoted in serde's message.
+            let field = if path == "." { inner.to_string().split('`').nth(1).unwrap_or("").to_owned() } else { path };
+            return Err(ApiError::invalid("invalid_field", &field, inner.to_string()));
+        }
+    };
+    de.end().map_err(malformed)?;
+    Ok(value)
+}
+
+/// A small JSON body (`application/json`, at most 64 KiB).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(&parts.headers, body, &["application/json"], SMALL_JSON).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Query parameters as a map; repeated keys keep the last value.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|Query(map)| Params(map))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+    }
+}
+
+impl Params {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// Parses an optional parameter with `parse`, naming it on failure.
+    pub fn parse<T>(&self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ApiError> {
+        self.get(key).map(|v| parse(v).map_err(|msg| ApiError::invalid("invalid_parameter", key, msg))).transpose()
+    }
+}
+
+/// A machine id from the path.
+pub fn path_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::invalid("invalid_id", "id", format!("{raw:?} is not a UUID")))
+}

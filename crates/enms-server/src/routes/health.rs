@@ -1,0 +1,47 @@
+//! `GET /api/v1/health`: is the server and its database answering.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct Health {
+    status: &'static str,
+    version: &'static str,
+    uptime_s: f64,
+    demo: bool,
+    database: Database,
+}
+
+#[derive(Serialize)]
+struct Database {
+    status: &'static str,
+    latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// 200 when healthy; 503 with `status: degraded` when the database fails, so
+/// load balancers take the instance out.
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let t = Instant::now();
+    let ping = state.store.ping().await;
+    let latency_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (status, db_status, error) = match ping {
+        Ok(()) => (StatusCode::OK, "ok", None),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, "error", Some(e.to_string())),
+    };
+    let body = Health {
+        status: if status == StatusCode::OK { "ok" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: state.started.elapsed().as_secs_f64(),
+        demo: state.config.demo.is_some(),
+        database: Database { status: db_status, latency_ms, error },
+    };
+    (status, Json(body))
+}

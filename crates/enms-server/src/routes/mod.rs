@@ -1,0 +1,49 @@
+//! The HTTP surface: one module per resource, thin handlers over the store
+//! and the ingest path.
+
+mod demo;
+mod health;
+mod machines;
+mod readings;
+mod ui;
+
+use axum::Router;
+use axum::http::{StatusCode, Uri};
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let base = state.config.base_path.trim_end_matches('/').to_owned();
+    let app = Router::new()
+        .route("/api/v1/health", get(health::health))
+        .route("/api/v1/machines", get(machines::list).post(machines::create))
+        .route("/api/v1/machines/{id}", get(machines::get).patch(machines::update).delete(machines::delete))
+        .route("/api/v1/machines/{id}/readings", get(readings::query))
+        .route("/api/v1/readings", post(readings::ingest))
+        .route("/api/v1/readings/import", post(readings::import))
+        .route("/api/v1/demo/injected", get(demo::injected))
+        .route("/", get(ui::index))
+        .route("/ui", get(ui::index))
+        .route("/ui/", get(ui::index))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    let app = if base.is_empty() {
+        app
+    } else {
+        // `nest` does not route the bare prefix with a trailing slash to "/".
+        Router::new().route(&format!("{base}/"), get(ui::index)).nest(&base, app).fallback(not_found)
+    };
+    app.layer(TraceLayer::new_for_http())
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("method not allowed on {}", uri.path()))
+}

@@ -1,0 +1,106 @@
+//! Readings: JSON batch ingest, CSV import, and time-range queries.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use enms_core::{Resolution, csv_format, parse_batch, timestamp};
+use enms_store::{ReadingPoint, ReadingQuery};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{Params, path_id, read_body};
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: u32 = 10_000;
+const MAX_LIMIT: u32 = 100_000;
+
+#[derive(Serialize)]
+pub struct Accepted {
+    accepted: usize,
+}
+
+/// `POST /api/v1/readings`: a batch of up to 10,000 readings, stored whole or
+/// not at all, answered once durable.
+pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Accepted>, ApiError> {
+    let bytes = read_body(&headers, body, &["application/json"], state.config.max_json_bytes).await?;
+    let readings = parse_batch(&bytes, Utc::now())?;
+    let accepted = state.ingest.store(&readings).await?;
+    Ok(Json(Accepted { accepted }))
+}
+
+/// `POST /api/v1/readings/import?machine=NAME|ID`: a CSV file, stored whole or
+/// not at all; errors name the line.
+pub async fn import(
+    State(state): State<AppState>,
+    params: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Accepted>, ApiError> {
+    let accepted_types = ["text/csv", "application/csv", "text/plain"];
+    let bytes = read_body(&headers, body, &accepted_types, state.config.max_csv_bytes).await?;
+    let machines = state.store.list_machines().await?;
+    let mut by_name: HashMap<String, Uuid> = HashMap::with_capacity(machines.len() * 2);
+    for m in &machines {
+        by_name.insert(m.name.to_lowercase(), m.id);
+        by_name.insert(m.id.to_string(), m.id);
+    }
+    let resolve = move |cell: &str| {
+        let key = Uuid::parse_str(cell).map_or_else(|_| cell.to_lowercase(), |id| id.to_string());
+        by_name.get(&key).copied()
+    };
+    let default_machine = match params.get("machine") {
+        Some(name) => Some(resolve(name).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_machine", format!("no machine named or with id {name:?}"))
+                .with_field("machine")
+        })?),
+        None => None,
+    };
+    // Parsing a large file is CPU work; keep it off the async workers.
+    let readings = tokio::task::spawn_blocking(move || csv_format::parse(&bytes, default_machine, resolve, Utc::now()))
+        .await
+        .map_err(ApiError::internal)??;
+    let accepted = state.ingest.store(&readings).await?;
+    tracing::info!(rows = accepted, "CSV import stored");
+    Ok(Json(Accepted { accepted }))
+}
+
+#[derive(Serialize)]
+pub struct Series {
+    machine_id: Uuid,
+    resolution: &'static str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    points: Vec<ReadingPoint>,
+}
+
+/// `GET /api/v1/machines/{id}/readings?start&end&resolution&limit`.
+pub async fn query(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Json<Series>, ApiError> {
+    let id = path_id(&id)?;
+    let time = |v: &str| timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
+    let end = params.parse("end", time)?.unwrap_or_else(Utc::now);
+    let start = params.parse("start", time)?.unwrap_or(end - Duration::days(1));
+    if start >= end {
+        return Err(ApiError::invalid("invalid_range", "start", "start must be before end"));
+    }
+    let resolution = params.parse("resolution", |v| v.parse::<Resolution>())?.unwrap_or(Resolution::Raw);
+    let limit = params
+        .parse("limit", |v| match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(format!("limit must be an integer from 1 to {MAX_LIMIT}")),
+        })?
+        .unwrap_or(DEFAULT_LIMIT);
+    if state.store.get_machine(id).await?.is_none() {
+        return Err(ApiError::not_found("machine", id));
+    }
+    let points = state.store.query_readings(&ReadingQuery { machine_id: id, start, end, resolution, limit }).await?;
+    Ok(Json(Series { machine_id: id, resolution: resolution.as_str(), start, end, points }))
+}

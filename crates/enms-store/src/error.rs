@@ -1,0 +1,21 @@
+//! Typed storage errors; the server maps each to an HTTP status.
+
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique field (id or name) is already used by another machine.
+    #[error("{field} {value:?} is already used by another machine")]
+    Conflict { field: &'static str, value: String },
+    #[error("unknown machine {0}")]
+    UnknownMachine(Uuid),
+    #[error("unsupported database URL {0:?}; use sqlite://PATH")]
+    UnsupportedUrl(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value that cannot be read back (corruption or a foreign writer).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}

@@ -1,0 +1,61 @@
+//! Storage for enms: the [`Store`] trait every backend implements, and the
+//! SQLite backend used by default.
+//!
+//! Each backend owns its schema and migrations (`migrations/<backend>/`);
+//! callers only see domain types from `enms-core`.
+
+mod error;
+pub mod sqlite;
+mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use enms_core::sim::InjectedAnomaly;
+use enms_core::{MachineRecord, Reading};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use types::{ReadingPoint, ReadingQuery};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything enms persists. Implementations must be safe to share between
+/// tasks; each method is one atomic unit of work.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip proving the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    async fn list_machines(&self) -> Result<Vec<MachineRecord>>;
+    async fn get_machine(&self, id: Uuid) -> Result<Option<MachineRecord>>;
+    /// Case-insensitive lookup by name.
+    async fn find_machine_by_name(&self, name: &str) -> Result<Option<MachineRecord>>;
+    /// Fails with [`StoreError::Conflict`] when the id or name is taken.
+    async fn create_machine(&self, machine: &MachineRecord) -> Result<()>;
+    /// Replaces the editable fields; `Ok(false)` when the machine is unknown.
+    async fn update_machine(&self, machine: &MachineRecord) -> Result<bool>;
+    /// Deletes the machine and its readings; `Ok(false)` when unknown.
+    async fn delete_machine(&self, id: Uuid) -> Result<bool>;
+
+    /// Stores a batch atomically and durably, replacing readings with the same
+    /// (machine, timestamp). Fails whole with [`StoreError::UnknownMachine`].
+    async fn insert_readings(&self, readings: &[Reading]) -> Result<()>;
+    async fn query_readings(&self, query: &ReadingQuery) -> Result<Vec<ReadingPoint>>;
+    async fn count_readings(&self, machine: Option<Uuid>) -> Result<u64>;
+
+    async fn record_injected(&self, anomalies: &[InjectedAnomaly]) -> Result<()>;
+    async fn list_injected(&self) -> Result<Vec<InjectedAnomaly>>;
+
+    /// Flushes and closes connections; called on shutdown.
+    async fn close(&self);
+}
+
+/// Opens the store a URL names: `sqlite://path/to/file.db` (created if
+/// missing). PostgreSQL arrives with its own backend.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        return Ok(Arc::new(sqlite::SqliteStore::open(path).await?));
+    }
+    Err(StoreError::UnsupportedUrl(url.to_owned()))
+}

@@ -1,0 +1,112 @@
+//! The SQLite backend: one file, WAL journal, one writer connection (SQLite
+//! allows one writer at a time, so queueing writers in the pool is cheaper
+//! than having them spin on the file lock) and a pool of read-only readers.
+//!
+//! `synchronous = FULL` makes every committed batch survive power loss, which
+//! is what "answered only once durable" promises; batching keeps the fsync
+//! cost per reading negligible.
+
+mod demo;
+mod machines;
+mod readings;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use enms_core::sim::InjectedAnomaly;
+use enms_core::{MachineRecord, Reading};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use uuid::Uuid;
+
+use crate::{ReadingPoint, ReadingQuery, Result, Store, StoreError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const READERS: u32 = 4;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub async fn open(path: &str) -> Result<Self> {
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let base = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer =
+            SqlitePoolOptions::new().max_connections(1).connect_with(base.clone().create_if_missing(true)).await?;
+        MIGRATOR.run(&writer).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        let reader = SqlitePoolOptions::new().max_connections(READERS).connect_with(base.read_only(true)).await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn list_machines(&self) -> Result<Vec<MachineRecord>> {
+        machines::list(&self.reader).await
+    }
+
+    async fn get_machine(&self, id: Uuid) -> Result<Option<MachineRecord>> {
+        machines::get(&self.reader, id).await
+    }
+
+    async fn find_machine_by_name(&self, name: &str) -> Result<Option<MachineRecord>> {
+        machines::by_name(&self.reader, name).await
+    }
+
+    async fn create_machine(&self, machine: &MachineRecord) -> Result<()> {
+        machines::create(&self.writer, machine).await
+    }
+
+    async fn update_machine(&self, machine: &MachineRecord) -> Result<bool> {
+        machines::update(&self.writer, machine).await
+    }
+
+    async fn delete_machine(&self, id: Uuid) -> Result<bool> {
+        machines::delete(&self.writer, id).await
+    }
+
+    async fn insert_readings(&self, batch: &[Reading]) -> Result<()> {
+        readings::insert(&self.writer, batch).await
+    }
+
+    async fn query_readings(&self, query: &ReadingQuery) -> Result<Vec<ReadingPoint>> {
+        readings::query(&self.reader, query).await
+    }
+
+    async fn count_readings(&self, machine: Option<Uuid>) -> Result<u64> {
+        readings::count(&self.reader, machine).await
+    }
+
+    async fn record_injected(&self, anomalies: &[InjectedAnomaly]) -> Result<()> {
+        demo::record(&self.writer, anomalies).await
+    }
+
+    async fn list_injected(&self) -> Result<Vec<InjectedAnomaly>> {
+        demo::list(&self.reader).await
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("uuid {text:?}: {e}")))
+}

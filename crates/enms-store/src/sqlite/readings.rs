@@ -1,0 +1,154 @@
+//! Reading rows: batched, idempotent ingest and time-range queries that
+//! aggregate in SQL.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use enms_core::Reading;
+use enms_core::timestamp::{from_ms, to_ms};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{AssertSqlSafe, Row, SqliteConnection};
+use uuid::Uuid;
+
+use crate::{ReadingPoint, ReadingQuery, Result, StoreError};
+
+/// Rows per INSERT statement: 7 parameters each stays far below SQLite's
+/// 32,766 variable limit while amortising statement overhead.
+const CHUNK: usize = 500;
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(160 + rows * 16);
+    sql.push_str(
+        "INSERT INTO readings (machine_key, ts, power_kw, energy_kwh, production_units, outdoor_temp_c, extra) VALUES ",
+    );
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?)" });
+    }
+    sql.push_str(
+        " ON CONFLICT (machine_key, ts) DO UPDATE SET power_kw = excluded.power_kw, energy_kwh = excluded.energy_kwh, \
+         production_units = excluded.production_units, outdoor_temp_c = excluded.outdoor_temp_c, extra = excluded.extra",
+    );
+    sql
+}
+
+/// The full-chunk statement is built once; sqlx caches its prepared form.
+static INSERT_FULL: LazyLock<String> = LazyLock::new(|| insert_sql(CHUNK));
+
+pub async fn insert(pool: &SqlitePool, batch: &[Reading]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let keys = machine_keys(&mut tx, batch).await?;
+    for chunk in batch.chunks(CHUNK) {
+        let sql = if chunk.len() == CHUNK { INSERT_FULL.clone() } else { insert_sql(chunk.len()) };
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for r in chunk {
+            let extra = if r.extra.is_empty() { None } else { serde_json::to_string(&r.extra).ok() };
+            query = query
+                .bind(keys[&r.machine_id].0)
+                .bind(to_ms(r.timestamp))
+                .bind(r.power_kw)
+                .bind(r.energy_kwh)
+                .bind(r.production_units)
+                .bind(r.outdoor_temp_c)
+                .bind(extra);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    for (key, latest) in keys.values() {
+        sqlx::query("UPDATE machines SET last_reading_at = MAX(COALESCE(last_reading_at, 0), ?) WHERE key = ?")
+            .bind(latest)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Integer key and latest timestamp of every machine in the batch.
+async fn machine_keys(conn: &mut SqliteConnection, batch: &[Reading]) -> Result<HashMap<Uuid, (i64, i64)>> {
+    let mut keys: HashMap<Uuid, (i64, i64)> = HashMap::new();
+    for r in batch {
+        let ts = to_ms(r.timestamp);
+        if let Some(entry) = keys.get_mut(&r.machine_id) {
+            entry.1 = entry.1.max(ts);
+            continue;
+        }
+        let key: Option<i64> = sqlx::query_scalar("SELECT key FROM machines WHERE id = ?")
+            .bind(r.machine_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        let key = key.ok_or(StoreError::UnknownMachine(r.machine_id))?;
+        keys.insert(r.machine_id, (key, ts));
+    }
+    Ok(keys)
+}
+
+pub async fn query(pool: &SqlitePool, q: &ReadingQuery) -> Result<Vec<ReadingPoint>> {
+    let (start, end, id) = (to_ms(q.start), to_ms(q.end), q.machine_id.to_string());
+    let rows = match q.resolution.bucket_ms() {
+        None => {
+            sqlx::query(
+                "SELECT ts AS bucket, power_kw AS avg_kw, power_kw AS max_kw, energy_kwh AS kwh,
+                        production_units AS units, outdoor_temp_c AS temp, 1 AS samples, extra
+                 FROM readings
+                 WHERE machine_key = (SELECT key FROM machines WHERE id = ?) AND ts >= ? AND ts < ?
+                 ORDER BY ts LIMIT ?",
+            )
+            .bind(id)
+            .bind(start)
+            .bind(end)
+            .bind(q.limit)
+            .fetch_all(pool)
+            .await?
+        }
+        Some(width) => {
+            sqlx::query(
+                "SELECT (ts / ?1) * ?1 AS bucket, AVG(power_kw) AS avg_kw, MAX(power_kw) AS max_kw,
+                        SUM(energy_kwh) AS kwh, SUM(production_units) AS units, AVG(outdoor_temp_c) AS temp,
+                        COUNT(*) AS samples, NULL AS extra
+                 FROM readings
+                 WHERE machine_key = (SELECT key FROM machines WHERE id = ?2) AND ts >= ?3 AND ts < ?4
+                 GROUP BY bucket ORDER BY bucket LIMIT ?5",
+            )
+            .bind(width)
+            .bind(id)
+            .bind(start)
+            .bind(end)
+            .bind(q.limit)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    rows.iter().map(point).collect()
+}
+
+fn point(row: &SqliteRow) -> Result<ReadingPoint> {
+    let extra: Option<String> = row.try_get("extra")?;
+    Ok(ReadingPoint {
+        timestamp: from_ms(row.try_get("bucket")?),
+        power_kw: row.try_get("avg_kw")?,
+        max_power_kw: row.try_get("max_kw")?,
+        energy_kwh: row.try_get("kwh")?,
+        production_units: row.try_get("units")?,
+        outdoor_temp_c: row.try_get("temp")?,
+        samples: row.try_get::<i64, _>("samples")?.try_into().unwrap_or(u32::MAX),
+        extra: extra
+            .map(|text| serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("extra {text:?}: {e}"))))
+            .transpose()?,
+    })
+}
+
+pub async fn count(pool: &SqlitePool, machine: Option<Uuid>) -> Result<u64> {
+    let n: i64 = match machine {
+        Some(id) => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM readings WHERE machine_key = (SELECT key FROM machines WHERE id = ?)",
+            )
+            .bind(id.to_string())
+            .fetch_one(pool)
+            .await?
+        }
+        None => sqlx::query_scalar("SELECT COUNT(*) FROM readings").fetch_one(pool).await?,
+    };
+    Ok(n.try_into().unwrap_or(0))
+}

@@ -1,0 +1,123 @@
+//! The storage contract, written once against `dyn Store` so every backend
+//! runs the same suite.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use enms_core::{MachineRecord, Reading, Resolution};
+use enms_store::{ReadingQuery, Store, StoreError};
+use uuid::Uuid;
+
+async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("db/enms.db").display());
+    let store = enms_store::connect(&url).await.expect("open sqlite");
+    (dir, store)
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).single().expect("date")
+}
+
+fn machine(name: &str) -> MachineRecord {
+    MachineRecord {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        machine_type: "compressor".into(),
+        location: "Hall A".into(),
+        rated_power_kw: Some(75.0),
+        created_at: t0(),
+        last_reading_at: None,
+    }
+}
+
+fn reading(id: Uuid, minutes: i64, kw: f64) -> Reading {
+    Reading {
+        machine_id: id,
+        timestamp: t0() + Duration::minutes(minutes),
+        power_kw: kw,
+        energy_kwh: kw / 4.0,
+        production_units: Some(1.0),
+        outdoor_temp_c: None,
+        extra: [("pressure_bar".to_owned(), 7.0)].into(),
+    }
+}
+
+fn query(id: Uuid, resolution: Resolution) -> ReadingQuery {
+    ReadingQuery { machine_id: id, start: t0(), end: t0() + Duration::days(1), resolution, limit: 10_000 }
+}
+
+#[tokio::test]
+async fn machines_crud_and_name_conflicts() {
+    let (_dir, store) = sqlite().await;
+    let m = machine("C-1");
+    store.create_machine(&m).await.expect("create");
+    assert_eq!(store.get_machine(m.id).await.expect("get"), Some(m.clone()));
+    assert_eq!(store.find_machine_by_name("c-1").await.expect("by name").map(|r| r.id), Some(m.id));
+    let dup = machine("C-1");
+    assert!(matches!(store.create_machine(&dup).await, Err(StoreError::Conflict { field: "name", .. })));
+    let mut renamed = m.clone();
+    renamed.name = "C-2".into();
+    assert!(store.update_machine(&renamed).await.expect("update"));
+    assert_eq!(store.list_machines().await.expect("list").len(), 1);
+    assert!(store.delete_machine(m.id).await.expect("delete"));
+    assert!(!store.delete_machine(m.id).await.expect("delete again"));
+}
+
+#[tokio::test]
+async fn ingest_is_idempotent_and_atomic() {
+    let (_dir, store) = sqlite().await;
+    let m = machine("C-1");
+    store.create_machine(&m).await.expect("create");
+    let batch: Vec<_> = (1..=4).map(|i| reading(m.id, i * 15, 10.0 * i as f64)).collect();
+    store.insert_readings(&batch).await.expect("insert");
+    store.insert_readings(&batch).await.expect("insert again");
+    assert_eq!(store.count_readings(Some(m.id)).await.expect("count"), 4);
+
+    let mut bad = vec![reading(m.id, 75, 1.0)];
+    bad.push(reading(Uuid::new_v4(), 90, 1.0));
+    assert!(matches!(store.insert_readings(&bad).await, Err(StoreError::UnknownMachine(_))));
+    assert_eq!(store.count_readings(None).await.expect("count"), 4, "a refused batch stores nothing");
+
+    let rec = store.get_machine(m.id).await.expect("get").expect("exists");
+    assert_eq!(rec.last_reading_at, Some(t0() + Duration::minutes(60)));
+}
+
+#[tokio::test]
+async fn queries_aggregate_in_buckets() {
+    let (_dir, store) = sqlite().await;
+    let m = machine("C-1");
+    store.create_machine(&m).await.expect("create");
+    let batch: Vec<_> = (1..=8).map(|i| reading(m.id, i * 15, 10.0 * i as f64)).collect();
+    store.insert_readings(&batch).await.expect("insert");
+
+    let raw = store.query_readings(&query(m.id, Resolution::Raw)).await.expect("raw");
+    assert_eq!(raw.len(), 8);
+    assert_eq!(raw[0].extra, Some(serde_json::json!({"pressure_bar": 7.0})));
+
+    let hourly = store.query_readings(&query(m.id, Resolution::OneHour)).await.expect("hourly");
+    // Readings at :15, :30, :45 fall in hour 0; :60 .. :105 in hour 1; :120 in hour 2.
+    assert_eq!(hourly.iter().map(|p| p.samples).collect::<Vec<_>>(), vec![3, 4, 1]);
+    assert_eq!(hourly[0].power_kw, 20.0);
+    assert_eq!(hourly[0].max_power_kw, 30.0);
+    assert_eq!(hourly[0].energy_kwh, 15.0);
+    assert_eq!(hourly[0].production_units, Some(3.0));
+    let daily = store.query_readings(&query(m.id, Resolution::OneDay)).await.expect("daily");
+    assert_eq!(daily.len(), 1);
+    assert_eq!(daily[0].energy_kwh, batch.iter().map(|r| r.energy_kwh).sum::<f64>());
+}
+
+#[tokio::test]
+async fn deleting_a_machine_deletes_its_readings() {
+    let (_dir, store) = sqlite().await;
+    let m = machine("C-1");
+    store.create_machine(&m).await.expect("create");
+    store.insert_readings(&[reading(m.id, 15, 1.0)]).await.expect("insert");
+    store.delete_machine(m.id).await.expect("delete");
+    assert_eq!(store.count_readings(None).await.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    assert!(matches!(enms_store::connect("mysql://x").await, Err(StoreError::UnsupportedUrl(_))));
+}

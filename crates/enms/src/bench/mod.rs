@@ -1,0 +1,3 @@
+//! `enms bench …`: measurements of a running server, recorded in BENCHMARKS.md.
+
+pub mod ingest;

@@ -1,0 +1,133 @@
+//! Command-line interface: every subcommand and flag, with its environment
+//! variable where it has one.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "enms", version, about = "Real-time energy-management analytics server")]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct LogArgs {
+    /// Log output format.
+    #[arg(long, global = true, env = "ENMS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `enms_server=debug,info`.
+    #[arg(long, global = true, env = "ENMS_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Import a CSV file of readings into a running server.
+    Import(ImportArgs),
+    /// Measure the server.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+/// Flags override `ENMS_*` variables, which override the `--config` file,
+/// which overrides the defaults.
+#[derive(Args, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, env = "ENMS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ENMS_BIND")]
+    pub bind: Option<String>,
+    /// Database URL [default: sqlite://DATA_DIR/enms.db].
+    #[arg(long, env = "ENMS_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory for the default SQLite database [default: ./data].
+    #[arg(long, env = "ENMS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Serve the whole app under this prefix, e.g. /api/analytics.
+    #[arg(long, env = "ENMS_BASE_PATH")]
+    pub base_path: Option<String>,
+    /// Run the simulated factory: five machines, 60 days of history, live readings.
+    #[arg(long, env = "ENMS_DEMO")]
+    pub demo: bool,
+    /// Seed of the simulated factory [default: 42].
+    #[arg(long, env = "ENMS_DEMO_SEED")]
+    pub seed: Option<u64>,
+    /// Time between live demo readings, e.g. 5s or 500ms [default: 5s].
+    #[arg(long, env = "ENMS_DEMO_INTERVAL")]
+    pub demo_interval: Option<String>,
+    /// Days of history the demo creates on first start [default: 60].
+    #[arg(long, env = "ENMS_DEMO_HISTORY_DAYS")]
+    pub demo_history_days: Option<u32>,
+    /// A machine with no reading for this long is offline [default: 30m].
+    #[arg(long, env = "ENMS_OFFLINE_AFTER")]
+    pub offline_after: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// CSV file: header line, then timestamp, power_kw, energy_kwh and optional columns.
+    pub file: PathBuf,
+    /// Machine (name or id) for files without a machine_id column.
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Server to import into.
+    #[arg(long, env = "ENMS_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Readings per request (at most 10,000).
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Ingest throughput through JSON batches and CSV import.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Args)]
+pub struct BenchIngestArgs {
+    /// Server to measure.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Readings to ingest per mode.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub readings: usize,
+    /// Readings per JSON batch.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// JSON batches in flight at once.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// Machines the readings are spread over.
+    #[arg(long, default_value_t = 10)]
+    pub machines: usize,
+    /// Which paths to measure.
+    #[arg(long, value_enum, default_value_t = BenchMode::Both)]
+    pub mode: BenchMode,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    Http,
+    Csv,
+    Both,
+}

@@ -1,0 +1,47 @@
+//! `enms serve`: resolve settings, bind, prepare, print where to go, and run
+//! until SIGINT or SIGTERM.
+
+use enms_server::App;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::settings;
+
+pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let settings = settings::resolve(args)?;
+    let listener =
+        TcpListener::bind(&settings.bind).await.map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
+    let addr = listener.local_addr()?;
+    let base = settings.server.base_path.clone();
+    let demo = settings.server.demo.is_some();
+    tracing::info!(database = %settings.server.database_url, demo, "starting");
+    let app = App::build(settings.server).await?;
+    // Printed on stdout (logs go to stderr) so scripts can wait for it.
+    println!("enms {} listening on http://{addr}{base}/ — open it in a browser", env!("CARGO_PKG_VERSION"));
+    app.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,140 @@
+//! Resolves the server's settings: flags, then `ENMS_*` environment variables
+//! (clap reads both into the same fields), then the TOML file, then defaults.
+
+use std::path::{Path, PathBuf};
+
+use enms_server::{DemoConfig, ServerConfig};
+use serde::Deserialize;
+
+use crate::cli::ServeArgs;
+use crate::duration;
+
+/// The `--config` file. Unknown keys are errors, so a typo is not silently
+/// ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub bind: Option<String>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub base_path: Option<String>,
+    pub offline_after: Option<String>,
+    #[serde(default)]
+    pub demo: FileDemo,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDemo {
+    #[serde(default)]
+    pub enabled: bool,
+    pub seed: Option<u64>,
+    pub interval: Option<String>,
+    pub history_days: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid {setting}: {message}")]
+    Invalid { setting: &'static str, message: String },
+}
+
+pub struct Settings {
+    pub bind: String,
+    pub server: ServerConfig,
+}
+
+pub fn load_file(path: &Path) -> Result<FileConfig, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|e| SettingsError::Parse { path: path.into(), message: e.to_string() })
+}
+
+pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
+    let file = match &args.config {
+        Some(path) => load_file(path)?,
+        None => FileConfig::default(),
+    };
+    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+    let database_url = args
+        .database_url
+        .or(file.database_url)
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("enms.db").display()));
+    let mut server = ServerConfig::new(database_url);
+    server.base_path = normalise_base_path(args.base_path.or(file.base_path).unwrap_or_default())?;
+    if let Some(text) = args.offline_after.or(file.offline_after) {
+        server.offline_after = parse_duration("offline_after", &text)?;
+    }
+    if args.demo || file.demo.enabled {
+        let mut demo = DemoConfig::default();
+        demo.seed = args.seed.or(file.demo.seed).unwrap_or(demo.seed);
+        if let Some(text) = args.demo_interval.or(file.demo.interval) {
+            demo.interval = parse_duration("demo interval", &text)?;
+        }
+        demo.history_days = args.demo_history_days.or(file.demo.history_days).unwrap_or(demo.history_days);
+        if demo.history_days > 3650 {
+            return Err(SettingsError::Invalid { setting: "demo history days", message: "at most 3650".into() });
+        }
+        server.demo = Some(demo);
+    }
+    Ok(Settings { bind: args.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8080".into()), server })
+}
+
+fn parse_duration(setting: &'static str, text: &str) -> Result<std::time::Duration, SettingsError> {
+    duration::parse(text).map_err(|message| SettingsError::Invalid { setting, message })
+}
+
+/// `api/analytics/` → `/api/analytics`; empty stays empty.
+fn normalise_base_path(raw: String) -> Result<String, SettingsError> {
+    let trimmed = raw.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if trimmed.chars().any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')))
+        || trimmed.contains("//")
+    {
+        return Err(SettingsError::Invalid {
+            setting: "base path",
+            message: format!("{raw:?} must be a URL path such as /api/analytics"),
+        });
+    }
+    Ok(format!("/{trimmed}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("enms.toml");
+        std::fs::write(
+            &path,
+            "bind = \"0.0.0.0:9000\"\nbase_path = \"api/analytics/\"\n[demo]\nenabled = true\nseed = 7\n",
+        )
+        .expect("write");
+        let args = ServeArgs { config: Some(path), seed: Some(9), ..ServeArgs::default() };
+        let s = resolve(args).expect("valid");
+        assert_eq!(s.bind, "0.0.0.0:9000");
+        assert_eq!(s.server.base_path, "/api/analytics");
+        assert_eq!(s.server.database_url, "sqlite://data/enms.db");
+        assert_eq!(s.server.demo.expect("demo on").seed, 9);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("enms.toml");
+        std::fs::write(&path, "bnd = \"x\"\n").expect("write");
+        let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("unknown key");
+        assert!(err.to_string().contains("bnd"), "{err}");
+        let err = resolve(ServeArgs { offline_after: Some("soon".into()), ..ServeArgs::default() }).err().expect("bad");
+        assert!(err.to_string().contains("offline_after"), "{err}");
+        let err = resolve(ServeArgs { base_path: Some("/a b".into()), ..ServeArgs::default() }).err().expect("bad");
+        assert!(err.to_string().contains("base path"), "{err}");
+    }
+}

@@ -192,11 +192,12 @@ fn path_error(err: serde_path_to_error::Error<serde_json::Error>) -> BatchError 
     let message = inner.to_string();
     match (inner.classify(), row) {
         (serde_json::error::Category::Data, Some(row)) => {
-            let leaf = field.rsplit('.').next().unwrap_or("").to_owned();
-            BatchError::InvalidRow {
-                row,
-                error: FieldError::new(data_code(&message), field, format!("{leaf}: {message}")),
+            // A missing field is reported at its parent's path; name it.
+            if let Some(name) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+                field.push('.');
+                field.push_str(name);
             }
+            BatchError::InvalidRow { row, error: FieldError::new(data_code(&message), field, message) }
         }
         (serde_json::error::Category::Data, None) => {
             BatchError::InvalidRow { row: 0, error: FieldError::new("invalid_type", field, message) }

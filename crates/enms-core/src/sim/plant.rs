@@ -31,15 +31,14 @@ pub struct DemoMachine {
     per_unit_kw: f64,
 }
 
+/// `power` is (rated kW, idle kW, kW per unit/h or per degree).
 const fn demo(
     index: u8,
     name: &'static str,
     machine_type: &'static str,
     location: &'static str,
-    rated_power_kw: f64,
     kind: MachineKind,
-    base_kw: f64,
-    per_unit_kw: f64,
+    power: (f64, f64, f64),
 ) -> DemoMachine {
     DemoMachine {
         index,
@@ -47,20 +46,20 @@ const fn demo(
         name,
         machine_type,
         location,
-        rated_power_kw,
+        rated_power_kw: power.0,
         kind,
-        base_kw,
-        per_unit_kw,
+        base_kw: power.1,
+        per_unit_kw: power.2,
     }
 }
 
 /// Compressor-1 is `c0000000-0000-0000-0000-000000000001`, and so on.
 pub const DEMO_MACHINES: [DemoMachine; 5] = [
-    demo(1, "Compressor-1", "compressor", "Hall A", 75.0, MachineKind::Compressor, 12.0, 0.45),
-    demo(2, "Compressor-2", "compressor", "Hall A", 55.0, MachineKind::Compressor, 8.0, 0.30),
-    demo(3, "HVAC-1", "hvac", "Office block", 120.0, MachineKind::Hvac, 10.0, 4.0),
-    demo(4, "Furnace-1", "furnace", "Hall B", 400.0, MachineKind::Furnace, 90.0, 2.2),
-    demo(5, "Conveyor-1", "conveyor", "Hall B", 15.0, MachineKind::Conveyor, 2.0, 0.09),
+    demo(1, "Compressor-1", "compressor", "Hall A", MachineKind::Compressor, (75.0, 12.0, 0.45)),
+    demo(2, "Compressor-2", "compressor", "Hall A", MachineKind::Compressor, (55.0, 8.0, 0.30)),
+    demo(3, "HVAC-1", "hvac", "Office block", MachineKind::Hvac, (120.0, 10.0, 4.0)),
+    demo(4, "Furnace-1", "furnace", "Hall B", MachineKind::Furnace, (400.0, 90.0, 2.2)),
+    demo(5, "Conveyor-1", "conveyor", "Hall B", MachineKind::Conveyor, (15.0, 2.0, 0.09)),
 ];
 
 /// What drives consumption during one interval.

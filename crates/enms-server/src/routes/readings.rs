@@ -61,11 +61,18 @@ pub async fn import(
         None => None,
     };
     // Parsing a large file is CPU work; keep it off the async workers.
+    let started = std::time::Instant::now();
     let readings = tokio::task::spawn_blocking(move || csv_format::parse(&bytes, default_machine, resolve, Utc::now()))
         .await
         .map_err(ApiError::internal)??;
+    let parsed = started.elapsed();
     let accepted = state.ingest.store(&readings).await?;
-    tracing::info!(rows = accepted, "CSV import stored");
+    tracing::info!(
+        rows = accepted,
+        parse_ms = parsed.as_millis() as u64,
+        store_ms = (started.elapsed() - parsed).as_millis() as u64,
+        "CSV import stored"
+    );
     Ok(Json(Accepted { accepted }))
 }
 

@@ -41,7 +41,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // 64 MiB page cache per connection: ingest touches one B-tree path
+            // per machine and range queries scan long runs of pages.
+            .pragma("cache_size", "-65536");
         let writer =
             SqlitePoolOptions::new().max_connections(1).connect_with(base.clone().create_if_missing(true)).await?;
         MIGRATOR.run(&writer).await.map_err(|e| StoreError::Migration(e.to_string()))?;

@@ -1,1 +1,11 @@
+//! Integration tests: the real router over real sockets (port 0), and the
+//! real `enms` binary. One test binary, one module per feature.
 
+mod binary;
+mod common;
+mod demo;
+mod health;
+mod import;
+mod machines;
+mod readings;
+mod restart;

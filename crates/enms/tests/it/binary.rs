@@ -1,0 +1,118 @@
+//! The real `enms` binary: help, serve with a config file and graceful
+//! SIGTERM, JSON logs, and the CSV importer against a live server.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::common::TestServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_enms");
+
+#[tokio::test]
+async fn every_subcommand_has_help() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["import", "--help"],
+        &["bench", "--help"],
+        &["bench", "ingest", "--help"],
+    ] {
+        let out = Command::new(BIN).args(args).output().await.expect("run enms");
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn serve_prints_its_url_answers_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("enms.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n[demo]\nenabled = true\nhistory_days = 2\n", tmp.path().join("data")),
+    )
+    .expect("write");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn enms serve");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("URL printed in time")
+        .expect("read");
+    let line = line.expect("a line");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("URL in the line").to_owned();
+
+    let health: serde_json::Value =
+        reqwest::get(format!("{url}api/v1/health")).await.expect("get").json().await.expect("json");
+    assert_eq!((health["status"].as_str(), health["demo"].as_bool()), (Some("ok"), Some(true)));
+
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    let status =
+        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits in time").expect("wait");
+    assert!(status.success(), "graceful exit: {status}");
+    let mut logs = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut logs).await.expect("logs");
+    assert!(logs.lines().count() >= 2, "{logs}");
+    for line in logs.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    assert!(logs.contains("server stopped"), "{logs}");
+}
+
+#[tokio::test]
+async fn serve_refuses_a_bad_config_file_clearly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("enms.toml");
+    std::fs::write(&config, "bind = 8080\n").expect("write");
+    let out = Command::new(BIN).args(["serve", "--config"]).arg(&config).output().await.expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid config file") && err.contains("bind"), "{err}");
+}
+
+#[tokio::test]
+async fn import_sends_a_csv_file_and_names_the_bad_line() {
+    let s = TestServer::start().await;
+    let id = s.create_machine("Press-1").await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("press.csv");
+    let end = chrono::Utc::now() - chrono::Duration::days(1);
+    let mut csv = String::from("timestamp,power_kw,energy_kwh\n");
+    for i in 0..2500 {
+        csv.push_str(&format!("{},{},{}\n", (end - chrono::Duration::minutes(i)).to_rfc3339(), 3.0, 0.05));
+    }
+    std::fs::write(&file, &csv).expect("write");
+    let out = Command::new(BIN)
+        .args(["import", "--quiet", "--batch", "1000", "--machine", "Press-1", "--server", &s.url])
+        .arg(&file)
+        .output()
+        .await
+        .expect("run import");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2500 readings"));
+    assert_eq!(s.count(&id).await, 2500);
+
+    let bad = format!("{}x,1,1\n", csv);
+    std::fs::write(&file, bad).expect("write");
+    let out = Command::new(BIN)
+        .args(["import", "--machine", "Press-1", "--server", &s.url])
+        .arg(&file)
+        .output()
+        .await
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2502"), "{err}");
+    s.stop().await;
+}

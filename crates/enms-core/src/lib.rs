@@ -5,6 +5,7 @@
 //! crates and pass the current time in where a rule depends on it.
 
 pub mod csv_format;
+pub mod event;
 pub mod machine;
 pub mod reading;
 pub mod resolution;

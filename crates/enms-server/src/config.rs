@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub use crate::bus::BusConfig;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// `sqlite://PATH`.
@@ -17,6 +19,8 @@ pub struct ServerConfig {
     pub max_json_bytes: usize,
     /// Largest CSV body accepted by `POST /api/v1/readings/import`.
     pub max_csv_bytes: usize,
+    /// Replay window of the event bus.
+    pub bus: BusConfig,
 }
 
 impl ServerConfig {
@@ -28,6 +32,7 @@ impl ServerConfig {
             offline_after: Duration::from_secs(30 * 60),
             max_json_bytes: 32 << 20,
             max_csv_bytes: 256 << 20,
+            bus: BusConfig::default(),
         }
     }
 }

@@ -3,25 +3,36 @@
 
 use std::sync::Arc;
 
-use enms_core::Reading;
-use enms_store::{Store, StoreError};
+use std::collections::HashMap;
 
+use enms_core::Reading;
+use enms_core::event::EventType;
+use enms_store::{Store, StoreError};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::bus::Bus;
 use crate::error::ApiError;
 
 #[derive(Clone)]
 pub struct Ingest {
     store: Arc<dyn Store>,
+    bus: Bus,
 }
 
 impl Ingest {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, bus: Bus) -> Self {
+        Self { store, bus }
     }
 
-    /// Stores validated readings atomically; returns once they are durable.
+    /// Stores validated readings atomically; returns once they are durable,
+    /// then announces each machine's newest power as `metric_updated`.
     pub async fn store(&self, readings: &[Reading]) -> Result<usize, ApiError> {
         match self.store.insert_readings(readings).await {
-            Ok(()) => Ok(readings.len()),
+            Ok(()) => {
+                self.announce(readings).await;
+                Ok(readings.len())
+            }
             Err(StoreError::UnknownMachine(id)) => {
                 let row = readings.iter().position(|r| r.machine_id == id).unwrap_or(0);
                 let mut err = ApiError::invalid(
@@ -33,6 +44,23 @@ impl Ingest {
                 Err(err)
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn announce(&self, readings: &[Reading]) {
+        let mut latest: HashMap<Uuid, &Reading> = HashMap::new();
+        for r in readings {
+            let entry = latest.entry(r.machine_id).or_insert(r);
+            if r.timestamp > entry.timestamp {
+                *entry = r;
+            }
+        }
+        for r in latest.into_values() {
+            let data = json!({"machine_id": r.machine_id, "metric_name": "power_kw", "value": r.power_kw,
+                              "unit": "kW", "timestamp": r.timestamp.to_rfc3339()});
+            if let Err(e) = self.bus.publish(EventType::MetricUpdated, data).await {
+                tracing::warn!(error = %e, "metric_updated not published");
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! [`App::build`] opens storage and prepares the demo data; [`App::serve`]
 //! runs the HTTP server on a listener until the shutdown future resolves.
 
+pub mod bus;
 pub mod config;
 mod demo;
 pub mod error;
@@ -42,7 +43,8 @@ impl App {
     /// machines and backfills their history.
     pub async fn build(config: ServerConfig) -> Result<Self, ServerError> {
         let store = enms_store::connect(&config.database_url).await?;
-        let state = AppState::new(Arc::new(config), store);
+        let bus = bus::Bus::start(store.clone(), config.bus.clone()).await?;
+        let state = AppState::new(Arc::new(config), store, bus);
         let factory = match &state.config.demo {
             Some(demo) => Some(demo::prepare(&state, demo).await?),
             None => None,

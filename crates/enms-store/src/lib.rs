@@ -11,6 +11,7 @@ mod types;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use enms_core::event::{Event, EventId};
 use enms_core::sim::InjectedAnomaly;
 use enms_core::{MachineRecord, Reading};
 use uuid::Uuid;
@@ -46,6 +47,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn record_injected(&self, anomalies: &[InjectedAnomaly]) -> Result<()>;
     async fn list_injected(&self) -> Result<Vec<InjectedAnomaly>>;
+
+    /// Appends durable events to the log (ids already assigned).
+    async fn append_events(&self, events: &[Event]) -> Result<()>;
+    /// Logged events with an id greater than `after`, oldest first.
+    async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>>;
+    /// Highest logged id, so ids keep increasing across restarts.
+    async fn last_event_id(&self) -> Result<Option<EventId>>;
 
     /// Flushes and closes connections; called on shutdown.
     async fn close(&self);

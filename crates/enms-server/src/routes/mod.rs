@@ -2,6 +2,7 @@
 //! and the ingest path.
 
 mod demo;
+mod events;
 mod health;
 mod machines;
 mod readings;
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/readings", post(readings::ingest))
         .route("/api/v1/readings/import", post(readings::import))
         .route("/api/v1/demo/injected", get(demo::injected))
+        .route("/api/v1/events", get(events::playback).post(events::publish))
         .route("/", get(ui::index))
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))

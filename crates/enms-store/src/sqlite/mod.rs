@@ -7,6 +7,7 @@
 //! cost per reading negligible.
 
 mod demo;
+mod events;
 mod machines;
 mod readings;
 
@@ -15,6 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use enms_core::event::{Event, EventId};
 use enms_core::sim::InjectedAnomaly;
 use enms_core::{MachineRecord, Reading};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -102,6 +104,18 @@ impl Store for SqliteStore {
 
     async fn list_injected(&self) -> Result<Vec<InjectedAnomaly>> {
         demo::list(&self.reader).await
+    }
+
+    async fn append_events(&self, batch: &[Event]) -> Result<()> {
+        events::append(&self.writer, batch).await
+    }
+
+    async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>> {
+        events::after(&self.reader, after, limit).await
+    }
+
+    async fn last_event_id(&self) -> Result<Option<EventId>> {
+        events::last_id(&self.reader).await
     }
 
     async fn close(&self) {

@@ -4,6 +4,7 @@
 mod binary;
 mod common;
 mod demo;
+mod events;
 mod health;
 mod import;
 mod machines;

@@ -1,0 +1,83 @@
+//! `/api/v1/events`: publishing by external systems, and playback by id —
+//! the dashboard's last fallback when neither WebSocket nor SSE gets through.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use enms_core::event::{Event, EventId, EventType, Severity};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use crate::bus::Filter;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, Params};
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBody {
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Value,
+}
+
+/// `POST /api/v1/events` → 202 `{"id"}`; the payload is checked against its
+/// type's schema.
+pub async fn publish(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<PublishBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let event_type: EventType =
+        body.event_type.parse().map_err(|m: String| ApiError::invalid("unknown_event_type", "type", m))?;
+    let event = state.bus.publish(event_type, body.data).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": event.id}))))
+}
+
+#[derive(Serialize)]
+pub struct Playback {
+    events: Vec<Arc<Event>>,
+    /// False when events older than the replay window were asked for and only
+    /// durable ones could be recovered: reload state rather than trust the gap.
+    complete: bool,
+    /// Pass as `since` to continue.
+    last_id: Option<EventId>,
+}
+
+/// `GET /api/v1/events?since=&types=&machine_id=&min_severity=&limit=`.
+pub async fn playback(State(state): State<AppState>, params: Params) -> Result<Json<Playback>, ApiError> {
+    let since = params.parse("since", |v| v.parse::<EventId>())?;
+    let filter = filter(&params)?;
+    let limit = params
+        .parse("limit", |v| match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(format!("limit must be an integer from 1 to {MAX_LIMIT}")),
+        })?
+        .unwrap_or(DEFAULT_LIMIT);
+    let replay = state.bus.since(since, &filter, limit).await?;
+    let last_id = replay.events.last().map(|e| e.id).or(since);
+    Ok(Json(Playback { events: replay.events, complete: replay.complete, last_id }))
+}
+
+/// `types=a,b` (names or seed topics), `machine_id=x,y`, `min_severity=`.
+pub fn filter(params: &Params) -> Result<Filter, ApiError> {
+    let types = params.parse("types", |v| {
+        v.split(',').filter(|t| !t.is_empty()).map(str::parse::<EventType>).collect::<Result<HashSet<_>, _>>()
+    })?;
+    let machine_ids = params
+        .parse("machine_id", |v| {
+            v.split(',')
+                .map(|m| {
+                    uuid::Uuid::parse_str(m.trim()).map(|id| id.to_string()).map_err(|_| format!("{m:?} is not a UUID"))
+                })
+                .collect::<Result<HashSet<_>, _>>()
+        })?
+        .unwrap_or_default();
+    let min_severity = params.parse("min_severity", |v| v.parse::<Severity>())?;
+    Ok(Filter { types, machine_ids, min_severity })
+}

@@ -1,0 +1,53 @@
+//! The durable event log.
+
+use enms_core::event::{Event, EventId, EventType};
+use enms_core::timestamp::{from_ms, to_ms};
+use sqlx::Row;
+use sqlx::sqlite::SqlitePool;
+
+use crate::{Result, StoreError};
+
+pub async fn append(pool: &SqlitePool, events: &[Event]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    for e in events {
+        sqlx::query("INSERT OR IGNORE INTO events (ms, seq, event_type, ts, data) VALUES (?, ?, ?, ?, ?)")
+            .bind(e.id.ms as i64)
+            .bind(e.id.seq as i64)
+            .bind(e.event_type.as_str())
+            .bind(to_ms(e.timestamp))
+            .bind(e.data.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn after(pool: &SqlitePool, after: EventId, limit: u32) -> Result<Vec<Event>> {
+    let rows = sqlx::query(
+        "SELECT ms, seq, event_type, ts, data FROM events WHERE (ms, seq) > (?, ?) ORDER BY ms, seq LIMIT ?",
+    )
+    .bind(after.ms as i64)
+    .bind(after.seq as i64)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let kind: String = row.try_get("event_type")?;
+            let data: String = row.try_get("data")?;
+            Ok(Event {
+                id: EventId { ms: row.try_get::<i64, _>("ms")? as u64, seq: row.try_get::<i64, _>("seq")? as u64 },
+                event_type: kind.parse::<EventType>().map_err(StoreError::Corrupt)?,
+                timestamp: from_ms(row.try_get("ts")?),
+                data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
+            })
+        })
+        .collect()
+}
+
+pub async fn last_id(pool: &SqlitePool) -> Result<Option<EventId>> {
+    let row = sqlx::query("SELECT ms, seq FROM events ORDER BY ms DESC, seq DESC LIMIT 1").fetch_optional(pool).await?;
+    row.map(|r| Ok(EventId { ms: r.try_get::<i64, _>("ms")? as u64, seq: r.try_get::<i64, _>("seq")? as u64 }))
+        .transpose()
+}

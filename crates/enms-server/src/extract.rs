@@ -110,6 +110,20 @@ impl Params {
     }
 }
 
+impl Params {
+    /// An optional integer `limit`-style parameter within `1..=max`.
+    pub fn bounded<T>(&self, key: &str, default: T, max: T) -> Result<T, ApiError>
+    where
+        T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
+    {
+        let parsed = self.parse(key, |v| match v.parse::<T>() {
+            Ok(n) if n >= T::from(1) && n <= max => Ok(n),
+            _ => Err(format!("{key} must be an integer from 1 to {max}")),
+        })?;
+        Ok(parsed.unwrap_or(default))
+    }
+}
+
 /// A machine id from the path.
 pub fn path_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::invalid("invalid_id", "id", format!("{raw:?} is not a UUID")))

@@ -53,12 +53,7 @@ pub struct Playback {
 pub async fn playback(State(state): State<AppState>, params: Params) -> Result<Json<Playback>, ApiError> {
     let since = params.parse("since", |v| v.parse::<EventId>())?;
     let filter = filter(&params)?;
-    let limit = params
-        .parse("limit", |v| match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(format!("limit must be an integer from 1 to {MAX_LIMIT}")),
-        })?
-        .unwrap_or(DEFAULT_LIMIT);
+    let limit = params.bounded("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let replay = state.bus.since(since, &filter, limit).await?;
     let last_id = replay.events.last().map(|e| e.id).or(since);
     Ok(Json(Playback { events: replay.events, complete: replay.complete, last_id }))

@@ -99,12 +99,7 @@ pub async fn query(
         return Err(ApiError::invalid("invalid_range", "start", "start must be before end"));
     }
     let resolution = params.parse("resolution", |v| v.parse::<Resolution>())?.unwrap_or(Resolution::Raw);
-    let limit = params
-        .parse("limit", |v| match v.parse::<u32>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(format!("limit must be an integer from 1 to {MAX_LIMIT}")),
-        })?
-        .unwrap_or(DEFAULT_LIMIT);
+    let limit = params.bounded("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     if state.store.get_machine(id).await?.is_none() {
         return Err(ApiError::not_found("machine", id));
     }

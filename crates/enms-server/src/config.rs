@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 pub use crate::bus::BusConfig;
+pub use crate::gateway::GatewayConfig;
+pub use crate::hub::QueueLimits;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -21,6 +23,8 @@ pub struct ServerConfig {
     pub max_csv_bytes: usize,
     /// Replay window of the event bus.
     pub bus: BusConfig,
+    /// WebSocket and SSE connections.
+    pub gateway: GatewayConfig,
 }
 
 impl ServerConfig {
@@ -33,6 +37,7 @@ impl ServerConfig {
             max_json_bytes: 32 << 20,
             max_csv_bytes: 256 << 20,
             bus: BusConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }

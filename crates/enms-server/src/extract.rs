@@ -2,8 +2,6 @@
 //! [`ApiError`]s that name what was wrong, instead of axum's plain-text
 //! rejections.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -85,23 +83,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Query parameters as a map; repeated keys keep the last value.
-pub struct Params(pub HashMap<String, String>);
+/// Query parameters in request order; `get` takes the last non-empty value of
+/// a key, `all` every value (for repeatable ones like `machine_id`).
+pub struct Params(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<HashMap<String, String>>::from_request_parts(parts, state)
+        Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
-            .map(|Query(map)| Params(map))
+            .map(|Query(pairs)| Params(pairs))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
     }
 }
 
 impl Params {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0.iter().rev().find(|(k, v)| k == key && !v.is_empty()).map(|(_, v)| v.as_str())
+    }
+
+    /// Every non-empty value given for `key`.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, v)| k == key && !v.is_empty()).map(|(_, v)| v.as_str())
     }
 
     /// Parses an optional parameter with `parse`, naming it on failure.

@@ -11,17 +11,17 @@ use enms_store::{Store, StoreError};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::bus::Bus;
+use crate::bus::EventBus;
 use crate::error::ApiError;
 
 #[derive(Clone)]
 pub struct Ingest {
     store: Arc<dyn Store>,
-    bus: Bus,
+    bus: Arc<dyn EventBus>,
 }
 
 impl Ingest {
-    pub fn new(store: Arc<dyn Store>, bus: Bus) -> Self {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>) -> Self {
         Self { store, bus }
     }
 

@@ -9,6 +9,8 @@ pub mod config;
 mod demo;
 pub mod error;
 mod extract;
+mod gateway;
+pub mod hub;
 mod ingest;
 mod routes;
 mod state;
@@ -43,8 +45,10 @@ impl App {
     /// machines and backfills their history.
     pub async fn build(config: ServerConfig) -> Result<Self, ServerError> {
         let store = enms_store::connect(&config.database_url).await?;
-        let bus = bus::Bus::start(store.clone(), config.bus.clone()).await?;
-        let state = AppState::new(Arc::new(config), store, bus);
+        let hub = hub::Hub::new(config.gateway.queue);
+        let bus = bus::InProcessBus::start(store.clone(), config.bus.clone(), hub.clone()).await?;
+        let gateway = gateway::Gateway::new(hub, config.gateway.clone());
+        let state = AppState::new(Arc::new(config), store, Arc::new(bus), gateway);
         let factory = match &state.config.demo {
             Some(demo) => Some(demo::prepare(&state, demo).await?),
             None => None,
@@ -67,7 +71,29 @@ impl App {
             _ => None,
         };
         let router = routes::router(self.state.clone());
-        let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let gateway = self.state.gateway.clone();
+        let draining = gateway.draining().clone();
+        // On the signal: refuse new streams and tell every open one to close
+        // (1001), while axum stops accepting and finishes requests.
+        tokio::spawn({
+            let gateway = gateway.clone();
+            async move {
+                shutdown.await;
+                gateway.drain();
+            }
+        });
+        let deadline = gateway.config.drain_timeout;
+        let server = axum::serve(listener, router).with_graceful_shutdown(draining.clone().cancelled_owned());
+        let result = tokio::select! {
+            r = server => r,
+            _ = async { draining.cancelled().await; tokio::time::sleep(deadline).await } => {
+                tracing::warn!("drain deadline passed with requests still open");
+                Ok(())
+            }
+        };
+        if !gateway.wait_closed(deadline).await {
+            tracing::warn!("drain deadline passed with connections still open");
+        }
         let _ = stop_tx.send(true);
         if let Some(task) = producer {
             let _ = task.await;

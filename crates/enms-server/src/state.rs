@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use enms_store::Store;
 
-use crate::bus::Bus;
+use crate::bus::EventBus;
 use crate::config::ServerConfig;
+use crate::gateway::Gateway;
 use crate::ingest::Ingest;
 
 #[derive(Clone)]
@@ -14,12 +15,13 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub store: Arc<dyn Store>,
     pub ingest: Ingest,
-    pub bus: Bus,
+    pub bus: Arc<dyn EventBus>,
+    pub gateway: Gateway,
     pub started: Instant,
 }
 
 impl AppState {
-    pub fn new(config: Arc<ServerConfig>, store: Arc<dyn Store>, bus: Bus) -> Self {
-        Self { ingest: Ingest::new(store.clone(), bus.clone()), bus, config, store, started: Instant::now() }
+    pub fn new(config: Arc<ServerConfig>, store: Arc<dyn Store>, bus: Arc<dyn EventBus>, gateway: Gateway) -> Self {
+        Self { ingest: Ingest::new(store.clone(), bus.clone()), bus, gateway, config, store, started: Instant::now() }
     }
 }

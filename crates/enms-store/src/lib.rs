@@ -54,6 +54,10 @@ pub trait Store: Send + Sync + 'static {
     async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>>;
     /// Highest logged id, so ids keep increasing across restarts.
     async fn last_event_id(&self) -> Result<Option<EventId>>;
+    /// Deletes logged events older than `before`; returns how many.
+    async fn prune_events(&self, before: EventId) -> Result<u64>;
+    /// Newest id ever pruned: the log is complete only after it.
+    async fn event_log_floor(&self) -> Result<Option<EventId>>;
 
     /// Flushes and closes connections; called on shutdown.
     async fn close(&self);

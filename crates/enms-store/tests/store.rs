@@ -121,3 +121,36 @@ async fn deleting_a_machine_deletes_its_readings() {
 async fn unsupported_urls_are_refused() {
     assert!(matches!(enms_store::connect("mysql://x").await, Err(StoreError::UnsupportedUrl(_))));
 }
+
+fn logged(ms: u64, seq: u64) -> enms_core::event::Event {
+    enms_core::event::Event {
+        event_type: enms_core::event::EventType::SystemAlert,
+        id: enms_core::event::EventId { ms, seq },
+        timestamp: t0(),
+        data: serde_json::json!({"event_type": "system_alert", "alert_type": "t", "message": "m", "severity": "info"}),
+    }
+}
+
+#[tokio::test]
+async fn the_event_log_pages_by_id_and_prunes_with_a_floor() {
+    use enms_core::event::EventId;
+    let (_dir, store) = sqlite().await;
+    assert_eq!(store.last_event_id().await.expect("last"), None);
+    let events: Vec<_> = [(10, 0), (10, 1), (20, 0), (30, 0)].into_iter().map(|(m, s)| logged(m, s)).collect();
+    store.append_events(&events).await.expect("append");
+    store.append_events(&events[..1]).await.expect("appending again is harmless");
+    let after = store.events_after(EventId { ms: 10, seq: 0 }, 2).await.expect("page");
+    assert_eq!(
+        after.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![EventId { ms: 10, seq: 1 }, EventId { ms: 20, seq: 0 }]
+    );
+    assert_eq!(store.event_log_floor().await.expect("floor"), None);
+
+    assert_eq!(store.prune_events(EventId { ms: 25, seq: 0 }).await.expect("prune"), 3);
+    assert_eq!(store.event_log_floor().await.expect("floor"), Some(EventId { ms: 20, seq: 0 }));
+    let rest = store.events_after(EventId::default(), 10).await.expect("rest");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(store.prune_events(EventId { ms: 25, seq: 0 }).await.expect("nothing left to prune"), 0);
+    assert_eq!(store.event_log_floor().await.expect("floor"), Some(EventId { ms: 20, seq: 0 }), "floor stays");
+    assert_eq!(store.last_event_id().await.expect("last"), Some(EventId { ms: 30, seq: 0 }));
+}

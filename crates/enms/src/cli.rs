@@ -77,6 +77,15 @@ pub struct ServeArgs {
     /// A machine with no reading for this long is offline [default: 30m].
     #[arg(long, env = "ENMS_OFFLINE_AFTER")]
     pub offline_after: Option<String>,
+    /// WebSocket protocol ping interval; silent clients go after two [default: 25s].
+    #[arg(long, env = "ENMS_PING_INTERVAL")]
+    pub ping_interval: Option<String>,
+    /// Most WebSocket and SSE connections at once [default: 10000].
+    #[arg(long, env = "ENMS_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Time given to open connections to close on SIGTERM [default: 10s].
+    #[arg(long, env = "ENMS_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<String>,
 }
 
 #[derive(Args)]

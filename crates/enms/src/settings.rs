@@ -21,6 +21,23 @@ pub struct FileConfig {
     pub offline_after: Option<String>,
     #[serde(default)]
     pub demo: FileDemo,
+    #[serde(default)]
+    pub realtime: FileRealtime,
+}
+
+/// `[realtime]`: the WebSocket/SSE gateway and the event bus's history.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRealtime {
+    pub ping_interval: Option<String>,
+    pub max_connections: Option<usize>,
+    pub queue_messages: Option<usize>,
+    pub queue_bytes: Option<usize>,
+    pub write_timeout: Option<String>,
+    pub drain_timeout: Option<String>,
+    pub window_events: Option<usize>,
+    pub window_age: Option<String>,
+    pub log_retention: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +81,12 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
         .or(file.database_url)
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("enms.db").display()));
     let mut server = ServerConfig::new(database_url);
+    let flags = RealtimeFlags {
+        ping_interval: args.ping_interval,
+        max_connections: args.max_connections,
+        drain_timeout: args.drain_timeout,
+    };
+    realtime(&mut server, &flags, &file.realtime)?;
     server.base_path = normalise_base_path(args.base_path.or(file.base_path).unwrap_or_default())?;
     if let Some(text) = args.offline_after.or(file.offline_after) {
         server.offline_after = parse_duration("offline_after", &text)?;
@@ -81,6 +104,43 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
         server.demo = Some(demo);
     }
     Ok(Settings { bind: args.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8080".into()), server })
+}
+
+struct RealtimeFlags {
+    ping_interval: Option<String>,
+    max_connections: Option<usize>,
+    drain_timeout: Option<String>,
+}
+
+fn realtime(server: &mut ServerConfig, args: &RealtimeFlags, file: &FileRealtime) -> Result<(), SettingsError> {
+    let gw = &mut server.gateway;
+    let duration = |setting, flag: &Option<String>, file: &Option<String>, into: &mut std::time::Duration| {
+        if let Some(text) = flag.as_ref().or(file.as_ref()) {
+            *into = parse_duration(setting, text)?;
+        }
+        Ok::<_, SettingsError>(())
+    };
+    duration("ping_interval", &args.ping_interval, &file.ping_interval, &mut gw.ping_interval)?;
+    duration("drain_timeout", &args.drain_timeout, &file.drain_timeout, &mut gw.drain_timeout)?;
+    duration("write_timeout", &None, &file.write_timeout, &mut gw.write_timeout)?;
+    duration("window_age", &None, &file.window_age, &mut server.bus.window_age)?;
+    duration("log_retention", &None, &file.log_retention, &mut server.bus.log_age)?;
+    let positive = |setting, value: Option<usize>, into: &mut usize| match value {
+        Some(0) => Err(SettingsError::Invalid { setting, message: "must be at least 1".into() }),
+        Some(v) => {
+            *into = v;
+            Ok(())
+        }
+        None => Ok(()),
+    };
+    positive("max_connections", args.max_connections.or(file.max_connections), &mut gw.max_connections)?;
+    positive("queue_messages", file.queue_messages, &mut gw.queue.messages)?;
+    positive("queue_bytes", file.queue_bytes, &mut gw.queue.bytes)?;
+    positive("window_events", file.window_events, &mut server.bus.window_events)?;
+    if gw.ping_interval.is_zero() {
+        return Err(SettingsError::Invalid { setting: "ping_interval", message: "must be above zero".into() });
+    }
+    Ok(())
 }
 
 fn parse_duration(setting: &'static str, text: &str) -> Result<std::time::Duration, SettingsError> {

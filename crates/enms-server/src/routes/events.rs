@@ -1,19 +1,17 @@
 //! `/api/v1/events`: publishing by external systems, and playback by id —
 //! the dashboard's last fallback when neither WebSocket nor SSE gets through.
 
-use std::collections::HashSet;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use enms_core::event::{Event, EventId, EventType, Severity};
+use enms_core::event::{EventId, EventType, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::sync::Arc;
 
-use crate::bus::Filter;
+use crate::bus::{Delivery, Filter};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Params};
+use crate::gateway;
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 1000;
@@ -36,12 +34,12 @@ pub async fn publish(
     let event_type: EventType =
         body.event_type.parse().map_err(|m: String| ApiError::invalid("unknown_event_type", "type", m))?;
     let event = state.bus.publish(event_type, body.data).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": event.id}))))
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": event.id()}))))
 }
 
 #[derive(Serialize)]
 pub struct Playback {
-    events: Vec<Arc<Event>>,
+    events: Vec<Delivery>,
     /// False when events older than the replay window were asked for and only
     /// durable ones could be recovered: reload state rather than trust the gap.
     complete: bool,
@@ -55,24 +53,16 @@ pub async fn playback(State(state): State<AppState>, params: Params) -> Result<J
     let filter = filter(&params)?;
     let limit = params.bounded("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let replay = state.bus.since(since, &filter, limit).await?;
-    let last_id = replay.events.last().map(|e| e.id).or(since);
+    let last_id = replay.events.last().map(|e| e.id()).or(since);
     Ok(Json(Playback { events: replay.events, complete: replay.complete, last_id }))
 }
 
-/// `types=a,b` (names or seed topics), `machine_id=x,y`, `min_severity=`.
+/// `types=a,b` (names or seed topics), `machine_id=` (repeatable or a comma
+/// list), `min_severity=`.
 pub fn filter(params: &Params) -> Result<Filter, ApiError> {
-    let types = params.parse("types", |v| {
-        v.split(',').filter(|t| !t.is_empty()).map(str::parse::<EventType>).collect::<Result<HashSet<_>, _>>()
-    })?;
-    let machine_ids = params
-        .parse("machine_id", |v| {
-            v.split(',')
-                .map(|m| {
-                    uuid::Uuid::parse_str(m.trim()).map(|id| id.to_string()).map_err(|_| format!("{m:?} is not a UUID"))
-                })
-                .collect::<Result<HashSet<_>, _>>()
-        })?
-        .unwrap_or_default();
-    let min_severity = params.parse("min_severity", |v| v.parse::<Severity>())?;
-    Ok(Filter { types, machine_ids, min_severity })
+    Ok(Filter {
+        types: gateway::parse_types(params)?,
+        machine_ids: gateway::machine_ids(params)?,
+        min_severity: params.parse("min_severity", |v| v.parse::<Severity>())?,
+    })
 }

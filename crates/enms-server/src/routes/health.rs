@@ -1,4 +1,5 @@
-//! `GET /api/v1/health`: is the server and its database answering.
+//! `GET /api/v1/health`: is the server and its database answering, and how
+//! the real-time side is doing.
 
 use std::time::Instant;
 
@@ -7,6 +8,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
+use crate::bus::BusStatus;
+use crate::hub::HubStats;
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -16,6 +19,8 @@ pub struct Health {
     uptime_s: f64,
     demo: bool,
     database: Database,
+    websocket: HubStats,
+    bus: BusStatus,
 }
 
 #[derive(Serialize)]
@@ -42,6 +47,8 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         uptime_s: state.started.elapsed().as_secs_f64(),
         demo: state.config.demo.is_some(),
         database: Database { status: db_status, latency_ms, error },
+        websocket: state.gateway.hub.stats(),
+        bus: state.bus.status(),
     };
     (status, Json(body))
 }

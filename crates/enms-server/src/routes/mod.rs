@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::gateway;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -27,6 +28,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/readings/import", post(readings::import))
         .route("/api/v1/demo/injected", get(demo::injected))
         .route("/api/v1/events", get(events::playback).post(events::publish))
+        .route("/api/v1/events/stream", get(gateway::sse::stream))
+        .route("/api/v1/ws", get(gateway::ws::custom))
+        .route("/api/v1/ws/{stream}", get(gateway::ws::named))
         .route("/", get(ui::index))
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))

@@ -51,3 +51,34 @@ pub async fn last_id(pool: &SqlitePool) -> Result<Option<EventId>> {
     row.map(|r| Ok(EventId { ms: r.try_get::<i64, _>("ms")? as u64, seq: r.try_get::<i64, _>("seq")? as u64 }))
         .transpose()
 }
+
+/// Deletes events older than `before` and raises the floor to the newest id
+/// deleted, in one transaction.
+pub async fn prune(pool: &SqlitePool, before: EventId) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let newest = sqlx::query("SELECT ms, seq FROM events WHERE (ms, seq) < (?, ?) ORDER BY ms DESC, seq DESC LIMIT 1")
+        .bind(before.ms as i64)
+        .bind(before.seq as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(newest) = newest else { return Ok(0) };
+    let (ms, seq): (i64, i64) = (newest.try_get("ms")?, newest.try_get("seq")?);
+    let deleted =
+        sqlx::query("DELETE FROM events WHERE (ms, seq) <= (?, ?)").bind(ms).bind(seq).execute(&mut *tx).await?;
+    sqlx::query(
+        "INSERT INTO event_log_floor (only, ms, seq) VALUES (1, ?, ?) \
+         ON CONFLICT (only) DO UPDATE SET ms = excluded.ms, seq = excluded.seq",
+    )
+    .bind(ms)
+    .bind(seq)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(deleted.rows_affected())
+}
+
+pub async fn floor(pool: &SqlitePool) -> Result<Option<EventId>> {
+    let row = sqlx::query("SELECT ms, seq FROM event_log_floor WHERE only = 1").fetch_optional(pool).await?;
+    row.map(|r| Ok(EventId { ms: r.try_get::<i64, _>("ms")? as u64, seq: r.try_get::<i64, _>("seq")? as u64 }))
+        .transpose()
+}

@@ -118,6 +118,14 @@ impl Store for SqliteStore {
         events::last_id(&self.reader).await
     }
 
+    async fn prune_events(&self, before: EventId) -> Result<u64> {
+        events::prune(&self.writer, before).await
+    }
+
+    async fn event_log_floor(&self) -> Result<Option<EventId>> {
+        events::floor(&self.reader).await
+    }
+
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;

@@ -10,3 +10,6 @@ mod import;
 mod machines;
 mod readings;
 mod restart;
+mod sse;
+mod ws;
+mod wsclient;

@@ -1,0 +1,225 @@
+//! The in-process bus, the embedded default.
+//!
+//! Publishing goes through one task fed by a bounded queue. Serialising there
+//! keeps ids, the log, the window and the fan-out in the same order without
+//! holding a lock across the log write; the window lock is only taken for
+//! pushes and reads, never across an await.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use enms_core::event::{Event, EventId, EventType, validate_payload};
+use enms_store::Store;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{BusConfig, BusStatus, Delivery, EventBus, Filter, Published, Replay};
+use crate::error::ApiError;
+use crate::hub::Hub;
+
+struct Window {
+    events: VecDeque<Delivery>,
+    /// Newest id no longer in the window: events dropped from it, or issued
+    /// before this process started.
+    evicted_up_to: EventId,
+    /// Newest id issued.
+    last: EventId,
+}
+
+struct Publish {
+    event_type: EventType,
+    data: Value,
+    reply: oneshot::Sender<Result<Delivery, ApiError>>,
+}
+
+const PUBLISH_QUEUE: usize = 1024;
+/// Publishes handled together: one log transaction for all durable ones.
+const MAX_GROUP: usize = 256;
+/// Rows read from the log per query when replaying from it.
+const LOG_PAGE: u32 = 1000;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub struct InProcessBus {
+    queue: mpsc::Sender<Publish>,
+    window: Arc<RwLock<Window>>,
+    store: Arc<dyn Store>,
+}
+
+impl InProcessBus {
+    /// Starts the publisher task; ids continue after the last logged one and
+    /// after this moment, so nothing issued before a restart is mistaken for
+    /// something the window still holds.
+    pub async fn start(store: Arc<dyn Store>, config: BusConfig, hub: Hub) -> Result<Self, enms_store::StoreError> {
+        let logged = store.last_event_id().await?.unwrap_or_default();
+        let floor = store.event_log_floor().await?.unwrap_or_default();
+        let boundary = logged.max(floor).max(EventId { ms: Utc::now().timestamp_millis().max(0) as u64, seq: 0 });
+        let window = Arc::new(RwLock::new(Window { events: VecDeque::new(), evicted_up_to: boundary, last: boundary }));
+        let (queue, rx) = mpsc::channel(PUBLISH_QUEUE);
+        let publisher = Publisher { store: store.clone(), window: window.clone(), hub, last: boundary, config };
+        tokio::spawn(publisher.run(rx));
+        Ok(Self { queue, window, store })
+    }
+
+    fn read_window(&self) -> std::sync::RwLockReadGuard<'_, Window> {
+        self.window.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn replay_log(&self, after: EventId, filter: &Filter, limit: usize) -> Result<Replay, ApiError> {
+        let floor = self.store.event_log_floor().await?;
+        let mut cursor = after;
+        let mut events = Vec::new();
+        loop {
+            let page = self.store.events_after(cursor, LOG_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            cursor = last.id;
+            let full = page.len() == LOG_PAGE as usize;
+            events.extend(page.into_iter().map(Published::new).filter(|p| filter.matches(p)));
+            if events.len() >= limit || !full {
+                break;
+            }
+        }
+        events.truncate(limit);
+        let complete = filter.durable_only() && floor.is_none_or(|floor| after >= floor);
+        Ok(Replay { events, complete })
+    }
+}
+
+#[async_trait::async_trait]
+impl EventBus for InProcessBus {
+    async fn publish(&self, event_type: EventType, data: Value) -> Result<Delivery, ApiError> {
+        let data = validate_payload(event_type, data, Utc::now())?;
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Publish { event_type, data, reply })
+            .await
+            .map_err(|_| ApiError::internal("event bus stopped"))?;
+        answer.await.map_err(|_| ApiError::internal("event bus stopped"))?
+    }
+
+    async fn since(&self, after: Option<EventId>, filter: &Filter, limit: usize) -> Result<Replay, ApiError> {
+        {
+            let window = self.read_window();
+            match after {
+                None => {
+                    let mut events: Vec<_> =
+                        window.events.iter().rev().filter(|e| filter.matches(e)).take(limit).cloned().collect();
+                    events.reverse();
+                    return Ok(Replay { events, complete: true });
+                }
+                // Not an id this bus issued: the client must reload.
+                Some(after) if after > window.last => return Ok(Replay { events: Vec::new(), complete: false }),
+                Some(after) if after >= window.evicted_up_to => {
+                    let start = window.events.partition_point(|e| e.id() <= after);
+                    let events =
+                        window.events.range(start..).filter(|e| filter.matches(e)).take(limit).cloned().collect();
+                    return Ok(Replay { events, complete: true });
+                }
+                Some(_) => {}
+            }
+        }
+        self.replay_log(after.unwrap_or_default(), filter, limit).await
+    }
+
+    fn status(&self) -> BusStatus {
+        let window = self.read_window();
+        BusStatus {
+            status: if self.queue.is_closed() { "stopped" } else { "ok" },
+            kind: "in-process",
+            window_events: window.events.len(),
+            last_event_id: window.last,
+        }
+    }
+}
+
+struct Publisher {
+    store: Arc<dyn Store>,
+    window: Arc<RwLock<Window>>,
+    hub: Hub,
+    last: EventId,
+    config: BusConfig,
+}
+
+impl Publisher {
+    /// Runs until every bus handle is dropped; prunes the log on the side.
+    async fn run(mut self, mut rx: mpsc::Receiver<Publish>) {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut group, MAX_GROUP) => {
+                    if n == 0 {
+                        break;
+                    }
+                    self.publish_group(std::mem::take(&mut group)).await;
+                }
+                _ = prune.tick() => {
+                    tokio::spawn(prune_log(self.store.clone(), self.config.log_age));
+                }
+            }
+        }
+    }
+
+    async fn publish_group(&mut self, group: Vec<Publish>) {
+        let now = Utc::now();
+        let events: Vec<(Delivery, oneshot::Sender<_>)> = group
+            .into_iter()
+            .map(|p| {
+                self.last = self.last.next(now.timestamp_millis().max(0) as u64);
+                let event = Event { event_type: p.event_type, id: self.last, timestamp: now, data: p.data };
+                (Published::new(event), p.reply)
+            })
+            .collect();
+        let durable: Vec<Event> =
+            events.iter().filter(|(e, _)| e.event.event_type.durable()).map(|(e, _)| e.event.clone()).collect();
+        let logged = if durable.is_empty() { Ok(()) } else { self.store.append_events(&durable).await };
+        if let Err(e) = &logged {
+            tracing::error!(error = %e, "event log append failed; durable events refused");
+        }
+        let mut accepted = Vec::with_capacity(events.len());
+        let mut replies = Vec::with_capacity(events.len());
+        for (event, reply) in events {
+            if event.event.event_type.durable() && logged.is_err() {
+                let _ = reply.send(Err(ApiError::internal("event log unavailable")));
+            } else {
+                accepted.push(event.clone());
+                replies.push((reply, event));
+            }
+        }
+        self.push(&accepted);
+        self.hub.dispatch(&accepted);
+        // Answer after the fan-out so a publisher that then reads sees its event.
+        for (reply, event) in replies {
+            let _ = reply.send(Ok(event));
+        }
+    }
+
+    fn push(&self, events: &[Delivery]) {
+        let mut window = self.window.write().unwrap_or_else(|p| p.into_inner());
+        window.events.extend(events.iter().cloned());
+        if let Some(last) = events.last() {
+            window.last = last.id();
+        }
+        let oldest_allowed =
+            Utc::now() - chrono::Duration::from_std(self.config.window_age).unwrap_or(chrono::Duration::MAX);
+        while let Some(front) = window.events.front() {
+            if window.events.len() <= self.config.window_events && front.event.timestamp >= oldest_allowed {
+                break;
+            }
+            window.evicted_up_to = front.id();
+            window.events.pop_front();
+        }
+    }
+}
+
+/// Drops durable events older than the log retention.
+async fn prune_log(store: Arc<dyn Store>, age: Duration) {
+    let cutoff = Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+    let before = EventId { ms: cutoff.timestamp_millis().max(0) as u64, seq: 0 };
+    match store.prune_events(before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(pruned = n, "event log pruned"),
+        Err(e) => tracing::warn!(error = %e, "event log pruning failed"),
+    }
+}

@@ -1,0 +1,232 @@
+//! The real-time gateway: WebSocket streams and SSE over the local hub.
+//!
+//! Both transports share the connect rules here: parameters and filters, the
+//! connection limit, and the order that makes resume lossless — register
+//! with the hub first, then read history after the client's id, then send
+//! history followed by live events, skipping any id already sent. Events
+//! published between the two steps reach both the history and the queue and
+//! are sent once.
+
+mod messages;
+pub mod sse;
+pub mod ws;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use enms_core::event::{EventId, EventType, Severity};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bus::{Delivery, EventBus, Filter};
+use crate::error::ApiError;
+use crate::extract::Params;
+use crate::hub::{Hub, QueueLimits, StreamKind, Subscription};
+
+/// Tunables of the real-time gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Protocol pings; a client silent for two intervals is closed.
+    pub ping_interval: Duration,
+    /// WebSocket and SSE connections at once; the excess is refused with 503.
+    pub max_connections: usize,
+    /// Per-connection send queue caps.
+    pub queue: QueueLimits,
+    /// A write blocked this long marks the client as slow.
+    pub write_timeout: Duration,
+    /// Time given to connections to close on shutdown.
+    pub drain_timeout: Duration,
+    /// Most missed events replayed on resume.
+    pub max_replay: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(25),
+            max_connections: 10_000,
+            queue: QueueLimits::default(),
+            write_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+            max_replay: 100_000,
+        }
+    }
+}
+
+/// Shared by all connections: configuration, the connection count, and the
+/// drain signal.
+#[derive(Clone)]
+pub struct Gateway {
+    pub hub: Hub,
+    pub config: Arc<GatewayConfig>,
+    open: Arc<AtomicUsize>,
+    drain: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// Held by a connection for its lifetime; releases its place in the limit.
+pub struct Permit {
+    open: Arc<AtomicUsize>,
+    _token: tokio_util::task::task_tracker::TaskTrackerToken,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Gateway {
+    pub fn new(hub: Hub, config: GatewayConfig) -> Self {
+        Self {
+            hub,
+            config: Arc::new(config),
+            open: Arc::new(AtomicUsize::new(0)),
+            drain: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// Takes a place under the connection limit, or refuses with 503.
+    pub fn admit(&self) -> Result<Permit, ApiError> {
+        if self.drain.is_cancelled() {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "server is shutting down"));
+        }
+        let before = self.open.fetch_add(1, Ordering::Relaxed);
+        let permit = Permit { open: self.open.clone(), _token: self.tracker.token() };
+        if before >= self.config.max_connections {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                format!("connection limit of {} reached; retry later", self.config.max_connections),
+            ));
+        }
+        Ok(permit)
+    }
+
+    /// Tells every connection to close (1001 / end of stream).
+    pub fn drain(&self) {
+        self.drain.cancel();
+    }
+
+    pub fn draining(&self) -> &CancellationToken {
+        &self.drain
+    }
+
+    /// Waits until every connection has closed, at most `deadline`.
+    pub async fn wait_closed(&self, deadline: Duration) -> bool {
+        self.tracker.close();
+        tokio::time::timeout(deadline, self.tracker.wait()).await.is_ok()
+    }
+}
+
+/// What a client asked for when connecting.
+pub struct ConnectRequest {
+    pub client_id: String,
+    pub filter: Filter,
+    pub last_event_id: Option<EventId>,
+}
+
+/// The type set of a stream; `None` for every type.
+pub fn stream_types(kind: StreamKind) -> Option<HashSet<EventType>> {
+    use EventType::*;
+    let set: &[EventType] = match kind {
+        StreamKind::Dashboard | StreamKind::Custom | StreamKind::Sse => return None,
+        StreamKind::Anomalies => &[AnomalyDetected],
+        StreamKind::Training => &[TrainingStarted, TrainingProgress, TrainingCompleted, ModelUpdated],
+        StreamKind::Events => &[SystemAlert],
+    };
+    Some(set.iter().copied().collect())
+}
+
+impl ConnectRequest {
+    /// Reads `client_id`, `machine_id` (repeatable, or comma-separated),
+    /// `min_severity`, `last_event_id` and, where the stream allows,
+    /// `types`.
+    pub fn from_params(params: &Params, kind: StreamKind, last_event_header: Option<&str>) -> Result<Self, ApiError> {
+        let client_id = match params.get("client_id") {
+            Some(id) => valid_client_id(id)?,
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let mut types = stream_types(kind);
+        if let Some(asked) = parse_types(params)? {
+            if types.is_some() {
+                return Err(ApiError::invalid(
+                    "invalid_parameter",
+                    "types",
+                    format!("the {} stream has a fixed type set; use /api/v1/ws?types=", kind.as_str()),
+                ));
+            }
+            types = Some(asked);
+        }
+        let machine_ids = machine_ids(params)?;
+        let min_severity = params.parse("min_severity", |v| v.parse::<Severity>())?;
+        let last = params.get("last_event_id").or(last_event_header);
+        let last_event_id = last
+            .map(|v| v.parse::<EventId>().map_err(|m| ApiError::invalid("invalid_parameter", "last_event_id", m)))
+            .transpose()?;
+        Ok(Self { client_id, filter: Filter { types, machine_ids, min_severity }, last_event_id })
+    }
+}
+
+/// `types=a,b` (names or seed topics).
+pub fn parse_types(params: &Params) -> Result<Option<HashSet<EventType>>, ApiError> {
+    params.parse("types", |v| {
+        v.split(',').filter(|t| !t.is_empty()).map(|t| t.trim().parse::<EventType>()).collect::<Result<HashSet<_>, _>>()
+    })
+}
+
+/// Every `machine_id` value, each possibly a comma list; `None` when absent.
+pub fn machine_ids(params: &Params) -> Result<Option<HashSet<String>>, ApiError> {
+    let mut ids = HashSet::new();
+    for value in params.all("machine_id") {
+        for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            let id = uuid::Uuid::parse_str(m)
+                .map_err(|_| ApiError::invalid("invalid_parameter", "machine_id", format!("{m:?} is not a UUID")))?;
+            ids.insert(id.to_string());
+        }
+    }
+    Ok((!ids.is_empty()).then_some(ids))
+}
+
+fn valid_client_id(id: &str) -> Result<String, ApiError> {
+    let ok = id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    if ok {
+        Ok(id.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_parameter",
+            "client_id",
+            "client_id must be at most 128 characters of letters, digits, '-', '_', '.', ':'",
+        ))
+    }
+}
+
+/// A registered subscriber with the history it missed.
+pub struct Attached {
+    pub subscription: Subscription,
+    pub backlog: Vec<Delivery>,
+    pub recovered: bool,
+}
+
+/// Registers with the hub, then reads what was missed since `last_event_id`.
+pub async fn attach(
+    gateway: &Gateway,
+    bus: &dyn EventBus,
+    kind: StreamKind,
+    request: &ConnectRequest,
+) -> Result<Attached, ApiError> {
+    let subscription = gateway.hub.subscribe(kind, request.filter.clone());
+    let Some(after) = request.last_event_id else {
+        return Ok(Attached { subscription, backlog: Vec::new(), recovered: false });
+    };
+    let limit = gateway.config.max_replay;
+    let replay = bus.since(Some(after), &request.filter, limit + 1).await?;
+    let mut backlog = replay.events;
+    let truncated = backlog.len() > limit;
+    backlog.truncate(limit);
+    Ok(Attached { subscription, backlog, recovered: replay.complete && !truncated })
+}

@@ -1,0 +1,277 @@
+//! Local fan-out: every live subscriber of this instance (WebSocket or SSE
+//! connection), its filter, and its bounded send queue.
+//!
+//! The bus hands each event to [`Hub::dispatch`] once, already encoded; the
+//! hub clones the shared bytes into the queue of every matching subscriber
+//! with `try_send`, so a publisher never waits for a reader. A subscriber
+//! whose queue would pass its message or byte cap is cut off from the hub and
+//! told it is slow; its connection closes with 4008 and the client resumes
+//! from its last id. The registry lock is a plain `RwLock` that is never held
+//! across an await.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc};
+
+use crate::bus::{Delivery, Filter};
+
+/// Caps on one subscriber's queue of undelivered events.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self { messages: 4096, bytes: 4 << 20 }
+    }
+}
+
+/// What the gateway serves a subscriber on: one of the named WebSocket
+/// streams, a custom type set, or SSE. Used for per-stream counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    Dashboard,
+    Anomalies,
+    Training,
+    Events,
+    Custom,
+    Sse,
+}
+
+impl StreamKind {
+    pub const ALL: [StreamKind; 6] =
+        [Self::Dashboard, Self::Anomalies, Self::Training, Self::Events, Self::Custom, Self::Sse];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dashboard => "dashboard",
+            Self::Anomalies => "anomalies",
+            Self::Training => "training",
+            Self::Events => "events",
+            Self::Custom => "custom",
+            Self::Sse => "sse",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// State a subscriber shares with the hub.
+struct Shared {
+    queued_bytes: AtomicUsize,
+    slow: AtomicBool,
+    slow_signal: Notify,
+}
+
+struct Slot {
+    filter: Filter,
+    tx: mpsc::Sender<Delivery>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Counters {
+    connections: [AtomicUsize; 6],
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    slow_disconnects: AtomicU64,
+}
+
+struct Inner {
+    slots: RwLock<HashMap<u64, Slot>>,
+    next_id: AtomicU64,
+    limits: QueueLimits,
+    counters: Counters,
+}
+
+/// Cheap to clone; all clones share one registry.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+/// Figures for `/api/v1/health`.
+#[derive(Debug, Serialize)]
+pub struct HubStats {
+    pub connections: usize,
+    pub by_stream: HashMap<&'static str, usize>,
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
+    pub slow_consumer_disconnects: u64,
+}
+
+impl Hub {
+    pub fn new(limits: QueueLimits) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                slots: RwLock::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                limits,
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// Registers a subscriber: from now on every matching dispatched event
+    /// reaches its queue.
+    pub fn subscribe(&self, kind: StreamKind, filter: Filter) -> Subscription {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.inner.limits.messages.max(1));
+        let shared = Arc::new(Shared {
+            queued_bytes: AtomicUsize::new(0),
+            slow: AtomicBool::new(false),
+            slow_signal: Notify::new(),
+        });
+        let slot = Slot { filter, tx, shared: shared.clone() };
+        self.write_slots(|slots| {
+            slots.insert(id, slot);
+        });
+        self.inner.counters.connections[kind.index()].fetch_add(1, Ordering::Relaxed);
+        Subscription { id, kind, rx, shared, hub: self.clone() }
+    }
+
+    /// Hands events (in id order) to every matching subscriber without waiting.
+    pub fn dispatch(&self, events: &[Delivery]) {
+        let mut overflowed = Vec::new();
+        let mut closed = Vec::new();
+        {
+            let Ok(slots) = self.inner.slots.read() else { return };
+            for event in events {
+                let len = event.text.len();
+                for (&id, slot) in slots.iter() {
+                    if !slot.filter.matches(event) || slot.shared.slow.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let queued = slot.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
+                    if queued + len > self.inner.limits.bytes {
+                        slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                        overflowed.push(id);
+                        continue;
+                    }
+                    match slot.tx.try_send(event.clone()) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                            overflowed.push(id);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => closed.push(id),
+                    }
+                }
+            }
+        }
+        if overflowed.is_empty() && closed.is_empty() {
+            return;
+        }
+        self.write_slots(|slots| {
+            for id in &overflowed {
+                if let Some(slot) = slots.remove(id) {
+                    self.inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    slot.shared.slow.store(true, Ordering::Release);
+                    slot.shared.slow_signal.notify_one();
+                }
+            }
+            for id in &closed {
+                slots.remove(id);
+            }
+        });
+    }
+
+    pub fn stats(&self) -> HubStats {
+        let c = &self.inner.counters;
+        let by_stream: HashMap<_, _> =
+            StreamKind::ALL.iter().map(|k| (k.as_str(), c.connections[k.index()].load(Ordering::Relaxed))).collect();
+        HubStats {
+            connections: by_stream.values().sum(),
+            by_stream,
+            messages_sent: c.sent.load(Ordering::Relaxed),
+            messages_dropped: c.dropped.load(Ordering::Relaxed),
+            slow_consumer_disconnects: c.slow_disconnects.load(Ordering::Relaxed),
+        }
+    }
+
+    fn write_slots(&self, f: impl FnOnce(&mut HashMap<u64, Slot>)) {
+        // A poisoned lock means a panic mid-update of a plain map; the map
+        // itself is still consistent, so keep serving.
+        let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
+        f(&mut slots);
+    }
+}
+
+/// The receiving end of one subscriber. Dropping it unregisters.
+pub struct Subscription {
+    id: u64,
+    kind: StreamKind,
+    rx: mpsc::Receiver<Delivery>,
+    shared: Arc<Shared>,
+    hub: Hub,
+}
+
+impl Subscription {
+    /// Waits for queued events and moves up to `max` into `buf`; 0 means the
+    /// hub is gone.
+    pub async fn recv_many(&mut self, buf: &mut Vec<Delivery>, max: usize) -> usize {
+        let n = self.rx.recv_many(buf, max).await;
+        let bytes: usize = buf[buf.len() - n..].iter().map(|d| d.text.len()).sum();
+        self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        n
+    }
+
+    /// A handle that resolves once the hub cuts this subscriber off for
+    /// being slow (usable while the subscription itself is borrowed).
+    pub fn slow_signal(&self) -> SlowSignal {
+        SlowSignal(self.shared.clone())
+    }
+
+    /// Replaces the filter (after `subscribe`/`unsubscribe` messages).
+    pub fn set_filter(&self, filter: Filter) {
+        self.hub.write_slots(|slots| {
+            if let Some(slot) = slots.get_mut(&self.id) {
+                slot.filter = filter;
+            }
+        });
+    }
+
+    /// Counts deliveries written to the client.
+    pub fn sent(&self, n: usize) {
+        self.hub.inner.counters.sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records the close of a slow subscriber and the events it never got.
+    pub fn closed_slow(&mut self) {
+        let c = &self.hub.inner.counters;
+        c.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+        let mut discarded = 0;
+        while self.rx.try_recv().is_ok() {
+            discarded += 1;
+        }
+        c.dropped.fetch_add(discarded, Ordering::Relaxed);
+    }
+}
+
+pub struct SlowSignal(Arc<Shared>);
+
+impl SlowSignal {
+    pub async fn wait(&self) {
+        if self.0.slow.load(Ordering::Acquire) {
+            return;
+        }
+        self.0.slow_signal.notified().await;
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.write_slots(|slots| {
+            slots.remove(&self.id);
+        });
+        self.hub.inner.counters.connections[self.kind.index()].fetch_sub(1, Ordering::Relaxed);
+    }
+}

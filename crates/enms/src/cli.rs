@@ -110,6 +110,39 @@ pub struct ImportArgs {
 pub enum BenchCommand {
     /// Ingest throughput through JSON batches and CSV import.
     Ingest(BenchIngestArgs),
+    /// WebSocket fan-out: delivery latency, throughput and loss to N clients.
+    Fanout(BenchFanoutArgs),
+}
+
+#[derive(Args)]
+pub struct BenchFanoutArgs {
+    /// Server to measure.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// WebSocket connections to open.
+    #[arg(long, default_value_t = 1000)]
+    pub clients: usize,
+    /// Events to publish (0: only connect, then report memory).
+    #[arg(long, default_value_t = 1000)]
+    pub events: usize,
+    /// Events published per second.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Stream the clients subscribe to.
+    #[arg(long, default_value = "dashboard")]
+    pub stream: String,
+    /// Connections being opened at once.
+    #[arg(long, default_value_t = 256)]
+    pub connect_concurrency: usize,
+    /// The server's process id, to report its CPU time and RSS.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Bytes of filler added to each event (the seeds' events are ~300 bytes).
+    #[arg(long, default_value_t = 0)]
+    pub payload_bytes: usize,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

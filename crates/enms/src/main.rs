@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Bench { command: BenchCommand::Ingest(args) } => bench::ingest::run(args).await,
+            Command::Bench { command: BenchCommand::Fanout(args) } => bench::fanout::run(args).await,
         }
     });
     match result {

@@ -9,8 +9,7 @@ use crate::settings;
 
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let settings = settings::resolve(args)?;
-    let listener =
-        TcpListener::bind(&settings.bind).await.map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
+    let listener = listen(&settings.bind).await.map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
     let addr = listener.local_addr()?;
     let base = settings.server.base_path.clone();
     let demo = settings.server.demo.is_some();
@@ -20,6 +19,20 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!("enms {} listening on http://{addr}{base}/ — open it in a browser", env!("CARGO_PKG_VERSION"));
     app.serve(listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Binds with a deep accept queue: thousands of dashboards reconnecting at
+/// once (after a deploy) must not overflow the default 1024 and wait out
+/// SYN retransmits. The kernel caps it at `net.core.somaxconn`.
+async fn listen(bind: &str) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(bind)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "address resolves to nothing"))?;
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn shutdown_signal() {

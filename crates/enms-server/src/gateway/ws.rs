@@ -9,6 +9,8 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -19,6 +21,7 @@ use axum::response::Response;
 use enms_core::event::{EventId, EventType};
 use futures_util::SinkExt;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::messages::{self, ClientMessage};
 use super::{Attached, ConnectRequest, Permit, attach, stream_types};
@@ -106,7 +109,10 @@ enum Stop {
 struct Connection {
     socket: WebSocket,
     sub: Subscription,
-    slow: SlowSignal,
+    /// Resolves when the hub cuts the client off as slow or the server
+    /// drains. Built once: registering fresh waiters on every loop turn cost
+    /// more than the rest of a delivery's user-space work.
+    stop: Pin<Box<dyn Future<Output = Stop> + Send>>,
     filter: Filter,
     allowed: Option<HashSet<EventType>>,
     /// Newest event id written; anything not newer is a duplicate.
@@ -126,7 +132,7 @@ async fn serve(
     let last_event_id = state.bus.status().last_event_id;
     let mut conn = Connection {
         socket,
-        slow: subscription.slow_signal(),
+        stop: stop_signal(state.gateway.draining().clone(), subscription.slow_signal()),
         sub: subscription,
         allowed: stream_types(kind).or_else(|| request.filter.types.clone()),
         filter: request.filter,
@@ -134,11 +140,12 @@ async fn serve(
         state,
     };
     let hello = messages::connection(&request.client_id, kind.as_str(), recovered, last_event_id);
-    let stop = match conn.start(hello, backlog).await {
+    // Boxed so their state does not count in every idle connection's size.
+    let stop = match Box::pin(conn.start(hello, backlog)).await {
         Ok(()) => conn.run().await,
         Err(stop) => stop,
     };
-    conn.finish(stop).await;
+    Box::pin(conn.finish(stop)).await;
     Ok(())
 }
 
@@ -159,12 +166,10 @@ impl Connection {
         let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
         let mut last_heard = Instant::now();
         let mut batch = Vec::with_capacity(BATCH);
-        let drain = self.state.gateway.draining().clone();
         loop {
             let step = tokio::select! {
                 biased;
-                _ = drain.cancelled() => Err(Stop::Close(CLOSE_SHUTDOWN, "server shutting down")),
-                _ = self.slow.wait() => Err(Stop::Close(CLOSE_SLOW, "slow consumer")),
+                stop = &mut self.stop => Err(stop),
                 n = self.sub.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
                         Err(Stop::Close(CLOSE_SHUTDOWN, "server shutting down"))
@@ -176,7 +181,8 @@ impl Connection {
                 }
                 incoming = self.socket.recv() => {
                     last_heard = Instant::now();
-                    self.on_incoming(incoming).await
+                    // Rare next to deliveries; boxed to keep idle connections small.
+                    Box::pin(self.on_incoming(incoming)).await
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() >= 2 * interval {
@@ -259,16 +265,25 @@ impl Connection {
         Fut: Future<Output = Result<(), axum::Error>> + 'a,
     {
         let timeout = self.state.gateway.config.write_timeout;
-        let drain = self.state.gateway.draining();
-        tokio::select! {
-            r = tokio::time::timeout(timeout, write(&mut self.socket)) => match r {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(Stop::Gone),
-                Err(_) => Err(Stop::Close(CLOSE_SLOW, "slow consumer")),
-            },
-            _ = self.slow.wait() => Err(Stop::Close(CLOSE_SLOW, "slow consumer")),
-            _ = drain.cancelled() => Err(Stop::Close(CLOSE_SHUTDOWN, "server shutting down")),
+        let mut write = std::pin::pin!(write(&mut self.socket));
+        // Most writes complete at once: only a blocked one arms the timer.
+        if let Poll::Ready(r) = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            return r.map_err(|_| Stop::Gone);
         }
+        let stop = &mut self.stop;
+        // The blocked path is boxed: its timer would otherwise sit in every
+        // idle connection's state.
+        Box::pin(async move {
+            tokio::select! {
+                r = tokio::time::timeout(timeout, write) => match r {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(Stop::Gone),
+                    Err(_) => Err(Stop::Close(CLOSE_SLOW, "slow consumer")),
+                },
+                stop = stop => Err(stop),
+            }
+        })
+        .await
     }
 
     /// Sends the close frame (after whatever is already buffered) and waits
@@ -283,6 +298,16 @@ impl Connection {
         let frame = CloseFrame { code, reason: reason.into() };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.socket.send(Message::Close(Some(frame)))).await;
     }
+}
+
+fn stop_signal(drain: CancellationToken, slow: SlowSignal) -> Pin<Box<dyn Future<Output = Stop> + Send>> {
+    Box::pin(async move {
+        tokio::select! {
+            biased;
+            _ = drain.cancelled() => Stop::Close(CLOSE_SHUTDOWN, "server shutting down"),
+            _ = slow.wait() => Stop::Close(CLOSE_SLOW, "slow consumer"),
+        }
+    })
 }
 
 /// Tungstenite reports an oversize frame or message as a capacity error.

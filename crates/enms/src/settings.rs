@@ -197,4 +197,22 @@ mod tests {
         let err = resolve(ServeArgs { base_path: Some("/a b".into()), ..ServeArgs::default() }).err().expect("bad");
         assert!(err.to_string().contains("base path"), "{err}");
     }
+
+    #[test]
+    fn realtime_settings_come_from_flags_and_file_and_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("enms.toml");
+        std::fs::write(&path, "[realtime]\nping_interval = \"5s\"\nqueue_messages = 64\nmax_connections = 7\n")
+            .expect("write");
+        let args = ServeArgs { config: Some(path.clone()), max_connections: Some(9), ..ServeArgs::default() };
+        let s = resolve(args).expect("valid");
+        assert_eq!(s.server.gateway.ping_interval, std::time::Duration::from_secs(5));
+        assert_eq!((s.server.gateway.queue.messages, s.server.gateway.max_connections), (64, 9));
+        std::fs::write(&path, "[realtime]\nqueue_bytes = 0\n").expect("write");
+        let err = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).err().expect("zero");
+        assert!(err.to_string().contains("queue_bytes"), "{err}");
+        std::fs::write(&path, "[realtime]\nping = \"5s\"\n").expect("write");
+        let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("unknown key");
+        assert!(err.to_string().contains("ping"), "{err}");
+    }
 }

@@ -28,7 +28,7 @@ const GRACE: Duration = Duration::from_secs(10);
 const MACHINE: &str = "c0000000-0000-0000-0000-000000000001";
 
 pub async fn run(args: BenchFanoutArgs) -> Result<(), BoxError> {
-    if args.clients == 0 || args.connect_concurrency == 0 || !(args.rate > 0.0) {
+    if args.clients == 0 || args.connect_concurrency == 0 || args.rate.is_nan() || args.rate <= 0.0 {
         return Err("--clients, --connect-concurrency and --rate must be positive".into());
     }
     let kind = event_type(&args.stream)?;
@@ -43,8 +43,7 @@ pub async fn run(args: BenchFanoutArgs) -> Result<(), BoxError> {
     let rss_connected = args.pid.and_then(rss_kb);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let readers: Vec<_> =
-        clients.into_iter().map(|ws| tokio::spawn(read(ws, args.events, stop_rx.clone()))).collect();
+    let readers: Vec<_> = clients.into_iter().map(|ws| tokio::spawn(read(ws, args.events, stop_rx.clone()))).collect();
     let cpu_before = args.pid.and_then(cpu_seconds);
     let publish_started = Instant::now();
     publish(&args, kind).await?;
@@ -245,9 +244,18 @@ fn rss_kb(pid: u32) -> Option<u64> {
 
 fn print_report(r: &Value) {
     let f = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.2}"));
-    println!("clients {} · events {} at {}/s on /ws/{}", r["clients"], r["events"], r["rate"], r["stream"].as_str().unwrap_or(""));
+    println!(
+        "clients {} · events {} at {}/s on /ws/{}",
+        r["clients"],
+        r["events"],
+        r["rate"],
+        r["stream"].as_str().unwrap_or("")
+    );
     println!("connect      {} s ({} connections/s)", f(&r["connect_s"]), f(&r["connections_per_s"]));
-    println!("delivered    {} of {} · lost {} · duplicated {}", r["delivered"], r["expected"], r["lost"], r["duplicated"]);
+    println!(
+        "delivered    {} of {} · lost {} · duplicated {}",
+        r["delivered"], r["expected"], r["lost"], r["duplicated"]
+    );
     println!("throughput   {} deliveries/s", f(&r["deliveries_per_s"]));
     let l = &r["latency_ms"];
     println!("latency ms   p50 {} · p95 {} · p99 {} · max {}", f(&l["p50"]), f(&l["p95"]), f(&l["p99"]), f(&l["max"]));
@@ -261,7 +269,10 @@ fn print_report(r: &Value) {
         );
         println!(
             "server RSS   {} KB before · {} KB connected · {} KB after · {} KB/connection",
-            s["rss_kb_before"], s["rss_kb_connected"], s["rss_kb_after"], f(&s["rss_kb_per_connection"])
+            s["rss_kb_before"],
+            s["rss_kb_connected"],
+            s["rss_kb_after"],
+            f(&s["rss_kb_per_connection"])
         );
     }
 }

@@ -55,9 +55,22 @@ async fn serve_prints_its_url_answers_and_stops_on_sigterm() {
         reqwest::get(format!("{url}api/v1/health")).await.expect("get").json().await.expect("json");
     assert_eq!((health["status"].as_str(), health["demo"].as_bool()), (Some("ok"), Some(true)));
 
+    let ws_url = format!("{}api/v1/ws/dashboard", url.replacen("http://", "ws://", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("websocket connects");
+
     let pid = child.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
     assert!(killed.success());
+    // The open WebSocket is drained with 1001 before the process exits.
+    let close = loop {
+        use futures_util::StreamExt;
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("close in time") {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.map(|f| u16::from(f.code)), Some(1001));
     let status =
         tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits in time").expect("wait");
     assert!(status.success(), "graceful exit: {status}");

@@ -1,13 +1,14 @@
 //! Local fan-out: every live subscriber of this instance (WebSocket or SSE
 //! connection), its filter, and its bounded send queue.
 //!
-//! The bus hands each event to [`Hub::dispatch`] once, already encoded; the
-//! hub clones the shared bytes into the queue of every matching subscriber
-//! with `try_send`, so a publisher never waits for a reader. A subscriber
-//! whose queue would pass its message or byte cap is cut off from the hub and
-//! told it is slow; its connection closes with 4008 and the client resumes
-//! from its last id. The registry lock is a plain `RwLock` that is never held
-//! across an await.
+//! The bus's fan-out task hands each batch of events to [`Hub::dispatch`]
+//! once, already encoded. For a WebSocket the hub writes the shared frame
+//! bytes straight to the socket (see `gateway::socket`); for SSE it clones
+//! them into the subscriber's queue with `try_send`. Nothing here waits for a
+//! reader. A subscriber whose backlog would pass its message or byte cap is
+//! cut off and told it is slow; its connection closes with 4008 and the
+//! client resumes from its last id. The registry lock is a plain `RwLock`,
+//! held only to copy the subscriber list, never across an await.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -17,6 +18,10 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 
 use crate::bus::{Delivery, Filter};
+use crate::gateway::socket::{Offer, Outbox};
+
+/// Subscribers served between two yields of a fan-out.
+const YIELD_EVERY: usize = 64;
 
 /// Caps on one subscriber's queue of undelivered events.
 #[derive(Debug, Clone, Copy)]
@@ -71,9 +76,17 @@ struct Shared {
     slow_signal: Notify,
 }
 
+/// Where a subscriber's events go: a queue its task drains (SSE), or its
+/// WebSocket's socket, written from the dispatching task.
+enum Sink {
+    Queue(mpsc::Sender<Delivery>),
+    Socket(Arc<Outbox>),
+}
+
 struct Slot {
-    filter: Filter,
-    tx: mpsc::Sender<Delivery>,
+    /// Replaced by `subscribe`/`unsubscribe`; read once per dispatch batch.
+    filter: RwLock<Filter>,
+    sink: Sink,
     shared: Arc<Shared>,
 }
 
@@ -86,7 +99,7 @@ struct Counters {
 }
 
 struct Inner {
-    slots: RwLock<HashMap<u64, Slot>>,
+    slots: RwLock<HashMap<u64, Arc<Slot>>>,
     next_id: AtomicU64,
     limits: QueueLimits,
     counters: Counters,
@@ -123,14 +136,29 @@ impl Hub {
     /// Registers a subscriber: from now on every matching dispatched event
     /// reaches its queue.
     pub fn subscribe(&self, kind: StreamKind, filter: Filter) -> Subscription {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.inner.limits.messages.max(1));
+        self.register(kind, filter, Sink::Queue(tx), Some(rx))
+    }
+
+    /// Registers a WebSocket whose events the hub writes to its socket.
+    pub fn subscribe_socket(&self, kind: StreamKind, filter: Filter, outbox: Arc<Outbox>) -> Subscription {
+        self.register(kind, filter, Sink::Socket(outbox), None)
+    }
+
+    fn register(
+        &self,
+        kind: StreamKind,
+        filter: Filter,
+        sink: Sink,
+        rx: Option<mpsc::Receiver<Delivery>>,
+    ) -> Subscription {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             queued_bytes: AtomicUsize::new(0),
             slow: AtomicBool::new(false),
             slow_signal: Notify::new(),
         });
-        let slot = Slot { filter, tx, shared: shared.clone() };
+        let slot = Arc::new(Slot { filter: RwLock::new(filter), sink, shared: shared.clone() });
         self.write_slots(|slots| {
             slots.insert(id, slot);
         });
@@ -138,35 +166,73 @@ impl Hub {
         Subscription { id, kind, rx, shared, hub: self.clone() }
     }
 
-    /// Hands events (in id order) to every matching subscriber without waiting.
-    pub fn dispatch(&self, events: &[Delivery]) {
+    /// Hands events (in id order) to every matching subscriber without
+    /// waiting for any of them. Socket writes happen here, so the loop
+    /// yields every [`YIELD_EVERY`] subscribers: requests (and publishes,
+    /// which then coalesce into the next batch) are not held up by a large
+    /// fan-out.
+    pub async fn dispatch(&self, events: &[Delivery]) {
         let mut overflowed = Vec::new();
         let mut closed = Vec::new();
+        let mut written = 0;
+        let mut matching: Vec<&Delivery> = Vec::with_capacity(events.len());
+        let snapshot: Vec<(u64, Arc<Slot>)> = {
+            let slots = self.inner.slots.read().unwrap_or_else(|p| p.into_inner());
+            slots.iter().map(|(id, slot)| (*id, slot.clone())).collect()
+        };
         {
-            let Ok(slots) = self.inner.slots.read() else { return };
-            for event in events {
-                let len = event.text.len();
-                for (&id, slot) in slots.iter() {
-                    if !slot.filter.matches(event) || slot.shared.slow.load(Ordering::Relaxed) {
+            for (n, (id, slot)) in snapshot.iter().enumerate() {
+                let id = *id;
+                if n % YIELD_EVERY == YIELD_EVERY - 1 {
+                    tokio::task::yield_now().await;
+                }
+                if slot.shared.slow.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let filter = slot.filter.read().unwrap_or_else(|p| p.into_inner());
+                let tx = match &slot.sink {
+                    Sink::Socket(outbox) => {
+                        // Every matching event of the group in one write.
+                        matching.clear();
+                        matching.extend(events.iter().filter(|e| filter.matches(e)));
+                        if matching.is_empty() {
+                            continue;
+                        }
+                        match outbox.offer(&matching) {
+                            Offer::Slow => overflowed.push(id),
+                            Offer::Sent | Offer::Queued => written += matching.len() as u64,
+                        }
                         continue;
                     }
+                    Sink::Queue(tx) => tx,
+                };
+                for event in events {
+                    if !filter.matches(event) {
+                        continue;
+                    }
+                    let len = event.text.len();
                     let queued = slot.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
                     if queued + len > self.inner.limits.bytes {
                         slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                         overflowed.push(id);
-                        continue;
+                        break;
                     }
-                    match slot.tx.try_send(event.clone()) {
+                    match tx.try_send(event.clone()) {
                         Ok(()) => {}
                         Err(mpsc::error::TrySendError::Full(_)) => {
                             slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                             overflowed.push(id);
+                            break;
                         }
-                        Err(mpsc::error::TrySendError::Closed(_)) => closed.push(id),
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            closed.push(id);
+                            break;
+                        }
                     }
                 }
             }
         }
+        self.inner.counters.sent.fetch_add(written, Ordering::Relaxed);
         if overflowed.is_empty() && closed.is_empty() {
             return;
         }
@@ -197,7 +263,7 @@ impl Hub {
         }
     }
 
-    fn write_slots(&self, f: impl FnOnce(&mut HashMap<u64, Slot>)) {
+    fn write_slots(&self, f: impl FnOnce(&mut HashMap<u64, Arc<Slot>>)) {
         // A poisoned lock means a panic mid-update of a plain map; the map
         // itself is still consistent, so keep serving.
         let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
@@ -209,7 +275,8 @@ impl Hub {
 pub struct Subscription {
     id: u64,
     kind: StreamKind,
-    rx: mpsc::Receiver<Delivery>,
+    /// `None` for socket subscribers: the hub writes for them.
+    rx: Option<mpsc::Receiver<Delivery>>,
     shared: Arc<Shared>,
     hub: Hub,
 }
@@ -218,7 +285,8 @@ impl Subscription {
     /// Waits for queued events and moves up to `max` into `buf`; 0 means the
     /// hub is gone.
     pub async fn recv_many(&mut self, buf: &mut Vec<Delivery>, max: usize) -> usize {
-        let n = self.rx.recv_many(buf, max).await;
+        let Some(rx) = self.rx.as_mut() else { return std::future::pending().await };
+        let n = rx.recv_many(buf, max).await;
         let bytes: usize = buf[buf.len() - n..].iter().map(|d| d.text.len()).sum();
         self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         n
@@ -232,11 +300,10 @@ impl Subscription {
 
     /// Replaces the filter (after `subscribe`/`unsubscribe` messages).
     pub fn set_filter(&self, filter: Filter) {
-        self.hub.write_slots(|slots| {
-            if let Some(slot) = slots.get_mut(&self.id) {
-                slot.filter = filter;
-            }
-        });
+        let slot = self.hub.inner.slots.read().unwrap_or_else(|p| p.into_inner()).get(&self.id).cloned();
+        if let Some(slot) = slot {
+            *slot.filter.write().unwrap_or_else(|p| p.into_inner()) = filter;
+        }
     }
 
     /// Counts deliveries written to the client.
@@ -249,8 +316,10 @@ impl Subscription {
         let c = &self.hub.inner.counters;
         c.slow_disconnects.fetch_add(1, Ordering::Relaxed);
         let mut discarded = 0;
-        while self.rx.try_recv().is_ok() {
-            discarded += 1;
+        if let Some(rx) = self.rx.as_mut() {
+            while rx.try_recv().is_ok() {
+                discarded += 1;
+            }
         }
         c.dropped.fetch_add(discarded, Ordering::Relaxed);
     }

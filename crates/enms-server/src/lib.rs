@@ -34,6 +34,52 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// Accepts HTTP/1.1 connections until `stop` fires, serving each with
+/// upgrades enabled. Our own loop rather than `axum::serve`: the WebSocket
+/// gateway needs the upgraded `TcpStream` itself to write events from the
+/// hub, and `axum::serve` wraps it in a private type.
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<tokio_util::task::TaskTracker> {
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: keep serving the open ones.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return Ok(connections),
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .with_upgrades();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "http connection ended with an error");
+            }
+        });
+    }
+}
+
 /// A ready-to-serve application.
 pub struct App {
     state: AppState,
@@ -83,13 +129,21 @@ impl App {
             }
         });
         let deadline = gateway.config.drain_timeout;
-        let server = axum::serve(listener, router).with_graceful_shutdown(draining.clone().cancelled_owned());
-        let result = tokio::select! {
-            r = server => r,
-            _ = async { draining.cancelled().await; tokio::time::sleep(deadline).await } => {
-                tracing::warn!("drain deadline passed with requests still open");
+        let result = serve_http(listener, router, draining.clone()).await;
+        let graceful = result.map(|connections| {
+            connections.close();
+            async move {
+                if tokio::time::timeout(deadline, connections.wait()).await.is_err() {
+                    tracing::warn!("drain deadline passed with requests still open");
+                }
+            }
+        });
+        let result = match graceful {
+            Ok(drained) => {
+                drained.await;
                 Ok(())
             }
+            Err(e) => Err(e),
         };
         if !gateway.wait_closed(deadline).await {
             tracing::warn!("drain deadline passed with connections still open");

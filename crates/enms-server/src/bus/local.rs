@@ -39,6 +39,9 @@ const PUBLISH_QUEUE: usize = 1024;
 const MAX_GROUP: usize = 256;
 /// Rows read from the log per query when replaying from it.
 const LOG_PAGE: u32 = 1000;
+/// Publish groups waiting for fan-out, and how many are taken at once.
+const FANOUT_QUEUE: usize = 256;
+const FANOUT_BATCH: usize = 64;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct InProcessBus {
@@ -57,7 +60,9 @@ impl InProcessBus {
         let boundary = logged.max(floor).max(EventId { ms: Utc::now().timestamp_millis().max(0) as u64, seq: 0 });
         let window = Arc::new(RwLock::new(Window { events: VecDeque::new(), evicted_up_to: boundary, last: boundary }));
         let (queue, rx) = mpsc::channel(PUBLISH_QUEUE);
-        let publisher = Publisher { store: store.clone(), window: window.clone(), hub, last: boundary, config };
+        let (fanout, groups) = mpsc::channel(FANOUT_QUEUE);
+        tokio::spawn(fan_out(hub, groups));
+        let publisher = Publisher { store: store.clone(), window: window.clone(), fanout, last: boundary, config };
         tokio::spawn(publisher.run(rx));
         Ok(Self { queue, window, store })
     }
@@ -136,7 +141,7 @@ impl EventBus for InProcessBus {
 struct Publisher {
     store: Arc<dyn Store>,
     window: Arc<RwLock<Window>>,
-    hub: Hub,
+    fanout: mpsc::Sender<Vec<Delivery>>,
     last: EventId,
     config: BusConfig,
 }
@@ -188,11 +193,13 @@ impl Publisher {
             }
         }
         self.push(&accepted);
-        self.hub.dispatch(&accepted);
-        // Answer after the fan-out so a publisher that then reads sees its event.
+        // Answer once the event is in the window (readable and resumable);
+        // the fan-out below writes to sockets and must not hold publishers.
         for (reply, event) in replies {
             let _ = reply.send(Ok(event));
         }
+        // A full fan-out queue holds publishing back rather than grow.
+        let _ = self.fanout.send(accepted).await;
     }
 
     fn push(&self, events: &[Delivery]) {
@@ -209,6 +216,19 @@ impl Publisher {
             }
             window.evicted_up_to = front.id();
             window.events.pop_front();
+        }
+    }
+}
+
+/// Writes events to subscribers, apart from the publisher so publishing is
+/// never held up by sockets. Groups that queued up while the previous
+/// fan-out ran go out together: one write per client for all of them.
+async fn fan_out(hub: Hub, mut groups: mpsc::Receiver<Vec<Delivery>>) {
+    let mut batch = Vec::with_capacity(FANOUT_BATCH);
+    while groups.recv_many(&mut batch, FANOUT_BATCH).await > 0 {
+        let events: Vec<Delivery> = batch.drain(..).flatten().collect();
+        for chunk in events.chunks(MAX_GROUP) {
+            hub.dispatch(chunk).await;
         }
     }
 }

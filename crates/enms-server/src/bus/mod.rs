@@ -12,12 +12,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use enms_core::event::{Event, EventId, EventType, Severity};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::gateway::socket::{OP_TEXT, frame_header};
 
 pub use local::InProcessBus;
 
@@ -41,12 +42,16 @@ impl Default for BusConfig {
     }
 }
 
-/// An event as delivered: the event, and its JSON envelope encoded once and
-/// shared by every receiver.
+/// An event as delivered: the event, its JSON envelope encoded once, and
+/// that envelope as a complete WebSocket text frame — the same bytes go to
+/// every WebSocket client, so fan-out is one `send` of shared memory each.
 #[derive(Debug)]
 pub struct Published {
     pub event: Event,
-    pub text: Utf8Bytes,
+    /// The JSON envelope (a slice of `frame`).
+    pub text: Bytes,
+    /// Server-to-client text frame: header + `text`.
+    pub frame: Bytes,
     machine_id: Option<Box<str>>,
     severity: Option<Severity>,
 }
@@ -56,10 +61,15 @@ pub type Delivery = Arc<Published>;
 impl Published {
     pub fn new(event: Event) -> Delivery {
         // Serialising a `serde_json::Value` map with string keys cannot fail.
-        let text = serde_json::to_string(&event).unwrap_or_default();
+        let text = serde_json::to_vec(&event).unwrap_or_default();
+        let (header, n) = frame_header(OP_TEXT, text.len());
+        let mut frame = Vec::with_capacity(n + text.len());
+        frame.extend_from_slice(&header[..n]);
+        frame.extend_from_slice(&text);
+        let frame = Bytes::from(frame);
         let machine_id = event.machine_id().map(Into::into);
         let severity = event.severity();
-        Arc::new(Self { event, text: text.into(), machine_id, severity })
+        Arc::new(Self { event, text: frame.slice(n..), frame, machine_id, severity })
     }
 
     pub fn id(&self) -> EventId {

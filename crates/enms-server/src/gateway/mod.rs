@@ -8,6 +8,7 @@
 //! are sent once.
 
 mod messages;
+pub mod socket;
 pub mod sse;
 pub mod ws;
 
@@ -220,13 +221,22 @@ pub async fn attach(
     request: &ConnectRequest,
 ) -> Result<Attached, ApiError> {
     let subscription = gateway.hub.subscribe(kind, request.filter.clone());
-    let Some(after) = request.last_event_id else {
-        return Ok(Attached { subscription, backlog: Vec::new(), recovered: false });
-    };
+    let (backlog, recovered) = history(gateway, bus, request).await?;
+    Ok(Attached { subscription, backlog, recovered })
+}
+
+/// What was missed since the request's `last_event_id`, and whether that is
+/// all of it. Call only after registering with the hub.
+pub async fn history(
+    gateway: &Gateway,
+    bus: &dyn EventBus,
+    request: &ConnectRequest,
+) -> Result<(Vec<Delivery>, bool), ApiError> {
+    let Some(after) = request.last_event_id else { return Ok((Vec::new(), false)) };
     let limit = gateway.config.max_replay;
     let replay = bus.since(Some(after), &request.filter, limit + 1).await?;
     let mut backlog = replay.events;
     let truncated = backlog.len() > limit;
     backlog.truncate(limit);
-    Ok(Attached { subscription, backlog, recovered: replay.complete && !truncated })
+    Ok((backlog, replay.complete && !truncated))
 }

@@ -106,7 +106,7 @@ impl SseStream {
             self.last_sent = Some(event.id());
             let head = format!("id: {}\nevent: {}\ndata: ", event.id(), event.event.event_type.as_str());
             self.out.push_back(Bytes::from(head));
-            self.out.push_back(Bytes::from(event.text.clone()));
+            self.out.push_back(event.text.clone());
             self.out.push_back(Bytes::from_static(b"\n\n"));
             n += 1;
         }

@@ -1,30 +1,36 @@
 //! WebSocket streams: `/api/v1/ws/{dashboard,anomalies,training,events}` and
 //! `/api/v1/ws?types=`.
 //!
-//! One task per connection waits on its hub queue, the socket, the ping
-//! timer and the drain signal. Everything queued when it wakes goes out in
-//! one socket write (frames are fed into tungstenite's buffer and flushed
-//! once). The event bytes are the ones the bus encoded; only the two-to-ten
-//! byte frame header is written per client.
+//! The handshake is answered here (after the parameters are validated and
+//! the connection is admitted, so refusals get an HTTP error body). After
+//! the upgrade the raw `TcpStream` goes into an [`Outbox`] that the hub
+//! writes events to directly; the connection task only reads client
+//! messages (through tungstenite), answers them, pings, writes what the
+//! socket could not take at once, and closes.
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
-use std::time::Duration;
+use std::sync::Arc;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use enms_core::event::{EventId, EventType};
-use futures_util::SinkExt;
-use tokio::time::Instant;
+use bytes::Bytes;
+use enms_core::event::EventType;
+use futures_util::StreamExt;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::{Duration, Instant};
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
+use tungstenite::Message;
+use tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::messages::{self, ClientMessage};
-use super::{Attached, ConnectRequest, Permit, attach, stream_types};
+use super::socket::{OP_CLOSE, OP_PING, OP_TEXT, Offer, Outbox, ReadSide};
+use super::{ConnectRequest, Permit, history, stream_types};
 use crate::bus::Filter;
 use crate::error::ApiError;
 use crate::extract::Params;
@@ -36,11 +42,6 @@ pub const MAX_CLIENT_MESSAGE: usize = 64 << 10;
 /// Tungstenite's per-connection read buffer; client messages are small, and
 /// 10,000 idle connections must stay within a few KiB each.
 const READ_BUFFER: usize = 1024;
-/// Frames accumulate up to this before a write is forced; we flush after
-/// each batch anyway, so it only bounds one batch.
-const WRITE_BUFFER: usize = 64 << 10;
-/// Events written per socket write at most.
-const BATCH: usize = 32;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const CLOSE_SHUTDOWN: u16 = 1001;
@@ -53,7 +54,7 @@ pub async fn named(
     Path(stream): Path<String>,
     state: State<AppState>,
     params: Params,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let kind = match stream.as_str() {
         "dashboard" => StreamKind::Dashboard,
@@ -62,16 +63,32 @@ pub async fn named(
         "events" => StreamKind::Events,
         other => return Err(ApiError::not_found("stream", other)),
     };
-    open(kind, state, params, upgrade).await
+    open(kind, state, params, req).await
 }
 
 /// `GET /api/v1/ws?types=a,b`.
-pub async fn custom(
-    state: State<AppState>,
-    params: Params,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<Response, ApiError> {
-    open(StreamKind::Custom, state, params, upgrade).await
+pub async fn custom(state: State<AppState>, params: Params, req: Request) -> Result<Response, ApiError> {
+    open(StreamKind::Custom, state, params, req).await
+}
+
+/// The `Sec-WebSocket-Accept` value, or why this is not a WebSocket handshake.
+fn handshake_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+    };
+    let refuse = |m: &str| ApiError::new(StatusCode::UPGRADE_REQUIRED, "websocket_upgrade_required", m);
+    if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
+        return Err(refuse("this endpoint speaks WebSocket: send Upgrade: websocket and Connection: Upgrade"));
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13") {
+        return Err(refuse("Sec-WebSocket-Version must be 13"));
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or_else(|| refuse("missing Sec-WebSocket-Key"))?;
+    Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
 }
 
 /// Validates and admits before upgrading, so a bad request or a full server
@@ -80,23 +97,31 @@ async fn open(
     kind: StreamKind,
     State(state): State<AppState>,
     params: Params,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut req: Request,
 ) -> Result<Response, ApiError> {
+    let accept = handshake_key(req.headers())?;
     let request = ConnectRequest::from_params(&params, kind, None)?;
-    let upgrade = upgrade
-        .map_err(|e| ApiError::new(StatusCode::UPGRADE_REQUIRED, "websocket_upgrade_required", e.body_text()))?;
     let permit = state.gateway.admit()?;
-    Ok(upgrade
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(WRITE_BUFFER + 2 * MAX_CLIENT_MESSAGE)
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            if let Err(e) = serve(socket, state, kind, request, permit).await {
-                tracing::debug!(error = %e, "websocket ended");
-            }
-        }))
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+        };
+        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            return tracing::error!("websocket upgrade over an unexpected transport");
+        };
+        let stream = parts.io.into_inner();
+        let _ = stream.set_nodelay(true);
+        serve(stream, parts.read_buf.to_vec(), state, kind, request, permit).await;
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).map_err(ApiError::internal)?);
+    Ok(response)
 }
 
 /// Why a connection loop stopped.
@@ -107,79 +132,65 @@ enum Stop {
 }
 
 struct Connection {
-    socket: WebSocket,
+    outbox: Arc<Outbox>,
     sub: Subscription,
-    /// Resolves when the hub cuts the client off as slow or the server
-    /// drains. Built once: registering fresh waiters on every loop turn cost
-    /// more than the rest of a delivery's user-space work.
+    /// Resolves when the hub cuts the client off as slow or the server drains.
     stop: Pin<Box<dyn Future<Output = Stop> + Send>>,
     filter: Filter,
     allowed: Option<HashSet<EventType>>,
-    /// Newest event id written; anything not newer is a duplicate.
-    last_sent: Option<EventId>,
     state: AppState,
 }
 
 async fn serve(
-    socket: WebSocket,
+    stream: TcpStream,
+    read_buf: Vec<u8>,
     state: AppState,
     kind: StreamKind,
     request: ConnectRequest,
     _permit: Permit,
-) -> Result<(), ApiError> {
-    let Attached { subscription, backlog, recovered } =
-        attach(&state.gateway, state.bus.as_ref(), kind, &request).await?;
-    let last_event_id = state.bus.status().last_event_id;
+) {
+    let outbox = Outbox::new(stream, state.gateway.config.queue, request.last_event_id);
+    // Register first, then read history: nothing published in between is lost.
+    let sub = state.gateway.hub.subscribe_socket(kind, request.filter.clone(), outbox.clone());
+    let (backlog, recovered) = match history(&state.gateway, state.bus.as_ref(), &request).await {
+        Ok(h) => h,
+        Err(e) => return tracing::warn!(error = %e, "websocket history unavailable"),
+    };
+    let hello = messages::connection(&request.client_id, kind.as_str(), recovered, state.bus.status().last_event_id);
+    outbox.send(OP_TEXT, Bytes::from(hello));
+    let slow_from_start = outbox.go_live(&backlog) == Offer::Slow;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_CLIENT_MESSAGE))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE));
+    let reader =
+        WebSocketStream::from_partially_read(ReadSide(outbox.clone()), read_buf, Role::Server, Some(config)).await;
     let mut conn = Connection {
-        socket,
-        stop: stop_signal(state.gateway.draining().clone(), subscription.slow_signal()),
-        sub: subscription,
+        stop: stop_signal(state.gateway.draining().clone(), sub.slow_signal()),
+        outbox,
+        sub,
         allowed: stream_types(kind).or_else(|| request.filter.types.clone()),
         filter: request.filter,
-        last_sent: request.last_event_id,
         state,
     };
-    let hello = messages::connection(&request.client_id, kind.as_str(), recovered, last_event_id);
-    // Boxed so their state does not count in every idle connection's size.
-    let stop = match Box::pin(conn.start(hello, backlog)).await {
-        Ok(()) => conn.run().await,
-        Err(stop) => stop,
-    };
+    let stop = if slow_from_start { Stop::Close(CLOSE_SLOW, "slow consumer") } else { conn.run(reader).await };
     Box::pin(conn.finish(stop)).await;
-    Ok(())
 }
 
 impl Connection {
-    async fn start(&mut self, hello: String, backlog: Vec<crate::bus::Delivery>) -> Result<(), Stop> {
-        self.socket.feed(Message::Text(hello.into())).await.map_err(|_| Stop::Gone)?;
-        for chunk in backlog.chunks(BATCH) {
-            self.write_events(chunk).await?;
-        }
-        if backlog.is_empty() {
-            self.guarded(|s| s.flush()).await?;
-        }
-        Ok(())
-    }
-
-    async fn run(&mut self) -> Stop {
+    async fn run(&mut self, mut reader: WebSocketStream<ReadSide>) -> Stop {
         let interval = self.state.gateway.config.ping_interval;
+        let write_timeout = self.state.gateway.config.write_timeout;
         let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
         let mut last_heard = Instant::now();
-        let mut batch = Vec::with_capacity(BATCH);
         loop {
+            let outbox = self.outbox.clone();
             let step = tokio::select! {
                 biased;
                 stop = &mut self.stop => Err(stop),
-                n = self.sub.recv_many(&mut batch, BATCH) => {
-                    if n == 0 {
-                        Err(Stop::Close(CLOSE_SHUTDOWN, "server shutting down"))
-                    } else {
-                        let r = self.write_events(&batch).await;
-                        batch.clear();
-                        r
-                    }
-                }
-                incoming = self.socket.recv() => {
+                r = drain_pending(&outbox, write_timeout) => r,
+                incoming = reader.next() => {
                     last_heard = Instant::now();
                     // Rare next to deliveries; boxed to keep idle connections small.
                     Box::pin(self.on_incoming(incoming)).await
@@ -188,7 +199,8 @@ impl Connection {
                     if last_heard.elapsed() >= 2 * interval {
                         Err(Stop::Close(CLOSE_PING_TIMEOUT, "no answer to pings"))
                     } else {
-                        self.guarded(|s| s.send(Message::Ping(Default::default()))).await
+                        self.outbox.send(OP_PING, Bytes::new());
+                        Ok(())
                     }
                 }
             };
@@ -198,37 +210,20 @@ impl Connection {
         }
     }
 
-    /// Writes the events not sent yet in one flush.
-    async fn write_events(&mut self, events: &[crate::bus::Delivery]) -> Result<(), Stop> {
-        let mut n = 0;
-        for event in events {
-            if self.last_sent.is_some_and(|last| event.id() <= last) {
-                continue;
-            }
-            self.last_sent = Some(event.id());
-            let text: Utf8Bytes = event.text.clone();
-            self.guarded(|s| s.feed(Message::Text(text))).await?;
-            n += 1;
-        }
-        if n > 0 {
-            self.guarded(|s| s.flush()).await?;
-            self.sub.sent(n);
-        }
-        Ok(())
-    }
-
-    async fn on_incoming(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Result<(), Stop> {
+    async fn on_incoming(&mut self, incoming: Option<Result<Message, tungstenite::Error>>) -> Result<(), Stop> {
         match incoming {
             None | Some(Ok(Message::Close(_))) => Err(Stop::Gone),
-            Some(Err(e)) if too_big(&e) => Err(Stop::Close(CLOSE_TOO_BIG, "message too big")),
+            Some(Err(tungstenite::Error::Capacity(_))) => Err(Stop::Close(CLOSE_TOO_BIG, "message too big")),
             Some(Err(_)) => Err(Stop::Gone),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
             Some(Ok(Message::Binary(_))) => {
-                self.reply(messages::error("binary_not_supported", "send JSON text messages")).await
+                self.reply(messages::error("binary_not_supported", "send JSON text messages"));
+                Ok(())
             }
             Some(Ok(Message::Text(text))) => {
                 let answer = self.on_message(&text);
-                self.reply(answer).await
+                self.reply(answer);
+                Ok(())
             }
         }
     }
@@ -253,50 +248,41 @@ impl Connection {
         }
     }
 
-    async fn reply(&mut self, text: String) -> Result<(), Stop> {
-        self.guarded(|s| s.send(Message::Text(text.into()))).await
+    fn reply(&self, text: String) {
+        self.outbox.send(OP_TEXT, Bytes::from(text));
     }
 
-    /// Runs a socket write, giving up when the client is slow, stalled past
-    /// the write timeout, or the server drains.
-    async fn guarded<'a, F, Fut>(&'a mut self, write: F) -> Result<(), Stop>
-    where
-        F: FnOnce(&'a mut WebSocket) -> Fut,
-        Fut: Future<Output = Result<(), axum::Error>> + 'a,
-    {
-        let timeout = self.state.gateway.config.write_timeout;
-        let mut write = std::pin::pin!(write(&mut self.socket));
-        // Most writes complete at once: only a blocked one arms the timer.
-        if let Poll::Ready(r) = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
-            return r.map_err(|_| Stop::Gone);
-        }
-        let stop = &mut self.stop;
-        // The blocked path is boxed: its timer would otherwise sit in every
-        // idle connection's state.
-        Box::pin(async move {
-            tokio::select! {
-                r = tokio::time::timeout(timeout, write) => match r {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => Err(Stop::Gone),
-                    Err(_) => Err(Stop::Close(CLOSE_SLOW, "slow consumer")),
-                },
-                stop = stop => Err(stop),
-            }
-        })
-        .await
-    }
-
-    /// Sends the close frame (after whatever is already buffered) and waits
-    /// a bounded time for it to leave.
+    /// Sends the close frame after whatever is pending and waits a bounded
+    /// time for it to leave.
     async fn finish(mut self, stop: Stop) {
-        let Stop::Close(code, reason) = stop else { return };
-        if code == CLOSE_SLOW {
+        self.outbox.close_events();
+        if let Stop::Close(code, _) = stop
+            && code == CLOSE_SLOW
+        {
             self.sub.closed_slow();
         }
-        // Nothing more will be queued for us; let the hub forget this client now.
         drop(self.sub);
-        let frame = CloseFrame { code, reason: reason.into() };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.socket.send(Message::Close(Some(frame)))).await;
+        let Stop::Close(code, reason) = stop else { return };
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason.as_bytes());
+        self.outbox.send(OP_CLOSE, Bytes::from(payload));
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.outbox.flush()).await;
+    }
+}
+
+/// Waits until the outbox has bytes the socket did not take, then writes
+/// them; only returns on failure. A write blocked past `write_timeout` makes
+/// the client a slow consumer.
+async fn drain_pending(outbox: &Outbox, write_timeout: Duration) -> Result<(), Stop> {
+    loop {
+        if !outbox.has_pending() {
+            outbox.wake.notified().await;
+        }
+        match tokio::time::timeout(write_timeout, outbox.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Stop::Gone),
+            Err(_) => return Err(Stop::Close(CLOSE_SLOW, "slow consumer")),
+        }
     }
 }
 
@@ -308,16 +294,4 @@ fn stop_signal(drain: CancellationToken, slow: SlowSignal) -> Pin<Box<dyn Future
             _ = slow.wait() => Stop::Close(CLOSE_SLOW, "slow consumer"),
         }
     })
-}
-
-/// Tungstenite reports an oversize frame or message as a capacity error.
-fn too_big(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
 }

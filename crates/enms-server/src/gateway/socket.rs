@@ -1,0 +1,351 @@
+//! A WebSocket connection's socket, shared by the hub and the connection task.
+//!
+//! The hub writes each event straight to the socket from the dispatching
+//! task (`try_write` of a frame header and the shared payload in one
+//! vectored write) when nothing is waiting before it: no task wake-up, no
+//! queue and no copy per delivery. Whatever cannot go at once — the socket
+//! is full, or earlier bytes are still waiting — is kept in order in
+//! `pending`, capped in messages and bytes, and the connection task writes
+//! it when the socket becomes writable, coalescing up to [`MAX_IOV`] pieces
+//! per write. Going over a cap makes the client a slow consumer.
+//!
+//! Reading stays with tungstenite (masking, fragments, control frames, size
+//! limits) through [`ReadSide`]; the frames it writes itself (pong, close
+//! echo) join `pending` too, so every byte leaves in order.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use enms_core::event::EventId;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::bus::Delivery;
+use crate::hub::QueueLimits;
+
+/// Slices per vectored write when draining `pending`.
+const MAX_IOV: usize = 64;
+
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+
+/// The header of an unmasked, final server frame.
+pub fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
+    let mut h = [0u8; 10];
+    h[0] = 0x80 | opcode;
+    if len < 126 {
+        h[1] = len as u8;
+        (h, 2)
+    } else if len <= u16::MAX as usize {
+        h[1] = 126;
+        h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        (h, 4)
+    } else {
+        h[1] = 127;
+        h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        (h, 10)
+    }
+}
+
+/// What became of an event offered to a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offer {
+    Sent,
+    Queued,
+    /// Over a cap: the client is too slow and must be closed.
+    Slow,
+}
+
+struct State {
+    pending: VecDeque<Bytes>,
+    pending_messages: usize,
+    pending_bytes: usize,
+    /// Until the history is sent, live events are held here.
+    live: bool,
+    held: Vec<Delivery>,
+    /// Newest event id written or queued; older ones are duplicates.
+    last_id: Option<EventId>,
+    /// Nothing more is accepted (slow, closing, or failed).
+    closed: bool,
+}
+
+pub struct Outbox {
+    stream: TcpStream,
+    state: Mutex<State>,
+    /// Wakes the connection task when `pending` gained bytes.
+    pub wake: Notify,
+    limits: QueueLimits,
+}
+
+impl Outbox {
+    pub fn new(stream: TcpStream, limits: QueueLimits, last_id: Option<EventId>) -> Arc<Self> {
+        Arc::new(Self {
+            stream,
+            state: Mutex::new(State {
+                pending: VecDeque::new(),
+                pending_messages: 0,
+                pending_bytes: 0,
+                live: false,
+                held: Vec::new(),
+                last_id,
+                closed: false,
+            }),
+            wake: Notify::new(),
+            limits,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Called by the hub with the matching events of one publish group, in
+    /// id order: one `send` for one event, one vectored write for several.
+    pub fn offer(&self, events: &[&Delivery]) -> Offer {
+        let mut st = self.lock();
+        if st.closed {
+            return Offer::Queued;
+        }
+        if !st.live {
+            if st.held.len() + events.len() > self.limits.messages {
+                st.closed = true;
+                return Offer::Slow;
+            }
+            st.held.extend(events.iter().map(|e| (*e).clone()));
+            return Offer::Queued;
+        }
+        let start = events.partition_point(|e| st.last_id.is_some_and(|last| e.id() <= last));
+        let fresh = &events[start..];
+        let Some(newest) = fresh.last() else { return Offer::Queued };
+        st.last_id = Some(newest.id());
+        match fresh {
+            [one] => self.send_bytes(&mut st, &one.frame, true),
+            many => self.send_many(&mut st, many),
+        }
+    }
+
+    fn send_many(&self, st: &mut State, events: &[&Delivery]) -> Offer {
+        let mut done = 0;
+        if st.pending.is_empty() {
+            let slices: Vec<IoSlice<'_>> = events.iter().take(MAX_IOV).map(|e| IoSlice::new(&e.frame)).collect();
+            let mut written = match self.stream.try_write_vectored(&slices) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(_) => {
+                    st.closed = true;
+                    return Offer::Queued;
+                }
+            };
+            while done < events.len() && written >= events[done].frame.len() {
+                written -= events[done].frame.len();
+                done += 1;
+            }
+            if done < events.len() && written > 0 {
+                let tail = events[done].frame.slice(written..);
+                st.pending_bytes += tail.len();
+                st.pending_messages += 1;
+                st.pending.push_back(tail);
+                done += 1;
+            }
+            if done == events.len() {
+                if !st.pending.is_empty() {
+                    self.wake.notify_one();
+                }
+                return Offer::Sent;
+            }
+        }
+        for event in &events[done..] {
+            if st.pending_messages >= self.limits.messages || st.pending_bytes + event.frame.len() > self.limits.bytes {
+                st.closed = true;
+                return Offer::Slow;
+            }
+            st.pending_bytes += event.frame.len();
+            st.pending_messages += 1;
+            st.pending.push_back(event.frame.clone());
+        }
+        self.wake.notify_one();
+        Offer::Queued
+    }
+
+    /// Writes history (already filtered), then whatever was held meanwhile
+    /// that is newer, and from then on lets the hub write directly.
+    pub fn go_live(&self, backlog: &[Delivery]) -> Offer {
+        let mut st = self.lock();
+        let held = std::mem::take(&mut st.held);
+        for event in backlog.iter().chain(held.iter()) {
+            if st.last_id.is_some_and(|last| event.id() <= last) {
+                continue;
+            }
+            st.last_id = Some(event.id());
+            if self.send_bytes(&mut st, &event.frame, false) == Offer::Slow {
+                st.closed = true;
+                return Offer::Slow;
+            }
+        }
+        st.live = true;
+        Offer::Sent
+    }
+
+    /// A frame from the server itself (reply, ping, close); never refused.
+    pub fn send(&self, opcode: u8, payload: Bytes) {
+        let mut st = self.lock();
+        self.send_frame(&mut st, opcode, payload, false);
+    }
+
+    /// Stops accepting events; what is pending still goes out.
+    pub fn close_events(&self) {
+        self.lock().closed = true;
+    }
+
+    /// Raw bytes tungstenite wrote (an already framed pong or close echo).
+    fn send_raw(&self, bytes: Bytes) {
+        let mut st = self.lock();
+        st.pending_bytes += bytes.len();
+        st.pending.push_back(bytes);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    fn send_frame(&self, st: &mut State, opcode: u8, payload: Bytes, capped: bool) -> Offer {
+        let (header, n) = frame_header(opcode, payload.len());
+        let mut frame = Vec::with_capacity(n + payload.len());
+        frame.extend_from_slice(&header[..n]);
+        frame.extend_from_slice(&payload);
+        self.send_bytes(st, &Bytes::from(frame), capped)
+    }
+
+    /// Writes a whole frame now if nothing is waiting before it (one `send`
+    /// of the shared bytes), else queues it, within the caps when `capped`.
+    fn send_bytes(&self, st: &mut State, frame: &Bytes, capped: bool) -> Offer {
+        if st.pending.is_empty() {
+            match self.stream.try_write(frame) {
+                Ok(written) if written == frame.len() => return Offer::Sent,
+                Ok(written) => {
+                    st.pending.push_back(frame.slice(written..));
+                    st.pending_bytes += frame.len() - written;
+                    st.pending_messages += 1;
+                    self.wake.notify_one();
+                    return Offer::Queued;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The connection task sees the failure on its next read.
+                Err(_) => {
+                    st.closed = true;
+                    return Offer::Queued;
+                }
+            }
+        } else if capped
+            && (st.pending_messages >= self.limits.messages || st.pending_bytes + frame.len() > self.limits.bytes)
+        {
+            st.closed = true;
+            return Offer::Slow;
+        }
+        st.pending_bytes += frame.len();
+        st.pending_messages += 1;
+        st.pending.push_back(frame.clone());
+        self.wake.notify_one();
+        Offer::Queued
+    }
+
+    /// Writes pending bytes until none are left, waiting for the socket as
+    /// needed. Cancel-safe: progress is kept in `pending`.
+    pub async fn flush(&self) -> io::Result<()> {
+        loop {
+            match self.write_pending() {
+                Ok(true) => return Ok(()),
+                Ok(false) => self.stream.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.lock().pending.is_empty()
+    }
+
+    /// One vectored write of the pending pieces; true when all are gone.
+    fn write_pending(&self) -> io::Result<bool> {
+        let mut st = self.lock();
+        while !st.pending.is_empty() {
+            let slices: Vec<IoSlice<'_>> = st.pending.iter().take(MAX_IOV).map(|b| IoSlice::new(b)).collect();
+            let written = match self.stream.try_write_vectored(&slices) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            drop(slices);
+            st.pending_bytes -= written;
+            let mut left = written;
+            while left > 0 {
+                let Some(front) = st.pending.front_mut() else { break };
+                if front.len() <= left {
+                    left -= front.len();
+                    st.pending.pop_front();
+                } else {
+                    *front = front.slice(left..);
+                    left = 0;
+                }
+            }
+        }
+        // Messages are counted in whole; once empty nothing is outstanding.
+        st.pending_messages = 0;
+        Ok(true)
+    }
+}
+
+/// The socket as tungstenite sees it: reads come from the stream, writes
+/// (its automatic pong and close echo) join the outbox in order.
+pub struct ReadSide(pub Arc<Outbox>);
+
+impl AsyncRead for ReadSide {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let stream = &self.0.stream;
+        loop {
+            ready!(stream.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match stream.try_read(unfilled) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ReadSide {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.0.send_raw(Bytes::copy_from_slice(data));
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame_header;
+
+    #[test]
+    fn headers_use_the_shortest_length_encoding() {
+        assert_eq!(&frame_header(0x1, 5).0[..2], &[0x81, 5]);
+        let (h, n) = frame_header(0x1, 300);
+        assert_eq!(&h[..n], &[0x81, 126, 1, 44]);
+        let (h, n) = frame_header(0x8, 70_000);
+        assert_eq!(&h[..n], &[0x88, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+    }
+}

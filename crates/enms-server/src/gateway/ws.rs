@@ -149,12 +149,33 @@ async fn serve(
     request: ConnectRequest,
     _permit: Permit,
 ) {
+    // The set-up and the close are boxed: their state would otherwise count
+    // in the size of every idle connection.
+    let Some((mut conn, reader, slow_from_start)) = Box::pin(start(stream, read_buf, state, kind, request)).await
+    else {
+        return;
+    };
+    let stop = if slow_from_start { Stop::Close(CLOSE_SLOW, "slow consumer") } else { conn.run(reader).await };
+    Box::pin(conn.finish(stop)).await;
+}
+
+/// Registers, sends the greeting and the missed events, and sets up the reader.
+async fn start(
+    stream: TcpStream,
+    read_buf: Vec<u8>,
+    state: AppState,
+    kind: StreamKind,
+    request: ConnectRequest,
+) -> Option<(Connection, WebSocketStream<ReadSide>, bool)> {
     let outbox = Outbox::new(stream, state.gateway.config.queue, request.last_event_id);
     // Register first, then read history: nothing published in between is lost.
     let sub = state.gateway.hub.subscribe_socket(kind, request.filter.clone(), outbox.clone());
     let (backlog, recovered) = match history(&state.gateway, state.bus.as_ref(), &request).await {
         Ok(h) => h,
-        Err(e) => return tracing::warn!(error = %e, "websocket history unavailable"),
+        Err(e) => {
+            tracing::warn!(error = %e, "websocket history unavailable");
+            return None;
+        }
     };
     let hello = messages::connection(&request.client_id, kind.as_str(), recovered, state.bus.status().last_event_id);
     outbox.send(OP_TEXT, Bytes::from(hello));
@@ -166,7 +187,7 @@ async fn serve(
         .max_frame_size(Some(MAX_CLIENT_MESSAGE));
     let reader =
         WebSocketStream::from_partially_read(ReadSide(outbox.clone()), read_buf, Role::Server, Some(config)).await;
-    let mut conn = Connection {
+    let conn = Connection {
         stop: stop_signal(state.gateway.draining().clone(), sub.slow_signal()),
         outbox,
         sub,
@@ -174,8 +195,7 @@ async fn serve(
         filter: request.filter,
         state,
     };
-    let stop = if slow_from_start { Stop::Close(CLOSE_SLOW, "slow consumer") } else { conn.run(reader).await };
-    Box::pin(conn.finish(stop)).await;
+    Some((conn, reader, slow_from_start))
 }
 
 impl Connection {
@@ -278,7 +298,8 @@ async fn drain_pending(outbox: &Outbox, write_timeout: Duration) -> Result<(), S
         if !outbox.has_pending() {
             outbox.wake.notified().await;
         }
-        match tokio::time::timeout(write_timeout, outbox.flush()).await {
+        // Boxed: the timer is only needed while a backlog is written.
+        match Box::pin(tokio::time::timeout(write_timeout, outbox.flush())).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(Stop::Gone),
             Err(_) => return Err(Stop::Close(CLOSE_SLOW, "slow consumer")),

@@ -168,6 +168,19 @@ async fn bad_connect_parameters_are_refused_before_the_upgrade() {
     assert!(matches!(err, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == StatusCode::NOT_FOUND));
     // A plain GET without the upgrade is an error too, not a hang.
     assert_error(&s.get("/api/v1/ws/dashboard").await, StatusCode::UPGRADE_REQUIRED, "websocket_upgrade_required");
+    // An upgrade asking for a protocol version we do not speak.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v1/ws/dashboard", s.url))
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(resp.status(), StatusCode::UPGRADE_REQUIRED);
+    let body: Value = resp.json().await.expect("error body");
+    assert_eq!(body["error"]["code"], "websocket_upgrade_required");
     s.stop().await;
 }
 

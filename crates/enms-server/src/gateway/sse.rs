@@ -47,6 +47,7 @@ pub async fn stream(State(state): State<AppState>, params: Params, headers: Head
             tokio::time::interval_at(tokio::time::Instant::now() + every, every)
         },
         done: false,
+        batch: Vec::with_capacity(BATCH),
         _permit: permit,
     };
     sse.push_events(&backlog);
@@ -70,12 +71,13 @@ struct SseStream {
     drain: CancellationToken,
     keepalive: tokio::time::Interval,
     done: bool,
+    /// Reused between wake-ups: no allocation per chunk.
+    batch: Vec<Delivery>,
     _permit: Permit,
 }
 
 impl SseStream {
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        let mut batch = Vec::with_capacity(BATCH);
         while self.out.is_empty() && !self.done {
             tokio::select! {
                 biased;
@@ -84,12 +86,14 @@ impl SseStream {
                     self.sub.closed_slow();
                     self.end("slow_consumer", "slow consumer: reconnect with Last-Event-ID");
                 }
-                n = self.sub.recv_many(&mut batch, BATCH) => {
+                n = self.sub.recv_many(&mut self.batch, BATCH) => {
                     if n == 0 {
                         self.done = true;
                     }
+                    let batch = std::mem::take(&mut self.batch);
                     self.push_events(&batch);
-                    batch.clear();
+                    self.batch = batch;
+                    self.batch.clear();
                 }
                 _ = self.keepalive.tick() => self.out.push_back(Bytes::from_static(b": keep-alive\n\n")),
             }

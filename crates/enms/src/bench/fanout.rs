@@ -228,13 +228,12 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     // After the command name: state is field 3, utime 14 and stime 15 (1-based).
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / clock_ticks())
+    Some(ticks as f64 / USER_HZ)
 }
 
-fn clock_ticks() -> f64 {
-    // USER_HZ is 100 on every Linux architecture we run on.
-    100.0
-}
+/// Clock ticks per second in `/proc/PID/stat`: 100 on every Linux
+/// architecture we run on.
+const USER_HZ: f64 = 100.0;
 
 fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

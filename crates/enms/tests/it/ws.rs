@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{C1, TestServer, assert_error};
-use crate::wsclient::{Ws, alert, anomaly, close_code, publish, ws_url};
+use crate::wsclient::{Ws, alert, anomaly, close_code, publish, spawn_alerts, ws_url};
 
 const C2: &str = "c0000000-0000-0000-0000-000000000002";
 
@@ -216,16 +216,7 @@ async fn resume_after_a_disconnect_loses_and_repeats_nothing() {
     ws.close().await;
 
     // 1000 events while the client is away, the last 200 of them racing the reconnect.
-    let publisher = {
-        let url = s.url.clone();
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            for n in 0..1000 {
-                let r = http.post(format!("{url}/api/v1/events")).json(&alert(&format!("m{n}"))).send().await;
-                assert_eq!(r.expect("publish").status(), StatusCode::ACCEPTED);
-            }
-        })
-    };
+    let publisher = spawn_alerts(&s, (0..1000).map(|n| format!("m{n}")).collect());
     let mut seen_live = 0;
     while seen_live < 800 {
         let (_, page) = s.get("/api/v1/events?types=system_alert&limit=1").await;
@@ -356,17 +347,8 @@ async fn a_burst_of_ten_thousand_events_arrives_complete_and_in_order() {
     let s = TestServer::start().await;
     let (mut a, _) = Ws::connect(&s, "/api/v1/ws/events").await;
     let (mut b, _) = Ws::connect(&s, "/api/v1/ws/dashboard").await;
-    let mut tasks = Vec::new();
-    for worker in 0..8 {
-        let url = s.url.clone();
-        tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            for n in 0..1250 {
-                let r = http.post(format!("{url}/api/v1/events")).json(&alert(&format!("{worker}-{n}"))).send().await;
-                assert_eq!(r.expect("publish").status(), StatusCode::ACCEPTED);
-            }
-        }));
-    }
+    let tasks: Vec<_> =
+        (0..8).map(|worker| spawn_alerts(&s, (0..1250).map(|n| format!("{worker}-{n}")).collect())).collect();
     for t in tasks {
         t.await.expect("publisher");
     }

@@ -103,6 +103,19 @@ pub fn anomaly(machine: &str, severity: &str, kind: &str) -> Value {
     json!({"type": "anomaly_detected", "data": {"machine_id": machine, "severity": severity, "anomaly_type": kind, "value": 1.0}})
 }
 
+/// Publishes `system_alert`s with these messages from a task of its own,
+/// one after the other.
+pub fn spawn_alerts(server: &TestServer, messages: Vec<String>) -> tokio::task::JoinHandle<()> {
+    let url = format!("{}/api/v1/events", server.url);
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        for m in messages {
+            let r = http.post(&url).json(&alert(&m)).send().await;
+            assert_eq!(r.expect("publish").status(), reqwest::StatusCode::ACCEPTED);
+        }
+    })
+}
+
 /// Publishes through the HTTP API and returns the event id.
 pub async fn publish(server: &TestServer, event: &Value) -> String {
     let (status, body) = server.post("/api/v1/events", event).await;

@@ -42,7 +42,10 @@ pub const MAX_CLIENT_MESSAGE: usize = 64 << 10;
 /// Tungstenite's per-connection read buffer; client messages are small, and
 /// 10,000 idle connections must stay within a few KiB each.
 const READ_BUFFER: usize = 1024;
+/// Time for pending bytes and the close frame to leave.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time then given to the client to answer the close before we hang up.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 pub const CLOSE_SHUTDOWN: u16 = 1001;
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -151,12 +154,12 @@ async fn serve(
 ) {
     // The set-up and the close are boxed: their state would otherwise count
     // in the size of every idle connection.
-    let Some((mut conn, reader, slow_from_start)) = Box::pin(start(stream, read_buf, state, kind, request)).await
+    let Some((mut conn, mut reader, slow_from_start)) = Box::pin(start(stream, read_buf, state, kind, request)).await
     else {
         return;
     };
-    let stop = if slow_from_start { Stop::Close(CLOSE_SLOW, "slow consumer") } else { conn.run(reader).await };
-    Box::pin(conn.finish(stop)).await;
+    let stop = if slow_from_start { Stop::Close(CLOSE_SLOW, "slow consumer") } else { conn.run(&mut reader).await };
+    Box::pin(conn.finish(stop, reader)).await;
 }
 
 /// Registers, sends the greeting and the missed events, and sets up the reader.
@@ -199,7 +202,7 @@ async fn start(
 }
 
 impl Connection {
-    async fn run(&mut self, mut reader: WebSocketStream<ReadSide>) -> Stop {
+    async fn run(&mut self, reader: &mut WebSocketStream<ReadSide>) -> Stop {
         let interval = self.state.gateway.config.ping_interval;
         let write_timeout = self.state.gateway.config.write_timeout;
         let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
@@ -272,21 +275,31 @@ impl Connection {
         self.outbox.send(OP_TEXT, Bytes::from(text));
     }
 
-    /// Sends the close frame after whatever is pending and waits a bounded
-    /// time for it to leave.
-    async fn finish(mut self, stop: Stop) {
+    /// Sends the close frame after whatever is pending, then reads until the
+    /// client answers or hangs up, within a bounded time. Reading to the end
+    /// matters: closing a socket with unread input (a pong, the client's
+    /// close) sends a reset, and a reset makes the client's kernel discard
+    /// the data — close frame included — it had not read yet.
+    async fn finish(mut self, stop: Stop, mut reader: WebSocketStream<ReadSide>) {
         self.outbox.close_events();
-        if let Stop::Close(code, _) = stop
-            && code == CLOSE_SLOW
-        {
+        let Stop::Close(code, reason) = stop else { return };
+        if code == CLOSE_SLOW {
             self.sub.closed_slow();
         }
         drop(self.sub);
-        let Stop::Close(code, reason) = stop else { return };
         let mut payload = code.to_be_bytes().to_vec();
         payload.extend_from_slice(reason.as_bytes());
         self.outbox.send(OP_CLOSE, Bytes::from(payload));
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.outbox.flush()).await;
+        if let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, self.outbox.flush()).await {
+            let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                while let Some(Ok(message)) = reader.next().await {
+                    if message.is_close() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! Each backend owns its schema and migrations (`migrations/<backend>/`);
 //! callers only see domain types from `enms-core`.
 
+pub mod analytics;
 mod error;
 pub mod sqlite;
 mod types;
@@ -16,6 +17,7 @@ use enms_core::sim::InjectedAnomaly;
 use enms_core::{MachineRecord, Reading};
 use uuid::Uuid;
 
+pub use analytics::{AnomalyQuery, AnomalyRecord, JobQuery, JobRecord, JobStatus, ModelRecord};
 pub use error::StoreError;
 pub use types::{ReadingPoint, ReadingQuery};
 
@@ -58,6 +60,37 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_events(&self, before: EventId) -> Result<u64>;
     /// Newest id ever pruned: the log is complete only after it.
     async fn event_log_floor(&self) -> Result<Option<EventId>>;
+
+    /// Stores a model with the next version of its machine and type (inactive);
+    /// returns that version.
+    async fn insert_model(&self, model: &ModelRecord) -> Result<i64>;
+    /// Models without their bodies, newest version first.
+    async fn list_models(&self, machine: Option<Uuid>, model_type: Option<&str>) -> Result<Vec<ModelRecord>>;
+    async fn get_model(&self, id: Uuid) -> Result<Option<ModelRecord>>;
+    async fn active_model(&self, machine: Uuid, model_type: &str) -> Result<Option<ModelRecord>>;
+    /// Makes the model the only active one of its machine and type, atomically;
+    /// `Ok(false)` when unknown.
+    async fn activate_model(&self, id: Uuid) -> Result<bool>;
+
+    /// Inserts or replaces a job.
+    async fn save_job(&self, job: &JobRecord) -> Result<()>;
+    async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>>;
+    /// Newest first.
+    async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>>;
+
+    /// Stores anomalies not stored yet (per machine, timestamp and metric) and
+    /// returns those that were new.
+    async fn insert_anomalies(&self, anomalies: &[AnomalyRecord]) -> Result<Vec<AnomalyRecord>>;
+    async fn list_anomalies(&self, query: &AnomalyQuery) -> Result<Vec<AnomalyRecord>>;
+    async fn get_anomaly(&self, id: Uuid) -> Result<Option<AnomalyRecord>>;
+    /// `Ok(false)` when unknown.
+    async fn acknowledge_anomaly(
+        &self,
+        id: Uuid,
+        by: &str,
+        note: Option<&str>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool>;
 
     /// Flushes and closes connections; called on shutdown.
     async fn close(&self);

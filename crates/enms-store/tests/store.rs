@@ -154,3 +154,73 @@ async fn the_event_log_pages_by_id_and_prunes_with_a_floor() {
     assert_eq!(store.event_log_floor().await.expect("floor"), Some(EventId { ms: 20, seq: 0 }), "floor stays");
     assert_eq!(store.last_event_id().await.expect("last"), Some(EventId { ms: 30, seq: 0 }));
 }
+
+fn model_record(machine: Uuid, kind: &str) -> enms_store::ModelRecord {
+    enms_store::ModelRecord {
+        id: Uuid::new_v4(),
+        machine_id: machine,
+        model_type: kind.into(),
+        version: 0,
+        active: false,
+        created_at: t0(),
+        job_id: None,
+        metrics: serde_json::json!({"r_squared": 0.9}),
+        body: serde_json::json!({"coefficients": [1.0, 2.0]}),
+    }
+}
+
+#[tokio::test]
+async fn models_are_versioned_and_one_is_active() {
+    let (_dir, store) = sqlite().await;
+    let m = Uuid::new_v4();
+    let (a, b, other) = (model_record(m, "baseline"), model_record(m, "baseline"), model_record(m, "anomaly"));
+    assert_eq!(store.insert_model(&a).await.unwrap(), 1);
+    assert_eq!(store.insert_model(&b).await.unwrap(), 2);
+    assert_eq!(store.insert_model(&other).await.unwrap(), 1, "versions count per type");
+    assert!(store.active_model(m, "baseline").await.unwrap().is_none());
+    assert!(store.activate_model(a.id).await.unwrap());
+    assert!(store.activate_model(other.id).await.unwrap());
+    assert!(store.activate_model(b.id).await.unwrap());
+    let active = store.active_model(m, "baseline").await.unwrap().unwrap();
+    assert_eq!((active.id, active.version, &active.body), (b.id, 2, &b.body));
+    assert_eq!(store.active_model(m, "anomaly").await.unwrap().unwrap().id, other.id, "other type untouched");
+    let list = store.list_models(Some(m), Some("baseline")).await.unwrap();
+    assert_eq!(list.iter().map(|r| (r.version, r.active)).collect::<Vec<_>>(), vec![(2, true), (1, false)]);
+    assert!(!store.activate_model(Uuid::new_v4()).await.unwrap());
+}
+
+#[tokio::test]
+async fn anomalies_are_stored_once_per_reading() {
+    let (_dir, store) = sqlite().await;
+    let m = Uuid::new_v4();
+    let anomaly = |minutes: i64| enms_store::AnomalyRecord {
+        id: Uuid::new_v4(),
+        machine_id: m,
+        timestamp: t0() + Duration::minutes(minutes),
+        metric: "power_kw".into(),
+        severity: "critical".into(),
+        anomaly_type: "spike".into(),
+        value: 90.0,
+        expected_value: 40.0,
+        anomaly_score: -0.7,
+        deviation: 12.0,
+        source: "batch".into(),
+        model_id: None,
+        detected_at: t0(),
+        acknowledged_at: None,
+        acknowledged_by: None,
+        note: None,
+    };
+    let first = store.insert_anomalies(&[anomaly(15), anomaly(30)]).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let again = store.insert_anomalies(&[anomaly(30), anomaly(45)]).await.unwrap();
+    assert_eq!(again.iter().map(|a| a.timestamp).collect::<Vec<_>>(), vec![t0() + Duration::minutes(45)]);
+    let q = enms_store::AnomalyQuery { machine_id: Some(m), limit: 10, ..Default::default() };
+    assert_eq!(store.list_anomalies(&q).await.unwrap().len(), 3);
+    let id = first[0].id;
+    assert!(store.acknowledge_anomaly(id, "alice", Some("valve replaced"), t0()).await.unwrap());
+    assert!(store.acknowledge_anomaly(id, "bob", None, t0() + Duration::hours(1)).await.unwrap());
+    let acked = store.get_anomaly(id).await.unwrap().unwrap();
+    assert_eq!((acked.acknowledged_by.as_deref(), acked.acknowledged_at), (Some("alice"), Some(t0())));
+    assert_eq!(acked.note.as_deref(), Some("valve replaced"));
+}

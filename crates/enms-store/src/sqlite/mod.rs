@@ -6,6 +6,7 @@
 //! is what "answered only once durable" promises; batching keeps the fsync
 //! cost per reading negligible.
 
+mod analytics;
 mod demo;
 mod events;
 mod machines;
@@ -22,7 +23,10 @@ use enms_core::{MachineRecord, Reading};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
-use crate::{ReadingPoint, ReadingQuery, Result, Store, StoreError};
+use crate::{
+    AnomalyQuery, AnomalyRecord, JobQuery, JobRecord, ModelRecord, ReadingPoint, ReadingQuery, Result, Store,
+    StoreError,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -124,6 +128,60 @@ impl Store for SqliteStore {
 
     async fn event_log_floor(&self) -> Result<Option<EventId>> {
         events::floor(&self.reader).await
+    }
+
+    async fn insert_model(&self, model: &ModelRecord) -> Result<i64> {
+        analytics::insert_model(&self.writer, model).await
+    }
+
+    async fn list_models(&self, machine: Option<Uuid>, model_type: Option<&str>) -> Result<Vec<ModelRecord>> {
+        analytics::list_models(&self.reader, machine, model_type).await
+    }
+
+    async fn get_model(&self, id: Uuid) -> Result<Option<ModelRecord>> {
+        analytics::get_model(&self.reader, id).await
+    }
+
+    async fn active_model(&self, machine: Uuid, model_type: &str) -> Result<Option<ModelRecord>> {
+        analytics::active_model(&self.reader, machine, model_type).await
+    }
+
+    async fn activate_model(&self, id: Uuid) -> Result<bool> {
+        analytics::activate_model(&self.writer, id).await
+    }
+
+    async fn save_job(&self, job: &JobRecord) -> Result<()> {
+        analytics::save_job(&self.writer, job).await
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>> {
+        analytics::get_job(&self.reader, id).await
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>> {
+        analytics::list_jobs(&self.reader, query).await
+    }
+
+    async fn insert_anomalies(&self, anomalies: &[AnomalyRecord]) -> Result<Vec<AnomalyRecord>> {
+        analytics::insert_anomalies(&self.writer, anomalies).await
+    }
+
+    async fn list_anomalies(&self, query: &AnomalyQuery) -> Result<Vec<AnomalyRecord>> {
+        analytics::list_anomalies(&self.reader, query).await
+    }
+
+    async fn get_anomaly(&self, id: Uuid) -> Result<Option<AnomalyRecord>> {
+        analytics::get_anomaly(&self.reader, id).await
+    }
+
+    async fn acknowledge_anomaly(
+        &self,
+        id: Uuid,
+        by: &str,
+        note: Option<&str>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        analytics::acknowledge(&self.writer, id, by, note, at).await
     }
 
     async fn close(&self) {

@@ -1,0 +1,110 @@
+//! Records of the analytics layer: models, jobs and detected anomalies, as
+//! every backend stores them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A trained model. `body` is the fitted model (opaque to storage).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelRecord {
+    pub id: Uuid,
+    pub machine_id: Uuid,
+    pub model_type: String,
+    /// 1, 2, … per machine and type; assigned by the store on insert.
+    pub version: i64,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub job_id: Option<Uuid>,
+    pub metrics: serde_json::Value,
+    #[serde(skip)]
+    pub body: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Completed, Self::Failed, Self::Cancelled]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    pub id: Uuid,
+    pub machine_id: Uuid,
+    pub model_type: String,
+    pub trigger_type: String,
+    pub reason: Option<String>,
+    pub status: JobStatus,
+    pub progress_pct: f64,
+    pub message: String,
+    pub params: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error_message: Option<String>,
+    pub model_id: Option<Uuid>,
+    pub metrics: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JobQuery {
+    pub machine_id: Option<Uuid>,
+    pub status: Option<JobStatus>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalyRecord {
+    pub id: Uuid,
+    pub machine_id: Uuid,
+    pub timestamp: DateTime<Utc>,
+    pub metric: String,
+    pub severity: String,
+    pub anomaly_type: String,
+    pub value: f64,
+    pub expected_value: f64,
+    pub anomaly_score: f64,
+    pub deviation: f64,
+    pub source: String,
+    pub model_id: Option<Uuid>,
+    pub detected_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AnomalyQuery {
+    pub machine_id: Option<Uuid>,
+    pub severity: Option<String>,
+    /// Readings at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: u32,
+}

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+pub use crate::analytics::AnalyticsConfig;
 pub use crate::bus::BusConfig;
 pub use crate::gateway::GatewayConfig;
 pub use crate::hub::QueueLimits;
@@ -25,6 +26,8 @@ pub struct ServerConfig {
     pub bus: BusConfig,
     /// WebSocket and SSE connections.
     pub gateway: GatewayConfig,
+    /// Jobs, detection, tariff and schedules.
+    pub analytics: AnalyticsConfig,
 }
 
 impl ServerConfig {
@@ -38,6 +41,7 @@ impl ServerConfig {
             max_csv_bytes: 256 << 20,
             bus: BusConfig::default(),
             gateway: GatewayConfig::default(),
+            analytics: AnalyticsConfig::default(),
         }
     }
 }

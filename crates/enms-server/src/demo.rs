@@ -9,6 +9,8 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use crate::ServerError;
+use crate::analytics::jobs::JobRequest;
+use crate::analytics::training::TrainRequest;
 use crate::config::DemoConfig;
 use crate::state::AppState;
 
@@ -91,6 +93,40 @@ async fn flush(state: &AppState, batch: &mut Vec<Reading>) -> Result<usize, Serv
     let n = batch.len();
     batch.clear();
     Ok(n)
+}
+
+/// On a first start, trains each demo machine's baseline and then its
+/// anomaly model (on baseline residuals) as ordinary jobs, so their progress
+/// shows live and detection works from the first minute.
+pub async fn train_first_models(state: AppState) {
+    for m in &DEMO_MACHINES {
+        match state.store.active_model(m.id, "anomaly").await {
+            Ok(None) => {}
+            Ok(Some(_)) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "demo models not checked");
+                return;
+            }
+        }
+        for (kind, use_baseline) in [("baseline", false), ("anomaly", true)] {
+            let plan = TrainRequest { use_baseline: Some(use_baseline), ..Default::default() }.plan(kind, Utc::now());
+            let Ok(params) = plan.map(|p| serde_json::to_value(p).unwrap_or_default()) else { continue };
+            let req = JobRequest {
+                machine_id: m.id,
+                model_type: kind.into(),
+                trigger_type: "manual".into(),
+                reason: Some("demo start: first models".into()),
+                params,
+            };
+            let finished = match state.analytics.jobs.submit(req).await {
+                Ok(job) => state.analytics.jobs.wait(job.id).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = finished {
+                tracing::warn!(machine = m.name, kind, error = %e.body.message, "demo training not run");
+            }
+        }
+    }
 }
 
 /// Produces one reading per demo machine every `config.interval` until `stop`.

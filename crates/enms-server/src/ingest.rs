@@ -11,6 +11,7 @@ use enms_store::{Store, StoreError};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::analytics::Live;
 use crate::bus::EventBus;
 use crate::error::ApiError;
 
@@ -18,11 +19,13 @@ use crate::error::ApiError;
 pub struct Ingest {
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
+    /// Streaming detection, when enabled.
+    live: Option<Live>,
 }
 
 impl Ingest {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>) -> Self {
-        Self { store, bus }
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, live: Option<Live>) -> Self {
+        Self { store, bus, live }
     }
 
     /// Stores validated readings atomically; returns once they are durable,
@@ -31,6 +34,9 @@ impl Ingest {
         match self.store.insert_readings(readings).await {
             Ok(()) => {
                 self.announce(readings).await;
+                if let Some(live) = &self.live {
+                    live.observe(readings).await;
+                }
                 Ok(readings.len())
             }
             Err(StoreError::UnknownMachine(id)) => {

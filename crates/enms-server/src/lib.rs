@@ -4,6 +4,7 @@
 //! [`App::build`] opens storage and prepares the demo data; [`App::serve`]
 //! runs the HTTP server on a listener until the shutdown future resolves.
 
+pub mod analytics;
 pub mod bus;
 pub mod config;
 mod demo;
@@ -94,7 +95,10 @@ impl App {
         let hub = hub::Hub::new(config.gateway.queue);
         let bus = bus::InProcessBus::start(store.clone(), config.bus.clone(), hub.clone()).await?;
         let gateway = gateway::Gateway::new(hub, config.gateway.clone());
-        let state = AppState::new(Arc::new(config), store, Arc::new(bus), gateway);
+        let bus: Arc<dyn bus::EventBus> = Arc::new(bus);
+        let analytics = analytics::Analytics::new(store.clone(), bus.clone(), config.analytics.clone());
+        analytics.start().await?;
+        let state = AppState::new(Arc::new(config), store, bus, gateway, analytics);
         let factory = match &state.config.demo {
             Some(demo) => Some(demo::prepare(&state, demo).await?),
             None => None,
@@ -112,10 +116,13 @@ impl App {
         let (stop_tx, stop_rx) = watch::channel(false);
         let producer = match (self.state.config.demo.clone(), self.factory) {
             (Some(demo), Some(factory)) => {
+                tokio::spawn(demo::train_first_models(self.state.clone()));
                 Some(tokio::spawn(demo::run_live(self.state.clone(), demo, factory, stop_rx)))
             }
             _ => None,
         };
+        let scheduler_stop = tokio_util::sync::CancellationToken::new();
+        let scheduler = tokio::spawn(analytics::scheduler::run(self.state.analytics.clone(), scheduler_stop.clone()));
         let router = routes::router(self.state.clone());
         let gateway = self.state.gateway.clone();
         let draining = gateway.draining().clone();
@@ -149,6 +156,8 @@ impl App {
             tracing::warn!("drain deadline passed with connections still open");
         }
         let _ = stop_tx.send(true);
+        scheduler_stop.cancel();
+        let _ = scheduler.await;
         if let Some(task) = producer {
             let _ = task.await;
         }

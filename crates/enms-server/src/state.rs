@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use enms_store::Store;
 
+use crate::analytics::Analytics;
 use crate::bus::EventBus;
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
@@ -17,11 +18,27 @@ pub struct AppState {
     pub ingest: Ingest,
     pub bus: Arc<dyn EventBus>,
     pub gateway: Gateway,
+    pub analytics: Analytics,
     pub started: Instant,
 }
 
 impl AppState {
-    pub fn new(config: Arc<ServerConfig>, store: Arc<dyn Store>, bus: Arc<dyn EventBus>, gateway: Gateway) -> Self {
-        Self { ingest: Ingest::new(store.clone(), bus.clone()), bus, gateway, config, store, started: Instant::now() }
+    pub fn new(
+        config: Arc<ServerConfig>,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        gateway: Gateway,
+        analytics: Analytics,
+    ) -> Self {
+        let live = config.analytics.streaming.then(|| analytics.live.clone());
+        Self {
+            ingest: Ingest::new(store.clone(), bus.clone(), live),
+            bus,
+            gateway,
+            analytics,
+            config,
+            store,
+            started: Instant::now(),
+        }
     }
 }

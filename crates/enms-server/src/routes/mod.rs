@@ -1,11 +1,15 @@
 //! The HTTP surface: one module per resource, thin handlers over the store
 //! and the ingest path.
 
+mod anomalies;
 mod demo;
 mod events;
 mod health;
+mod kpis;
 mod machines;
+mod models;
 mod readings;
+mod training;
 mod ui;
 
 use axum::Router;
@@ -24,6 +28,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/machines", get(machines::list).post(machines::create))
         .route("/api/v1/machines/{id}", get(machines::get).patch(machines::update).delete(machines::delete))
         .route("/api/v1/machines/{id}/readings", get(readings::query))
+        .route("/api/v1/machines/{id}/kpis", get(kpis::kpis))
+        .route("/api/v1/baseline/train/{id}", post(training::train_baseline))
+        .route("/api/v1/model-performance/retrain/trigger", post(training::retrain_trigger))
+        .route("/api/v1/training/jobs", get(training::list_jobs))
+        .route("/api/v1/training/jobs/{id}", get(training::get_job))
+        .route("/api/v1/training/jobs/{id}/cancel", post(training::cancel_job))
+        .route("/api/v1/models", get(models::list))
+        .route("/api/v1/models/{id}", get(models::get))
+        .route("/api/v1/models/{id}/activate", post(models::activate))
+        .route("/api/v1/anomaly/detect", post(anomalies::detect))
+        .route("/api/v1/anomaly/detect/{id}", post(anomalies::detect_machine))
+        .route("/api/v1/anomaly/recent", get(anomalies::recent))
+        .route("/api/v1/anomalies/{id}", get(anomalies::get))
+        .route("/api/v1/anomalies/{id}/acknowledge", post(anomalies::acknowledge))
         .route("/api/v1/readings", post(readings::ingest))
         .route("/api/v1/readings/import", post(readings::import))
         .route("/api/v1/demo/injected", get(demo::injected))

@@ -1,0 +1,324 @@
+//! The job runner: a bounded queue, a concurrency limit, persisted states
+//! (queued → running → completed | failed | cancelled) and the training
+//! events that report each step as it happens.
+//!
+//! One job per machine and model type may be queued or running at a time;
+//! a second request for the same pair is refused with 409, and the
+//! scheduler skips it. After a restart, a job left `running` is failed with
+//! a reason and a `queued` one is queued again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use chrono::Utc;
+use enms_core::event::EventType;
+use enms_store::{JobQuery, JobRecord, JobStatus, Store, StoreError};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::AnalyticsConfig;
+use super::detection::Live;
+use super::training;
+use crate::bus::EventBus;
+use crate::error::ApiError;
+
+pub const MODEL_TYPES: [&str; 2] = ["baseline", "anomaly"];
+pub const TRIGGER_TYPES: [&str; 3] = ["manual", "scheduled", "drift"];
+
+type Key = (Uuid, String);
+
+#[derive(Clone)]
+pub struct Jobs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+    live: Live,
+    queue: mpsc::Sender<Uuid>,
+    cancels: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// (machine, model type) pairs with a job queued or running.
+    busy: Mutex<HashSet<Key>>,
+    /// Woken whenever a job finishes.
+    finished: tokio::sync::Notify,
+}
+
+/// What a caller asks for.
+pub struct JobRequest {
+    pub machine_id: Uuid,
+    pub model_type: String,
+    pub trigger_type: String,
+    pub reason: Option<String>,
+    pub params: Value,
+}
+
+impl Jobs {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, live: Live, config: &AnalyticsConfig) -> Self {
+        let (queue, rx) = mpsc::channel(config.job_queue.max(1));
+        let inner = Arc::new(Inner {
+            store,
+            bus,
+            live,
+            queue,
+            cancels: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashSet::new()),
+            finished: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(dispatch(Arc::downgrade(&inner), rx, config.job_concurrency.max(1)));
+        Self { inner }
+    }
+
+    /// Persists and queues a job; 409 when one for the same machine and type
+    /// is already queued or running, 503 when the queue is full.
+    pub async fn submit(&self, req: JobRequest) -> Result<JobRecord, ApiError> {
+        let key = (req.machine_id, req.model_type.clone());
+        if !lock(&self.inner.busy).insert(key.clone()) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "job_in_progress",
+                format!("a {} job for machine {} is already queued or running", req.model_type, req.machine_id),
+            ));
+        }
+        let permit = match self.inner.queue.try_reserve() {
+            Ok(p) => p,
+            Err(_) => {
+                lock(&self.inner.busy).remove(&key);
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "job_queue_full",
+                    "the job queue is full; retry when running jobs have finished",
+                ));
+            }
+        };
+        let job = JobRecord {
+            id: Uuid::new_v4(),
+            machine_id: req.machine_id,
+            model_type: req.model_type,
+            trigger_type: req.trigger_type,
+            reason: req.reason,
+            status: JobStatus::Queued,
+            progress_pct: 0.0,
+            message: "queued".into(),
+            params: req.params,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            error_message: None,
+            model_id: None,
+            metrics: None,
+        };
+        if let Err(e) = self.inner.store.save_job(&job).await {
+            lock(&self.inner.busy).remove(&key);
+            return Err(e.into());
+        }
+        lock(&self.inner.cancels).insert(job.id, CancellationToken::new());
+        permit.send(job.id);
+        Ok(job)
+    }
+
+    /// Cancels a queued or running job.
+    pub async fn cancel(&self, id: Uuid) -> Result<JobRecord, ApiError> {
+        let job = self.inner.store.get_job(id).await?.ok_or_else(|| ApiError::not_found("training job", id))?;
+        if job.status.is_final() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "job_finished",
+                format!("job {id} has already finished ({})", job.status.as_str()),
+            ));
+        }
+        if let Some(token) = lock(&self.inner.cancels).get(&id) {
+            token.cancel();
+        }
+        if job.status == JobStatus::Queued {
+            // The dispatcher skips it when its turn comes.
+            let mut tracker = Tracker { inner: self.inner.clone(), job };
+            tracker.finish_cancelled().await;
+            return Ok(tracker.job);
+        }
+        // A running job stops at its next step and reports it.
+        Ok(job)
+    }
+
+    /// Settles what a previous process left: running jobs fail, queued ones
+    /// are queued again.
+    pub async fn recover(&self) -> Result<(), StoreError> {
+        let running = JobQuery { status: Some(JobStatus::Running), limit: 10_000, ..Default::default() };
+        for job in self.inner.store.list_jobs(&running).await? {
+            let mut tracker = Tracker { inner: self.inner.clone(), job };
+            tracker.finish_failed("interrupted by a server restart; trigger it again".into()).await;
+        }
+        let queued = JobQuery { status: Some(JobStatus::Queued), limit: 10_000, ..Default::default() };
+        let mut jobs = self.inner.store.list_jobs(&queued).await?;
+        jobs.reverse(); // oldest first
+        for job in jobs {
+            let key = (job.machine_id, job.model_type.clone());
+            match self.inner.queue.try_reserve() {
+                Ok(permit) if lock(&self.inner.busy).insert(key) => {
+                    lock(&self.inner.cancels).insert(job.id, CancellationToken::new());
+                    permit.send(job.id);
+                }
+                _ => {
+                    let mut tracker = Tracker { inner: self.inner.clone(), job };
+                    tracker.finish_failed("could not be queued again after a restart".into()).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until job `id` has finished and returns its final record.
+    pub async fn wait(&self, id: Uuid) -> Result<JobRecord, ApiError> {
+        loop {
+            let notified = self.inner.finished.notified();
+            let job = self.inner.store.get_job(id).await?.ok_or_else(|| ApiError::not_found("training job", id))?;
+            if job.status.is_final() {
+                return Ok(job);
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether a job for this machine and type is queued or running.
+    pub fn is_busy(&self, machine_id: Uuid, model_type: &str) -> bool {
+        lock(&self.inner.busy).contains(&(machine_id, model_type.to_owned()))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn dispatch(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Uuid>, concurrency: usize) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    while let Some(id) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Some(inner) = inner.upgrade() else { return };
+        tokio::spawn(async move {
+            run(inner, id).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn run(inner: Arc<Inner>, id: Uuid) {
+    let token = lock(&inner.cancels).get(&id).cloned().unwrap_or_default();
+    let job = match inner.store.get_job(id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(job = %id, error = %e, "could not load the job");
+            return;
+        }
+    };
+    if job.status != JobStatus::Queued || token.is_cancelled() {
+        release(&inner, &job);
+        return;
+    }
+    let mut tracker = Tracker { inner: inner.clone(), job };
+    tracker.start().await;
+    match training::run(&mut tracker, &token).await {
+        _ if token.is_cancelled() => tracker.finish_cancelled().await,
+        Ok(done) => tracker.finish_completed(done).await,
+        Err(reason) => tracker.finish_failed(reason).await,
+    }
+}
+
+fn release(inner: &Inner, job: &JobRecord) {
+    lock(&inner.busy).remove(&(job.machine_id, job.model_type.clone()));
+    lock(&inner.cancels).remove(&job.id);
+    inner.finished.notify_waiters();
+}
+
+/// What a finished job hands back.
+pub struct Done {
+    pub model_id: Uuid,
+    pub message: String,
+    pub metrics: Value,
+}
+
+/// A running job: persists each step and publishes it.
+pub struct Tracker {
+    inner: Arc<Inner>,
+    pub job: JobRecord,
+}
+
+impl Tracker {
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn EventBus> {
+        &self.inner.bus
+    }
+
+    pub fn live(&self) -> &Live {
+        &self.inner.live
+    }
+
+    async fn start(&mut self) {
+        self.job.status = JobStatus::Running;
+        self.job.started_at = Some(Utc::now());
+        self.job.message = "started".into();
+        self.save_and_publish(EventType::TrainingStarted, json!({})).await;
+    }
+
+    /// Reports a step that has just happened.
+    pub async fn progress(&mut self, pct: f64, message: String) {
+        self.job.progress_pct = pct;
+        self.job.message = message;
+        self.save_and_publish(EventType::TrainingProgress, json!({})).await;
+    }
+
+    async fn finish_completed(&mut self, done: Done) {
+        self.job.status = JobStatus::Completed;
+        self.job.progress_pct = 100.0;
+        self.job.message = done.message;
+        self.job.model_id = Some(done.model_id);
+        self.job.metrics = Some(done.metrics.clone());
+        self.finish(json!({"metrics": done.metrics})).await;
+    }
+
+    async fn finish_failed(&mut self, reason: String) {
+        tracing::warn!(job = %self.job.id, %reason, "training job failed");
+        self.job.status = JobStatus::Failed;
+        self.job.message = "failed".into();
+        self.job.error_message = Some(reason.clone());
+        self.finish(json!({"error_message": reason})).await;
+    }
+
+    async fn finish_cancelled(&mut self) {
+        self.job.status = JobStatus::Cancelled;
+        self.job.message = "cancelled".into();
+        self.finish(json!({})).await;
+    }
+
+    async fn finish(&mut self, extra: Value) {
+        self.job.finished_at = Some(Utc::now());
+        self.save_and_publish(EventType::TrainingCompleted, extra).await;
+        release(&self.inner, &self.job);
+    }
+
+    async fn save_and_publish(&mut self, kind: EventType, extra: Value) {
+        if let Err(e) = self.inner.store.save_job(&self.job).await {
+            tracing::error!(job = %self.job.id, error = %e, "job state not saved");
+        }
+        let mut data = json!({
+            "job_id": self.job.id.to_string(),
+            "machine_id": self.job.machine_id,
+            "model_type": self.job.model_type,
+            "progress_pct": self.job.progress_pct,
+            "status": self.job.status.as_str(),
+            "message": self.job.message,
+        });
+        if let (Some(d), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            d.extend(extra);
+        }
+        if let Err(e) = self.inner.bus.publish(kind, data).await {
+            tracing::warn!(job = %self.job.id, error = %e.body.message, "training event not published");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The analytics service: training jobs, batch and streaming anomaly
+//! detection, KPIs and the scheduler, over the store and the event bus.
+//!
+//! The numerical work lives in `enms-analytics` (no I/O); this module loads
+//! data, runs that work on blocking threads, persists results and publishes
+//! the events that tell clients about them.
+
+pub mod detection;
+pub mod jobs;
+pub mod scheduler;
+pub mod training;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use enms_analytics::Sample;
+use enms_analytics::kpi::Tariff;
+use enms_core::Resolution;
+use enms_store::{ReadingQuery, Store};
+use uuid::Uuid;
+
+use crate::bus::EventBus;
+use crate::error::ApiError;
+
+pub use detection::Live;
+pub use jobs::Jobs;
+
+/// Most raw readings one analysis loads (a year of 1-minute data).
+pub const MAX_ROWS: u32 = 600_000;
+
+#[derive(Debug, Clone)]
+pub struct AnalyticsConfig {
+    /// Jobs waiting to run; a full queue answers 503.
+    pub job_queue: usize,
+    /// Jobs running at once.
+    pub job_concurrency: usize,
+    pub tariff: Tariff,
+    pub schedule: scheduler::Schedule,
+    /// Score every ingested reading against its machine's active anomaly model.
+    pub streaming: bool,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            job_queue: 64,
+            job_concurrency: 1,
+            tariff: Tariff::default(),
+            schedule: scheduler::Schedule::default(),
+            streaming: true,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Analytics {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn EventBus>,
+    pub jobs: Jobs,
+    pub live: Live,
+    pub config: Arc<AnalyticsConfig>,
+}
+
+impl Analytics {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, config: AnalyticsConfig) -> Self {
+        let config = Arc::new(config);
+        let live = Live::new(store.clone(), bus.clone());
+        let jobs = Jobs::new(store.clone(), bus.clone(), live.clone(), &config);
+        Self { store, bus, jobs, live, config }
+    }
+
+    /// Settles jobs a previous run left behind and loads the active models.
+    pub async fn start(&self) -> Result<(), enms_store::StoreError> {
+        self.jobs.recover().await?;
+        self.live.reload_all().await
+    }
+}
+
+/// Raw readings of one machine in `[start, end)`, oldest first.
+pub async fn load_samples(
+    store: &dyn Store,
+    machine_id: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<Sample>, ApiError> {
+    let query = ReadingQuery { machine_id, start, end, resolution: Resolution::Raw, limit: MAX_ROWS };
+    let points = store.query_readings(&query).await?;
+    Ok(points
+        .into_iter()
+        .map(|p| Sample {
+            timestamp: p.timestamp,
+            power_kw: p.power_kw,
+            production_units: p.production_units,
+            outdoor_temp_c: p.outdoor_temp_c,
+        })
+        .collect())
+}
+
+/// Runs CPU-bound analytics off the async workers.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)
+}

@@ -1,0 +1,52 @@
+//! `GET /api/v1/machines/{id}/kpis?start&end`: consumption, peak, load
+//! factor, SEC, time-of-use cost and the comparison with the active baseline.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{Duration, Utc};
+use enms_analytics::baseline::BaselineModel;
+use enms_analytics::{kpi, series};
+use serde_json::{Value, json};
+
+use crate::analytics::{blocking, load_samples};
+use crate::error::ApiError;
+use crate::extract::{Params, path_id};
+use crate::state::AppState;
+
+pub async fn kpis(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&id)?;
+    let machine = state.store.get_machine(id).await?.ok_or_else(|| ApiError::not_found("machine", id))?;
+    let ts = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
+    let end = params.parse("end", ts)?.unwrap_or_else(Utc::now);
+    let start = params.parse("start", ts)?.unwrap_or(end - Duration::days(1));
+    if start >= end {
+        return Err(ApiError::invalid("invalid_range", "start", format!("start {start} must be before end {end}")));
+    }
+    if end - start > Duration::days(400) {
+        return Err(ApiError::invalid("window_too_long", "end", "a KPI window covers at most 400 days"));
+    }
+    let baseline = match state.store.active_model(id, "baseline").await? {
+        Some(r) => {
+            Some((r.id, r.version, serde_json::from_value::<BaselineModel>(r.body).map_err(ApiError::internal)?))
+        }
+        None => None,
+    };
+    let samples = load_samples(state.store.as_ref(), id, start, end).await?;
+    let tariff = state.analytics.config.tariff.clone();
+    let model = baseline.as_ref().map(|b| b.2.clone());
+    let k = blocking(move || kpi::compute(&series::intervals(&samples), &tariff, model.as_ref())).await?;
+    Ok(Json(json!({
+        "machine_id": id,
+        "machine_name": machine.name,
+        "start": start,
+        "end": end,
+        "baseline_model_id": baseline.as_ref().map(|b| b.0),
+        "baseline_version": baseline.as_ref().map(|b| b.1),
+        "tariff": state.analytics.config.tariff,
+        "kpis": k,
+    })))
+}

@@ -1,0 +1,32 @@
+//! Models: `GET /api/v1/models?machine_id=&model_type=` and
+//! `POST /api/v1/models/{id}/activate` (which publishes `model_updated`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use enms_store::ModelRecord;
+use uuid::Uuid;
+
+use crate::analytics::jobs::MODEL_TYPES;
+use crate::error::ApiError;
+use crate::extract::{Params, path_id};
+use crate::state::AppState;
+
+pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Vec<ModelRecord>>, ApiError> {
+    let machine = params.parse("machine_id", |v| Uuid::parse_str(v).map_err(|_| format!("{v:?} is not a UUID")))?;
+    let kind = params.parse("model_type", |v| {
+        if MODEL_TYPES.contains(&v) { Ok(v.to_owned()) } else { Err("model_type must be baseline or anomaly".into()) }
+    })?;
+    Ok(Json(state.store.list_models(machine, kind.as_deref()).await?))
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ModelRecord>, ApiError> {
+    let id = path_id(&id)?;
+    Ok(Json(state.store.get_model(id).await?.ok_or_else(|| ApiError::not_found("model", id))?))
+}
+
+pub async fn activate(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ModelRecord>, ApiError> {
+    let id = path_id(&id)?;
+    let mut record = state.analytics.live.activate(id).await?;
+    record.active = true;
+    Ok(Json(record))
+}

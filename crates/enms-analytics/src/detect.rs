@@ -8,12 +8,16 @@
 //! - *Expected value*: the active baseline's prediction for the reading's
 //!   conditions when one is used, else the median power of the training data
 //!   at the same hour of day and operating state.
-//! - *Deviation* `z = (actual − expected) / σ`, σ the model's typical
-//!   deviation (the baseline's RMSE per hour, or the scaled MAD of training
-//!   deviations), floored at 1 % of the expected value.
+//! - *Deviation* `z = (actual − expected) / σ`, σ the typical deviation of
+//!   a training reading from its expected value (1.4826 × the median
+//!   absolute deviation, so anomalies in the training data do not inflate
+//!   it), floored at 1 % of the expected value.
 //! - *Flagged* when the forest isolates the reading (`score < offset`) and
-//!   `|z| ≥ 3`, or when the meter is stuck (the same power in at least
-//!   [`STUCK_RUN`] consecutive readings while the machine runs).
+//!   `|z| ≥ 3`; when `|z| ≥ 6` whatever the forest says (with eight
+//!   features, a reading extreme in power alone is isolated only slowly, yet
+//!   no operator would call six sigma normal); or when the meter is stuck
+//!   (the same power in at least [`STUCK_RUN`] consecutive readings while
+//!   the machine runs).
 //! - *Severity*: critical when `|z| ≥ 6` or the score is 0.1 below the
 //!   offset; otherwise warning. Unflagged readings are normal.
 //! - *Type*, first match: `stuck` (above); `off_hours` (no production and
@@ -92,10 +96,17 @@ impl AnomalyType {
 /// Median power by (hour of day, operating): the expectation without a baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HourProfile {
-    /// 48 entries: hour × 2 + operating; NaN where training had none.
-    medians: Vec<f64>,
+    /// 48 entries: hour × 2 + operating; `None` where training had none
+    /// (JSON has no NaN, and the model is stored as JSON).
+    medians: Vec<Option<f64>>,
+    /// Median by operating state over all hours, then overall: the
+    /// fallbacks for thin buckets.
+    by_state: [Option<f64>; 2],
     overall: f64,
 }
+
+/// Fewest training readings a profile bucket needs to be trusted.
+const MIN_BUCKET: usize = 8;
 
 impl HourProfile {
     fn build(rows: &[Interval]) -> Self {
@@ -104,12 +115,18 @@ impl HourProfile {
             buckets[profile_key(iv)].push(iv.sample.power_kw);
         }
         let mut all: Vec<f64> = rows.iter().map(|iv| iv.sample.power_kw).collect();
-        Self { medians: buckets.iter_mut().map(|b| median(b)).collect(), overall: median(&mut all) }
+        let trusted = |b: &mut Vec<f64>| Some(median(b)).filter(|m| m.is_finite() && b.len() >= MIN_BUCKET);
+        let medians = buckets.iter_mut().map(trusted).collect();
+        let state = |operating: bool| {
+            let mut v: Vec<f64> =
+                rows.iter().filter(|iv| iv.operating() == operating).map(|iv| iv.sample.power_kw).collect();
+            trusted(&mut v)
+        };
+        Self { medians, by_state: [state(false), state(true)], overall: median(&mut all) }
     }
 
     fn expected(&self, iv: &Interval) -> f64 {
-        let m = self.medians[profile_key(iv)];
-        if m.is_nan() { self.overall } else { m }
+        self.medians[profile_key(iv)].or(self.by_state[usize::from(iv.operating())]).unwrap_or(self.overall)
     }
 }
 
@@ -191,11 +208,10 @@ impl AnomalyModel {
         // 1.4826 × MAD estimates σ for normal noise and ignores the anomalies
         // the training data may hold.
         let mad_sigma = 1.4826 * median(&mut deviations);
-        let sigma_kw = match baseline {
-            Some(b) => b.quality.rmse / b.granularity.hours(),
-            None => mad_sigma,
-        }
-        .max(1e-6);
+        // Per-reading deviations, not the baseline's hourly RMSE: averaging
+        // four quarter-hours into an hour halves the noise, so the hourly
+        // figure would double every z.
+        let sigma_kw = mad_sigma.max(1e-6);
         let x: Vec<f64> = rows.iter().flat_map(|iv| features(iv, expect(iv), fill)).collect();
         let forest = IsolationForest::fit(&x, FEATURES.len(), params)?;
         let training_flagged = forest.decision_function(&x)?.iter().filter(|d| **d < 0.0).count();
@@ -223,7 +239,7 @@ impl AnomalyModel {
         recent.push(iv.sample.power_kw, z);
         let stuck = recent.stuck() && iv.operating();
         let isolated = score < self.forest.offset;
-        let flagged = stuck || (isolated && z.abs() >= MIN_Z);
+        let flagged = stuck || (isolated && z.abs() >= MIN_Z) || z.abs() >= CRITICAL_Z;
         if !flagged {
             return Finding { score, expected_kw, z, severity: Severity::Normal, anomaly_type: None };
         }

@@ -98,7 +98,10 @@ async fn flush(state: &AppState, batch: &mut Vec<Reading>) -> Result<usize, Serv
 /// On a first start, trains each demo machine's baseline and then its
 /// anomaly model (on baseline residuals) as ordinary jobs, so their progress
 /// shows live and detection works from the first minute.
-pub async fn train_first_models(state: AppState) {
+pub async fn train_first_models(state: AppState, history_days: u32) {
+    // The baseline period covers the whole demo history, so analyses of any
+    // part of it stay within the ranges the model has seen.
+    let start = Utc::now() - Duration::days(i64::from(history_days));
     for m in &DEMO_MACHINES {
         match state.store.active_model(m.id, "anomaly").await {
             Ok(None) => {}
@@ -109,7 +112,12 @@ pub async fn train_first_models(state: AppState) {
             }
         }
         for (kind, use_baseline) in [("baseline", false), ("anomaly", true)] {
-            let plan = TrainRequest { use_baseline: Some(use_baseline), ..Default::default() }.plan(kind, Utc::now());
+            let request = TrainRequest {
+                use_baseline: Some(use_baseline),
+                start: (kind == "baseline").then_some(start),
+                ..Default::default()
+            };
+            let plan = request.plan(kind, Utc::now());
             let Ok(params) = plan.map(|p| serde_json::to_value(p).unwrap_or_default()) else { continue };
             let req = JobRequest {
                 machine_id: m.id,

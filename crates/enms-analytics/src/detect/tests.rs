@@ -79,3 +79,12 @@ fn too_few_rows_fail_cleanly() {
     let err = AnomalyModel::train(&rows[..50], None, &ForestParams::default()).unwrap_err();
     assert_eq!(err, DetectError::InsufficientData { have: 50, need: MIN_TRAINING_ROWS });
 }
+
+#[test]
+fn a_model_survives_a_json_round_trip() {
+    let rows = intervals(&history(28));
+    let m = model(&rows);
+    let text = serde_json::to_string(&m).unwrap();
+    let back: AnomalyModel = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, m);
+}

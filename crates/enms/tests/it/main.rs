@@ -1,6 +1,7 @@
 //! Integration tests: the real router over real sockets (port 0), and the
 //! real `enms` binary. One test binary, one module per feature.
 
+mod analytics;
 mod binary;
 mod common;
 mod demo;

@@ -1,0 +1,469 @@
+//! Analytics end to end: training jobs and their events, model activation,
+//! streaming and batch detection, KPIs, restarts, and bad input.
+
+use chrono::{Duration, DurationRound, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, assert_error};
+use crate::wsclient::Ws;
+
+/// Seven days of 15-minute readings ending now: 10 kW idle, 10 + 2·units
+/// while producing (06–22), with small deterministic noise.
+fn factory_week(machine: &str) -> Vec<Value> {
+    let end = Utc::now().duration_trunc(Duration::minutes(15)).expect("trunc");
+    let n = 7 * 96;
+    (0..n)
+        .map(|i| {
+            let ts = end - Duration::minutes(15 * (n - 1 - i) as i64);
+            let hour = chrono::Timelike::hour(&ts);
+            let units = if (6..22).contains(&hour) { 5.0 + (i % 5) as f64 } else { 0.0 };
+            let kw = 10.0 + 8.0 * units + ((i * 7919) % 41) as f64 / 40.0 - 0.5;
+            json!({"machine_id": machine, "timestamp": ts.to_rfc3339(), "power_kw": kw, "energy_kwh": kw / 4.0,
+                   "production_units": units, "outdoor_temp_c": 9.0 + (i % 24) as f64 * 0.3})
+        })
+        .collect()
+}
+
+async fn seeded_machine(s: &TestServer, name: &str) -> String {
+    let id = s.create_machine(name).await;
+    let (status, body) = s.post("/api/v1/readings", &json!({"readings": factory_week(&id)})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    id
+}
+
+/// Events of one job until its `training_completed`.
+async fn job_events(ws: &mut Ws, job: &str) -> Vec<Value> {
+    job_and_other_events(ws, job).await.0
+}
+
+/// The job's events, and the others seen meanwhile (e.g. `model_updated`).
+async fn job_and_other_events(ws: &mut Ws, job: &str) -> (Vec<Value>, Vec<Value>) {
+    let mut out = Vec::new();
+    let mut others = Vec::new();
+    loop {
+        let e = ws.next_json().await;
+        if e["data"]["job_id"] != job {
+            others.push(e);
+            continue;
+        }
+        let done = e["type"] == "training_completed";
+        out.push(e);
+        if done {
+            return (out, others);
+        }
+    }
+}
+
+#[tokio::test]
+async fn baseline_training_reports_each_real_step_and_activates_the_model() {
+    let s = TestServer::start().await;
+    let id = seeded_machine(&s, "Press-1").await;
+    let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training").await;
+    let (status, job) = s.post(&format!("/api/v1/baseline/train/{id}"), &json!({"granularity": "hourly"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["status"], "queued");
+    let job_id = job["id"].as_str().expect("id").to_owned();
+    let (events, others) = job_and_other_events(&mut ws, &job_id).await;
+    let steps: Vec<(String, f64)> = events
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap_or("").to_owned(), e["data"]["progress_pct"].as_f64().unwrap_or(-1.0)))
+        .collect();
+    let expected = [
+        ("training_started", 0.0),
+        ("training_progress", 20.0),
+        ("training_progress", 40.0),
+        ("training_progress", 70.0),
+        ("training_progress", 85.0),
+        ("training_progress", 95.0),
+        ("training_completed", 100.0),
+    ];
+    assert_eq!(steps, expected.map(|(t, p)| (t.to_owned(), p)).to_vec());
+    assert!(
+        events[1]["data"]["message"].as_str().is_some_and(|m| m.starts_with("loaded 672 readings")),
+        "{}",
+        events[1]
+    );
+    let done = &events[6]["data"];
+    assert_eq!(done["status"], "completed", "{done}");
+    let r2 = done["metrics"]["r_squared"].as_f64().expect("r2");
+    assert!(r2 > 0.99, "{done}");
+    assert_eq!(done["metrics"]["g14_pass"], true);
+    assert!(done["metrics"]["variables"].as_array().is_some_and(|v| v.contains(&json!("production"))), "{done}");
+
+    // Activation happens in the save step, before the job completes.
+    let updated = &others[0];
+    assert_eq!(updated["type"], "model_updated", "{updated}");
+    let (_, models) = s.get(&format!("/api/v1/models?machine_id={id}")).await;
+    let models = models.as_array().expect("models");
+    assert_eq!(models.len(), 1);
+    assert_eq!((models[0]["active"].as_bool(), models[0]["version"].as_i64()), (Some(true), Some(1)));
+    assert_eq!(updated["data"]["model_id"], models[0]["id"]);
+    let (_, stored) = s.get(&format!("/api/v1/training/jobs/{job_id}")).await;
+    assert_eq!((stored["status"].as_str(), stored["progress_pct"].as_f64()), (Some("completed"), Some(100.0)));
+
+    // A second version; activating the first again announces it.
+    let (_, again) = s.post(&format!("/api/v1/baseline/train/{id}"), &json!({"activate": false})).await;
+    let again_id = again["id"].as_str().expect("id").to_owned();
+    let (_, others) = job_and_other_events(&mut ws, &again_id).await;
+    assert!(others.is_empty(), "activate: false announces nothing: {others:?}");
+    let (_, models) = s.get(&format!("/api/v1/models?machine_id={id}&model_type=baseline")).await;
+    assert_eq!(models[0]["version"], 2);
+    assert_eq!(models[0]["active"], false, "activate: false keeps version 1 active");
+    let (status, activated) =
+        s.post(&format!("/api/v1/models/{}/activate", models[0]["id"].as_str().unwrap_or("")), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{activated}");
+    let updated = ws.next_json().await;
+    assert_eq!((updated["type"].as_str(), updated["data"]["version"].as_i64()), (Some("model_updated"), Some(2)));
+
+    let (status, kpis) = s
+        .get(&format!(
+            "/api/v1/machines/{id}/kpis?start={}",
+            (Utc::now() - Duration::days(3)).to_rfc3339().replace('+', "%2B")
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{kpis}");
+    let k = &kpis["kpis"];
+    assert!(k["total_kwh"].as_f64().is_some_and(|v| v > 0.0), "{k}");
+    let savings = k["baseline"]["savings_pct"].as_f64().expect("baseline comparison");
+    assert!(savings.abs() < 2.0, "the baseline period itself shows no savings: {savings}");
+    assert!(!k["baseline"]["cusum"].as_array().expect("cusum").is_empty());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn streaming_detection_announces_a_spike_at_once_and_batch_detection_saves_once() {
+    let s = TestServer::start().await;
+    let id = seeded_machine(&s, "Press-2").await;
+    let (mut training, _) = Ws::connect(&s, "/api/v1/ws/training").await;
+    let (status, trig) = s
+        .send("POST", &format!("/api/v1/model-performance/retrain/trigger?model_type=anomaly&machine_id={id}&trigger_type=manual&reason=test"), "application/json", "")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{trig}");
+    assert_eq!((trig["triggered"].as_bool(), trig["trigger_type"].as_str()), (Some(true), Some("manual")));
+    let events = job_events(&mut training, trig["training_job_id"].as_str().expect("job id")).await;
+    assert_eq!(events.last().map(|e| e["data"]["status"].clone()), Some(json!("completed")), "{events:?}");
+
+    let (mut anomalies, _) = Ws::connect(&s, &format!("/api/v1/ws/anomalies?machine_id={id}")).await;
+    let ts = Utc::now().duration_trunc(Duration::minutes(1)).expect("trunc");
+    let spike = json!({"machine_id": id, "timestamp": ts.to_rfc3339(), "power_kw": 400.0, "energy_kwh": 100.0,
+                       "production_units": 2.0, "outdoor_temp_c": 10.0});
+    let (status, body) = s.post("/api/v1/readings", &json!({"readings": [spike]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let event = anomalies.next_json().await;
+    assert_eq!(event["type"], "anomaly_detected", "{event}");
+    let d = &event["data"];
+    assert_eq!(
+        (d["severity"].as_str(), d["anomaly_type"].as_str(), d["value"].as_f64()),
+        (Some("critical"), Some("spike"), Some(400.0))
+    );
+    assert_eq!(d["machine_name"], "Press-2");
+    assert!(d["expected_value"].as_f64().is_some_and(|e| e < 100.0), "{d}");
+
+    // Batch detection over the same reading finds it and saves nothing twice.
+    let window = json!({"start": (ts - Duration::hours(2)).to_rfc3339(), "end": (ts + Duration::minutes(1)).to_rfc3339(), "contamination": 0.1});
+    let (status, out) = s.post(&format!("/api/v1/anomaly/detect/{id}"), &window).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert!(out["anomalies_detected"].as_u64().is_some_and(|n| n >= 1), "{out}");
+    assert_eq!(out["anomalies_saved"], 0, "already saved by the streaming path: {out}");
+    let (_, recent) = s.get(&format!("/api/v1/anomaly/recent?machine_id={id}&severity=critical")).await;
+    let first = recent.as_array().expect("list")[0].clone();
+    assert_eq!(first["value"], 400.0);
+    let (status, acked) = s
+        .post(&format!("/api/v1/anomalies/{}/acknowledge", first["id"].as_str().unwrap_or("")), &json!({"by": "alice"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{acked}");
+    assert_eq!(acked["acknowledged_by"], "alice");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_job_ends_cancelled_and_too_little_data_fails_with_a_reason() {
+    let s = TestServer::start().await;
+    let id = seeded_machine(&s, "Press-3").await;
+    let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training").await;
+    let (_, job) = s.post(&format!("/api/v1/baseline/train/{id}"), &json!({})).await;
+    let job_id = job["id"].as_str().expect("id").to_owned();
+    let (status, body) = s.post(&format!("/api/v1/training/jobs/{job_id}/cancel"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let events = job_events(&mut ws, &job_id).await;
+    assert_eq!(events.last().map(|e| e["data"]["status"].clone()), Some(json!("cancelled")));
+    let (_, stored) = s.get(&format!("/api/v1/training/jobs/{job_id}")).await;
+    assert_eq!(stored["status"], "cancelled");
+    assert_error(
+        &s.post(&format!("/api/v1/training/jobs/{job_id}/cancel"), &json!({})).await,
+        StatusCode::CONFLICT,
+        "job_finished",
+    );
+    let (_, models) = s.get(&format!("/api/v1/models?machine_id={id}")).await;
+    assert_eq!(models, json!([]), "a cancelled job saves no model");
+
+    let thin = s.create_machine("Thin").await;
+    let (status, _) = s.post("/api/v1/readings", &json!({"readings": crate::common::readings(&thin, 20, 5.0)})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, job) = s
+        .post(
+            &format!("/api/v1/baseline/train/{thin}"),
+            &json!({"start": (Utc::now() - Duration::days(3)).to_rfc3339()}),
+        )
+        .await;
+    let events = job_events(&mut ws, job["id"].as_str().expect("id")).await;
+    let done = &events.last().expect("completed")["data"];
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(done["error_message"].as_str().is_some_and(|m| m.contains("not enough data")), "{done}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn analytics_endpoints_refuse_bad_input_with_structured_errors() {
+    let s = TestServer::start().await;
+    let id = seeded_machine(&s, "Press-4").await;
+    let unknown = uuid::Uuid::new_v4();
+    assert_error(
+        &s.post(&format!("/api/v1/baseline/train/{unknown}"), &json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &s.post("/api/v1/baseline/train/nope", &json!({})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_id",
+    );
+    let e = assert_error(
+        &s.post(
+            &format!("/api/v1/baseline/train/{id}"),
+            &json!({"start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_range",
+    );
+    assert_eq!(e["field"], "start");
+    assert_error(
+        &s.post(&format!("/api/v1/baseline/train/{id}"), &json!({"granularity": "weekly"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_granularity",
+    );
+    assert_error(
+        &s.post(&format!("/api/v1/baseline/train/{id}"), &json!({"variables": ["wind"]})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_variable",
+    );
+    assert_error(
+        &s.post(&format!("/api/v1/baseline/train/{id}"), &json!({"colour": 1})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    );
+    assert_error(
+        &s.send("POST", &format!("/api/v1/baseline/train/{id}"), "application/json", "{").await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    );
+    let trigger = |q: &str| format!("/api/v1/model-performance/retrain/trigger?{q}");
+    assert_error(
+        &s.post(&trigger(&format!("machine_id={id}")), &json!(null)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "missing_parameter",
+    );
+    assert_error(
+        &s.post(&trigger(&format!("machine_id={id}&model_type=neural")), &json!(null)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_parameter",
+    );
+    assert_error(
+        &s.post(&trigger(&format!("machine_id={id}&model_type=baseline&trigger_type=whim")), &json!(null)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_parameter",
+    );
+
+    let detect = |body: Value| {
+        let s = &s;
+        async move { s.post("/api/v1/anomaly/detect", &body).await }
+    };
+    assert_error(
+        &detect(json!({"start": "2026-01-01T00:00:00Z"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "missing_field",
+    );
+    assert_error(&detect(json!({"machine_id": unknown})).await, StatusCode::NOT_FOUND, "not_found");
+    let e = assert_error(
+        &detect(json!({"machine_id": id, "contamination": 0.7})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "out_of_range",
+    );
+    assert_eq!(e["field"], "contamination");
+    assert_error(
+        &detect(json!({"machine_id": id, "contamination": 0.0})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "out_of_range",
+    );
+    assert_error(
+        &detect(json!({"machine_id": id, "start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_range",
+    );
+    assert_error(
+        &detect(json!({"machine_id": id, "start": "2025-01-01T00:00:00Z", "end": "2025-01-02T00:00:00Z"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "empty_window",
+    );
+    let e = assert_error(
+        &detect(json!({"machine_id": id, "use_baseline": true})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no_active_model",
+    );
+    assert_eq!(e["field"], "use_baseline");
+
+    assert_error(&s.get(&format!("/api/v1/training/jobs/{unknown}")).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &s.post(&format!("/api/v1/training/jobs/{unknown}/cancel"), &json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &s.get("/api/v1/training/jobs?status=sleeping").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_parameter",
+    );
+    assert_error(
+        &s.post(&format!("/api/v1/models/{unknown}/activate"), &json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &s.get("/api/v1/models?model_type=neural").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_parameter",
+    );
+    assert_error(&s.get(&format!("/api/v1/anomalies/{unknown}")).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &s.post(&format!("/api/v1/anomalies/{unknown}/acknowledge"), &json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &s.get("/api/v1/anomaly/recent?severity=meh").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_parameter",
+    );
+    assert_error(
+        &s.get(&format!("/api/v1/machines/{id}/kpis?start=2026-02-01T00:00:00Z&end=2026-01-01T00:00:00Z")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_range",
+    );
+    assert_error(&s.get(&format!("/api/v1/machines/{unknown}/kpis")).await, StatusCode::NOT_FOUND, "not_found");
+
+    // Nothing was stored by any of it.
+    let (_, jobs) = s.get("/api/v1/training/jobs").await;
+    assert_eq!(jobs, json!([]));
+    let (_, anomalies) = s.get("/api/v1/anomaly/recent").await;
+    assert_eq!(anomalies, json!([]));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_fails_the_running_job_with_a_reason_and_reruns_the_queued_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let s = TestServer::start_in(tmp.path(), |_| {}).await;
+    let id = seeded_machine(&s, "Press-5").await;
+    s.stop().await;
+    // What a crash leaves: one job mid-run, one waiting.
+    let store = enms_store::connect(&crate::common::db_url(tmp.path())).await.expect("store");
+    let machine = uuid::Uuid::parse_str(&id).expect("uuid");
+    let job = |status, kind: &str| enms_store::JobRecord {
+        id: uuid::Uuid::new_v4(),
+        machine_id: machine,
+        model_type: kind.into(),
+        trigger_type: "manual".into(),
+        reason: None,
+        status,
+        progress_pct: 40.0,
+        message: "built features".into(),
+        params: json!({"start": Utc::now() - Duration::days(8), "end": Utc::now(), "spec": {}, "contamination": 0.01, "use_baseline": false, "activate": null}),
+        created_at: Utc::now(),
+        started_at: None,
+        finished_at: None,
+        error_message: None,
+        model_id: None,
+        metrics: None,
+    };
+    let (running, queued) =
+        (job(enms_store::JobStatus::Running, "anomaly"), job(enms_store::JobStatus::Queued, "baseline"));
+    store.save_job(&running).await.expect("save");
+    store.save_job(&queued).await.expect("save");
+    store.close().await;
+
+    let s = TestServer::start_in(tmp.path(), |_| {}).await;
+    let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training?last_event_id=0-0").await;
+    let failed = job_events(&mut ws, &running.id.to_string()).await;
+    let data = &failed.last().expect("event")["data"];
+    assert_eq!(data["status"], "failed");
+    assert!(data["error_message"].as_str().is_some_and(|m| m.contains("restart")), "{data}");
+    let rerun = job_events(&mut ws, &queued.id.to_string()).await;
+    assert_eq!(rerun.last().expect("event")["data"]["status"], "completed", "{rerun:?}");
+    let (_, list) = s.get("/api/v1/training/jobs?status=running").await;
+    assert_eq!(list, json!([]), "no job stays running");
+    s.stop().await;
+}
+
+/// The demo trains its first models as jobs at start; batch detection over
+/// its history on baseline residuals must find the injected anomalies.
+#[tokio::test]
+async fn demo_trains_at_start_and_detection_recalls_the_injected_anomalies() {
+    let started = Utc::now();
+    let s = TestServer::demo(42).await;
+    let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training?last_event_id=0-0").await;
+    let mut completed = 0;
+    while completed < 10 {
+        let e = ws.next_json().await;
+        if e["type"] == "training_completed" {
+            assert_eq!(e["data"]["status"], "completed", "{e}");
+            completed += 1;
+        }
+    }
+    let (_, injected) = s.get("/api/v1/demo/injected").await;
+    let history: Vec<&Value> = injected
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|a| a["end"].as_str().and_then(enms_core::timestamp::parse).is_some_and(|t| t < started))
+        .collect();
+    let (mut found, mut flagged, mut critical, mut outside) = (0, 0, 0, 0);
+    for i in 1..=5 {
+        let machine = format!("c0000000-0000-0000-0000-00000000000{i}");
+        let body = json!({"machine_id": machine, "start": (started - Duration::days(61)).to_rfc3339(),
+                          "end": started.to_rfc3339(), "contamination": 0.1, "use_baseline": true});
+        let (status, out) = s.post("/api/v1/anomaly/detect", &body).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        let anomalies = out["anomalies"].as_array().expect("anomalies");
+        let at = |a: &Value, k: &str| a[k].as_str().and_then(enms_core::timestamp::parse).expect("time");
+        let mine: Vec<&&Value> = history.iter().filter(|h| h["machine_id"] == machine.as_str()).collect();
+        for h in &mine {
+            let (from, to) = (at(h, "start"), at(h, "end") + Duration::minutes(15));
+            if anomalies.iter().any(|a| (from..=to).contains(&at(a, "timestamp"))) {
+                found += 1;
+            }
+        }
+        flagged += anomalies.len();
+        critical += anomalies.iter().filter(|a| a["severity"] == "critical").count();
+        outside += anomalies
+            .iter()
+            .filter(|a| a["severity"] == "critical")
+            .filter(|a| {
+                !mine
+                    .iter()
+                    .any(|h| (at(h, "start")..=at(h, "end") + Duration::minutes(15)).contains(&at(a, "timestamp")))
+            })
+            .count();
+    }
+    println!(
+        "demo recall: {found} of {} injected anomalies; {flagged} readings flagged, {critical} critical, \
+         {outside} critical outside injected windows",
+        history.len()
+    );
+    assert!(found * 6 >= history.len() * 5, "recall {found}/{}", history.len());
+    // Warnings follow the requested contamination (10 % here); critical
+    // findings must be mostly real (16 % false on seed 42 when written).
+    assert!(outside * 5 <= critical.max(5), "{outside} of {critical} critical findings are false alarms");
+    s.stop().await;
+}

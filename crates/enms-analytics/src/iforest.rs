@@ -141,11 +141,16 @@ impl IsolationForest {
         let norm = average_path_length(self.max_samples) * self.trees.len() as f64;
         let mut out = vec![0.0; x.len() / self.n_features];
         out.par_chunks_mut(SCORE_CHUNK).enumerate().for_each(|(chunk, scores)| {
-            let base = chunk * SCORE_CHUNK;
-            for (i, s) in scores.iter_mut().enumerate() {
-                let row = &x[(base + i) * self.n_features..(base + i + 1) * self.n_features];
-                let total: f64 = self.trees.iter().map(|t| t.path_length(row)).sum();
-                *s = -(2f64.powf(-total / norm));
+            let rows = &x[chunk * SCORE_CHUNK * self.n_features..][..scores.len() * self.n_features];
+            // Tree by tree over the chunk: one tree's nodes stay in cache
+            // while every row of the chunk walks it.
+            for tree in &self.trees {
+                for (s, row) in scores.iter_mut().zip(rows.chunks_exact(self.n_features)) {
+                    *s += tree.path_length(row);
+                }
+            }
+            for s in scores.iter_mut() {
+                *s = -(2f64.powf(-*s / norm));
             }
         });
         Ok(out)

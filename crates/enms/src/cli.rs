@@ -112,6 +112,24 @@ pub enum BenchCommand {
     Ingest(BenchIngestArgs),
     /// WebSocket fan-out: delivery latency, throughput and loss to N clients.
     Fanout(BenchFanoutArgs),
+    /// Streaming detection: reading sent → `anomaly_detected` received.
+    Detect(BenchDetectArgs),
+}
+
+#[derive(Args)]
+pub struct BenchDetectArgs {
+    /// Server to measure.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Machine with an active anomaly model.
+    #[arg(long, default_value = "c0000000-0000-0000-0000-000000000001")]
+    pub machine: String,
+    /// Readings to send, one at a time.
+    #[arg(long, default_value_t = 500)]
+    pub readings: usize,
+    /// Power of each (spike) reading.
+    #[arg(long, default_value_t = 5000.0)]
+    pub power_kw: f64,
 }
 
 #[derive(Args)]

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             Command::Import(args) => import::run(args).await,
             Command::Bench { command: BenchCommand::Ingest(args) } => bench::ingest::run(args).await,
             Command::Bench { command: BenchCommand::Fanout(args) } => bench::fanout::run(args).await,
+            Command::Bench { command: BenchCommand::Detect(args) } => bench::detect::run(args).await,
         }
     });
     match result {

@@ -1,4 +1,5 @@
 //! `enms bench …`: measurements of a running server, recorded in BENCHMARKS.md.
 
+pub mod detect;
 pub mod fanout;
 pub mod ingest;

@@ -1,0 +1,86 @@
+//! `enms bench detect`: streaming detection latency — from sending a reading
+//! to `POST /api/v1/readings` until its `anomaly_detected` arrives on a
+//! WebSocket (`/api/v1/ws/anomalies`), one reading at a time, same clock.
+//!
+//! The machine needs an active anomaly model (the demo trains one per
+//! machine at its first start). Each reading is a gross spike (far above any
+//! normal load), so every one must be reported; a missing report counts as
+//! lost.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::cli::BenchDetectArgs;
+
+type BoxError = Box<dyn std::error::Error>;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+pub async fn run(args: BenchDetectArgs) -> Result<(), BoxError> {
+    let base = args.url.trim_end_matches('/');
+    let ws_url = format!("{}/api/v1/ws/anomalies?machine_id={}", base.replacen("http", "ws", 1), args.machine);
+    let (mut ws, _) = connect_async(ws_url).await?;
+    let http = reqwest::Client::new();
+    let (mut latencies, mut accepted, mut lost) = (Vec::new(), Vec::new(), 0usize);
+    for i in 0..args.readings {
+        let ts = chrono::Utc::now();
+        let reading = json!({"machine_id": args.machine, "timestamp": ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                             "power_kw": args.power_kw, "energy_kwh": args.power_kw / 720.0,
+                             "production_units": 10.0, "outdoor_temp_c": 12.0});
+        let sent = Instant::now();
+        let resp = http.post(format!("{base}/api/v1/readings")).json(&json!({"readings": [reading]})).send().await?;
+        if !resp.status().is_success() {
+            return Err(format!("reading {i} refused: {}", resp.text().await?).into());
+        }
+        accepted.push(sent.elapsed().as_secs_f64() * 1e3);
+        let want = ts.timestamp_millis();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, ws.next()).await;
+            let Ok(Some(Ok(Message::Text(text)))) = msg else {
+                if msg.is_err() {
+                    lost += 1;
+                    break;
+                }
+                continue;
+            };
+            let v: Value = serde_json::from_str(&text)?;
+            let at = v["data"]["timestamp"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if v["type"] == "anomaly_detected" && at.is_some_and(|t| t.timestamp_millis() == want) {
+                latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+                break;
+            }
+        }
+    }
+    report(&mut latencies, &mut accepted, lost, args.readings);
+    Ok(())
+}
+
+fn pct(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
+}
+
+fn report(latencies: &mut [f64], accepted: &mut [f64], lost: usize, total: usize) {
+    latencies.sort_by(f64::total_cmp);
+    accepted.sort_by(f64::total_cmp);
+    println!("readings sent:          {total}, anomalies received {}, lost {lost}", latencies.len());
+    println!(
+        "reading sent → anomaly_detected received (ms): p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        pct(latencies, 0.5),
+        pct(latencies, 0.9),
+        pct(latencies, 0.99),
+        pct(latencies, 1.0)
+    );
+    println!(
+        "reading sent → HTTP 200 (ms):                p50 {:.2}  p99 {:.2}",
+        pct(accepted, 0.5),
+        pct(accepted, 0.99)
+    );
+}

@@ -13,6 +13,7 @@ use crate::series::{self, Interval};
 /// `peak_end_hour` (local to UTC, as timestamps are stored), `offpeak_price`
 /// otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tariff {
     pub currency: String,
     pub peak_start_hour: u32,

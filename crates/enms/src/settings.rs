@@ -23,6 +23,21 @@ pub struct FileConfig {
     pub demo: FileDemo,
     #[serde(default)]
     pub realtime: FileRealtime,
+    #[serde(default)]
+    pub analytics: FileAnalytics,
+}
+
+/// `[analytics]`: jobs, streaming detection, schedules and the tariff.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAnalytics {
+    pub job_queue: Option<usize>,
+    pub job_concurrency: Option<usize>,
+    pub streaming: Option<bool>,
+    /// Cron-like (`minute hour day month weekday`, UTC), or `"off"`.
+    pub detect_schedule: Option<String>,
+    pub retrain_schedule: Option<String>,
+    pub tariff: Option<enms_analytics::kpi::Tariff>,
 }
 
 /// `[realtime]`: the WebSocket/SSE gateway and the event bus's history.
@@ -87,6 +102,7 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
         drain_timeout: args.drain_timeout,
     };
     realtime(&mut server, &flags, &file.realtime)?;
+    analytics(&mut server, file.analytics)?;
     server.base_path = normalise_base_path(args.base_path.or(file.base_path).unwrap_or_default())?;
     if let Some(text) = args.offline_after.or(file.offline_after) {
         server.offline_after = parse_duration("offline_after", &text)?;
@@ -139,6 +155,47 @@ fn realtime(server: &mut ServerConfig, args: &RealtimeFlags, file: &FileRealtime
     positive("window_events", file.window_events, &mut server.bus.window_events)?;
     if gw.ping_interval.is_zero() {
         return Err(SettingsError::Invalid { setting: "ping_interval", message: "must be above zero".into() });
+    }
+    Ok(())
+}
+
+fn analytics(server: &mut ServerConfig, file: FileAnalytics) -> Result<(), SettingsError> {
+    let a = &mut server.analytics;
+    for (setting, value, into) in [
+        ("job_queue", file.job_queue, &mut a.job_queue),
+        ("job_concurrency", file.job_concurrency, &mut a.job_concurrency),
+    ] {
+        match value {
+            Some(0) => return Err(SettingsError::Invalid { setting, message: "must be at least 1".into() }),
+            Some(v) => *into = v,
+            None => {}
+        }
+    }
+    a.streaming = file.streaming.unwrap_or(a.streaming);
+    let schedule = |setting, text: Option<String>, into: &mut Option<enms_server::analytics::scheduler::Cron>| {
+        match text.as_deref() {
+            None => {}
+            Some("off") => *into = None,
+            Some(t) => {
+                *into = Some(
+                    enms_server::analytics::scheduler::Cron::parse(t)
+                        .map_err(|message| SettingsError::Invalid { setting, message })?,
+                )
+            }
+        }
+        Ok::<_, SettingsError>(())
+    };
+    schedule("detect_schedule", file.detect_schedule, &mut a.schedule.detect)?;
+    schedule("retrain_schedule", file.retrain_schedule, &mut a.schedule.retrain)?;
+    if let Some(t) = file.tariff {
+        let prices_ok = [t.peak_price, t.offpeak_price].iter().all(|p| p.is_finite() && *p >= 0.0);
+        if !prices_ok || t.peak_start_hour > 24 || t.peak_end_hour > 24 || t.peak_start_hour > t.peak_end_hour {
+            return Err(SettingsError::Invalid {
+                setting: "tariff",
+                message: "prices must be ≥ 0 and 0 ≤ peak_start_hour ≤ peak_end_hour ≤ 24".into(),
+            });
+        }
+        a.tariff = t;
     }
     Ok(())
 }
@@ -196,6 +253,26 @@ mod tests {
         assert!(err.to_string().contains("offline_after"), "{err}");
         let err = resolve(ServeArgs { base_path: Some("/a b".into()), ..ServeArgs::default() }).err().expect("bad");
         assert!(err.to_string().contains("base path"), "{err}");
+    }
+
+    #[test]
+    fn analytics_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("enms.toml");
+        std::fs::write(
+            &path,
+            "[analytics]\njob_concurrency = 2\ndetect_schedule = \"*/10 * * * *\"\nretrain_schedule = \"off\"\n\
+             [analytics.tariff]\ncurrency = \"USD\"\npeak_start_hour = 7\npeak_end_hour = 19\npeak_price = 0.3\noffpeak_price = 0.1\n",
+        )
+        .expect("write");
+        let s = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).expect("valid");
+        let a = &s.server.analytics;
+        assert_eq!((a.job_concurrency, a.tariff.currency.as_str()), (2, "USD"));
+        assert_eq!(a.schedule.detect.as_ref().map(|c| c.as_str()), Some("*/10 * * * *"));
+        assert!(a.schedule.retrain.is_none());
+        std::fs::write(&path, "[analytics]\ndetect_schedule = \"61 * * * *\"\n").expect("write");
+        let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("bad cron");
+        assert!(err.to_string().contains("detect_schedule"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
-const LEAF: u32 = u32::MAX;
 /// Rows per parallel scoring task: large enough to amortise scheduling.
 const SCORE_CHUNK: usize = 2048;
 
@@ -60,20 +59,29 @@ impl Default for ForestParams {
     }
 }
 
+/// A split `x[feature] <= threshold` goes to `left`, else to `left + 1`.
+/// A leaf points at itself with a threshold no finite value exceeds, so a
+/// walk can take exactly `max_depth` steps without testing for leaves: the
+/// loop has no unpredictable exit branch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Node {
-    /// Split feature, or [`LEAF`].
     feature: u32,
-    /// Left child index; the right child is `left + 1`.
     left: u32,
-    /// Threshold for a split (`x <= t` goes left); for a leaf, the path
-    /// length credited to samples ending here: depth + c(leaf size).
-    value: f64,
+    threshold: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Tree {
     nodes: Vec<Node>,
+    /// Per node: for a leaf, the path length credited to samples ending
+    /// there (depth + c(leaf size)); 0 for a split.
+    path: Vec<f64>,
+}
+
+impl Node {
+    fn leaf(at: usize) -> Self {
+        Self { feature: 0, left: at as u32, threshold: f64::MAX }
+    }
 }
 
 /// A fitted forest.
@@ -83,6 +91,7 @@ pub struct IsolationForest {
     pub max_samples: usize,
     /// Decision threshold on [`Self::score_samples`].
     pub offset: f64,
+    max_depth: usize,
     trees: Vec<Tree>,
 }
 
@@ -117,13 +126,15 @@ impl IsolationForest {
                     indices.swap(i, j);
                 }
                 let mut sample = indices[..max_samples].to_vec();
-                let mut builder = Builder { x, n_features, max_depth, rng: &mut rng, nodes: Vec::new() };
-                builder.nodes.push(Node { feature: LEAF, left: 0, value: 0.0 });
+                let mut builder =
+                    Builder { x, n_features, max_depth, rng: &mut rng, nodes: Vec::new(), path: Vec::new() };
+                builder.nodes.push(Node::leaf(0));
+                builder.path.push(0.0);
                 builder.grow(0, &mut sample, 0);
-                Tree { nodes: builder.nodes }
+                Tree { nodes: builder.nodes, path: builder.path }
             })
             .collect();
-        let mut forest = Self { n_features, max_samples, offset: -0.5, trees };
+        let mut forest = Self { n_features, max_samples, offset: -0.5, max_depth, trees };
         if let Contamination::Fraction(c) = params.contamination {
             let mut scores = forest.score_samples(x)?;
             scores.sort_by(f64::total_cmp);
@@ -146,7 +157,7 @@ impl IsolationForest {
             // while every row of the chunk walks it.
             for tree in &self.trees {
                 for (s, row) in scores.iter_mut().zip(rows.chunks_exact(self.n_features)) {
-                    *s += tree.path_length(row);
+                    *s += tree.path_length(row, self.max_depth);
                 }
             }
             for s in scores.iter_mut() {
@@ -164,21 +175,19 @@ impl IsolationForest {
     /// Score of one row, without the thread pool (the streaming path).
     pub fn score_one(&self, row: &[f64]) -> f64 {
         let norm = average_path_length(self.max_samples) * self.trees.len() as f64;
-        let total: f64 = self.trees.iter().map(|t| t.path_length(row)).sum();
+        let total: f64 = self.trees.iter().map(|t| t.path_length(row, self.max_depth)).sum();
         -(2f64.powf(-total / norm))
     }
 }
 
 impl Tree {
-    fn path_length(&self, row: &[f64]) -> f64 {
+    fn path_length(&self, row: &[f64], max_depth: usize) -> f64 {
         let mut i = 0;
-        loop {
+        for _ in 0..max_depth {
             let node = &self.nodes[i];
-            if node.feature == LEAF {
-                return node.value;
-            }
-            i = node.left as usize + usize::from(row[node.feature as usize] > node.value);
+            i = node.left as usize + usize::from(row[node.feature as usize] > node.threshold);
         }
+        self.path[i]
     }
 }
 
@@ -188,17 +197,21 @@ struct Builder<'a> {
     max_depth: usize,
     rng: &'a mut ChaCha8Rng,
     nodes: Vec<Node>,
+    path: Vec<f64>,
 }
 
 impl Builder<'_> {
     fn grow(&mut self, at: usize, rows: &mut [usize], depth: usize) {
-        let leaf = |n: usize| Node { feature: LEAF, left: 0, value: depth as f64 + average_path_length(n) };
+        let leaf = |b: &mut Self, n: usize| {
+            b.nodes[at] = Node::leaf(at);
+            b.path[at] = depth as f64 + average_path_length(n);
+        };
         if depth >= self.max_depth || rows.len() < 2 {
-            self.nodes[at] = leaf(rows.len());
+            leaf(self, rows.len());
             return;
         }
         let Some((feature, threshold)) = self.split(rows) else {
-            self.nodes[at] = leaf(rows.len());
+            leaf(self, rows.len());
             return;
         };
         let mut mid = 0;
@@ -209,9 +222,9 @@ impl Builder<'_> {
             }
         }
         let left = self.nodes.len();
-        self.nodes[at] = Node { feature: feature as u32, left: left as u32, value: threshold };
-        self.nodes.push(leaf(0));
-        self.nodes.push(leaf(0));
+        self.nodes[at] = Node { feature: feature as u32, left: left as u32, threshold };
+        self.nodes.extend([Node::leaf(left), Node::leaf(left + 1)]);
+        self.path.extend([0.0, 0.0]);
         let (l, r) = rows.split_at_mut(mid);
         self.grow(left, l, depth + 1);
         self.grow(left + 1, r, depth + 1);

@@ -84,6 +84,13 @@ impl Granularity {
         }
     }
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hourly => "hourly",
+            Self::Daily => "daily",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "hourly" | "hour" | "1h" => Some(Self::Hourly),

@@ -9,7 +9,6 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use crate::ServerError;
-use crate::analytics::jobs::JobRequest;
 use crate::analytics::training::TrainRequest;
 use crate::config::DemoConfig;
 use crate::state::AppState;
@@ -117,16 +116,12 @@ pub async fn train_first_models(state: AppState, history_days: u32) {
                 start: (kind == "baseline").then_some(start),
                 ..Default::default()
             };
-            let plan = request.plan(kind, Utc::now());
-            let Ok(params) = plan.map(|p| serde_json::to_value(p).unwrap_or_default()) else { continue };
-            let req = JobRequest {
-                machine_id: m.id,
-                model_type: kind.into(),
-                trigger_type: "manual".into(),
-                reason: Some("demo start: first models".into()),
-                params,
+            let req = request.into_job(m.id, kind, "manual", Some("demo start: first models".into()));
+            let finished = match req {
+                Ok(req) => state.analytics.jobs.submit(req).await,
+                Err(e) => Err(e),
             };
-            let finished = match state.analytics.jobs.submit(req).await {
+            let finished = match finished {
                 Ok(job) => state.analytics.jobs.wait(job.id).await,
                 Err(e) => Err(e),
             };

@@ -115,6 +115,11 @@ impl Params {
 }
 
 impl Params {
+    /// An optional UUID parameter.
+    pub fn uuid(&self, key: &str) -> Result<Option<Uuid>, ApiError> {
+        self.parse(key, |v| Uuid::parse_str(v).map_err(|_| format!("{v:?} is not a UUID")))
+    }
+
     /// An optional integer `limit`-style parameter within `1..=max`.
     pub fn bounded<T>(&self, key: &str, default: T, max: T) -> Result<T, ApiError>
     where

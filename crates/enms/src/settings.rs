@@ -271,8 +271,18 @@ mod tests {
         assert_eq!(a.schedule.detect.as_ref().map(|c| c.as_str()), Some("*/10 * * * *"));
         assert!(a.schedule.retrain.is_none());
         std::fs::write(&path, "[analytics]\ndetect_schedule = \"61 * * * *\"\n").expect("write");
-        let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("bad cron");
+        let err = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).err().expect("bad cron");
         assert!(err.to_string().contains("detect_schedule"), "{err}");
+        std::fs::write(
+            &path,
+            "[analytics.tariff]\ncurrency = \"EUR\"\npeak_start_hour = 20\npeak_end_hour = 8\npeak_price = 0.3\noffpeak_price = 0.1\n",
+        )
+        .expect("write");
+        let err = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).err().expect("bad tariff");
+        assert!(err.to_string().contains("tariff"), "{err}");
+        std::fs::write(&path, "[analytics]\njob_concurrency = 0\n").expect("write");
+        let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("zero");
+        assert!(err.to_string().contains("job_concurrency"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::Analytics;
 use super::detection;
-use super::jobs::JobRequest;
 use super::training::{DEFAULT_CONTAMINATION, TrainRequest};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,22 +127,17 @@ pub async fn hourly_detection(a: &Analytics, now: DateTime<Utc>) {
 /// Queues baseline and anomaly training for every machine.
 pub async fn retrain_all(a: &Analytics) {
     let Ok(machines) = a.store.list_machines().await else { return };
-    let now = Utc::now();
     for m in machines {
         for kind in ["baseline", "anomaly"] {
             if a.jobs.is_busy(m.id, kind) {
                 continue;
             }
             let request = TrainRequest { use_baseline: Some(kind == "anomaly"), ..Default::default() };
-            let Ok(plan) = request.plan(kind, now) else { continue };
-            let req = JobRequest {
-                machine_id: m.id,
-                model_type: kind.into(),
-                trigger_type: "scheduled".into(),
-                reason: Some("daily retraining".into()),
-                params: serde_json::to_value(plan).unwrap_or_default(),
+            let queued = match request.into_job(m.id, kind, "scheduled", Some("daily retraining".into())) {
+                Ok(req) => a.jobs.submit(req).await,
+                Err(e) => Err(e),
             };
-            if let Err(e) = a.jobs.submit(req).await {
+            if let Err(e) = queued {
                 alert(a, &format!("scheduled {kind} training for {} not queued: {}", m.name, e.body.message)).await;
             }
         }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::jobs::{Done, Tracker};
+use super::jobs::{Done, JobRequest, Tracker};
 use super::{blocking, load_samples};
 use crate::error::ApiError;
 
@@ -112,6 +112,21 @@ impl TrainRequest {
     }
 }
 
+impl TrainRequest {
+    /// Validates the request into a job for the runner.
+    pub fn into_job(
+        self,
+        machine_id: Uuid,
+        model_type: &str,
+        trigger_type: &str,
+        reason: Option<String>,
+    ) -> Result<JobRequest, ApiError> {
+        let plan = self.plan(model_type, Utc::now())?;
+        let params = serde_json::to_value(plan).map_err(ApiError::internal)?;
+        Ok(JobRequest { machine_id, model_type: model_type.into(), trigger_type: trigger_type.into(), reason, params })
+    }
+}
+
 pub fn check_contamination(c: f64) -> Result<f64, ApiError> {
     if c > 0.0 && c <= 0.5 {
         Ok(c)
@@ -146,7 +161,7 @@ async fn baseline(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Re
     let granularity = plan.spec.granularity.unwrap_or(Granularity::Hourly);
     let periods = blocking(move || series::periods(&series::intervals(&samples), granularity)).await.map_err(text)?;
     stop_if(cancel)?;
-    t.progress(40.0, format!("built features for {} {} periods", periods.len(), json_name(granularity))).await;
+    t.progress(40.0, format!("built features for {} {} periods", periods.len(), granularity.as_str())).await;
     let spec = plan.spec.clone();
     let (periods, fitted) = blocking(move || {
         let fit = BaselineModel::fit(&periods, &spec);
@@ -283,13 +298,6 @@ async fn save(
         m.insert("activated".into(), json!(activate));
     }
     Ok(Done { model_id: record.id, message: format!("model version {version} trained"), metrics })
-}
-
-fn json_name(g: Granularity) -> &'static str {
-    match g {
-        Granularity::Hourly => "hourly",
-        Granularity::Daily => "daily",
-    }
 }
 
 /// A reproducible forest per machine.

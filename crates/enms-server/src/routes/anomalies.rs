@@ -83,7 +83,7 @@ async fn run(state: AppState, machine: Uuid, body: DetectRequest) -> Result<Json
 }
 
 pub async fn recent(State(state): State<AppState>, params: Params) -> Result<Json<Vec<AnomalyRecord>>, ApiError> {
-    let machine_id = params.parse("machine_id", |v| Uuid::parse_str(v).map_err(|_| format!("{v:?} is not a UUID")))?;
+    let machine_id = params.uuid("machine_id")?;
     let severity = params.parse("severity", |v| {
         if SEVERITIES.contains(&v) {
             Ok(v.to_owned())

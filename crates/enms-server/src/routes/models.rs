@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use enms_store::ModelRecord;
-use uuid::Uuid;
 
 use crate::analytics::jobs::MODEL_TYPES;
 use crate::error::ApiError;
@@ -12,7 +11,7 @@ use crate::extract::{Params, path_id};
 use crate::state::AppState;
 
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Vec<ModelRecord>>, ApiError> {
-    let machine = params.parse("machine_id", |v| Uuid::parse_str(v).map_err(|_| format!("{v:?} is not a UUID")))?;
+    let machine = params.uuid("machine_id")?;
     let kind = params.parse("model_type", |v| {
         if MODEL_TYPES.contains(&v) { Ok(v.to_owned()) } else { Err("model_type must be baseline or anomaly".into()) }
     })?;

@@ -5,12 +5,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::Utc;
 use enms_store::{JobQuery, JobRecord, JobStatus};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::analytics::jobs::{JobRequest, MODEL_TYPES, TRIGGER_TYPES};
+use crate::analytics::jobs::{MODEL_TYPES, TRIGGER_TYPES};
 use crate::analytics::training::TrainRequest;
 use crate::error::ApiError;
 use crate::extract::{OptionalJsonBody, Params, path_id};
@@ -32,11 +31,7 @@ async fn submit(
     body: TrainRequest,
 ) -> Result<JobRecord, ApiError> {
     known_machine(state, machine_id).await?;
-    let plan = body.plan(model_type, Utc::now())?;
-    let params = serde_json::to_value(plan).map_err(ApiError::internal)?;
-    let req =
-        JobRequest { machine_id, model_type: model_type.into(), trigger_type: trigger_type.into(), reason, params };
-    state.analytics.jobs.submit(req).await
+    state.analytics.jobs.submit(body.into_job(machine_id, model_type, trigger_type, reason)?).await
 }
 
 pub async fn train_baseline(
@@ -86,7 +81,7 @@ async fn has_baseline(state: &AppState, machine: Uuid) -> Result<bool, ApiError>
 }
 
 pub async fn list_jobs(State(state): State<AppState>, params: Params) -> Result<Json<Vec<JobRecord>>, ApiError> {
-    let machine_id = params.parse("machine_id", |v| Uuid::parse_str(v).map_err(|_| format!("{v:?} is not a UUID")))?;
+    let machine_id = params.uuid("machine_id")?;
     let status = params.parse("status", |v| {
         JobStatus::parse(v).ok_or_else(|| "status must be queued, running, completed, failed or cancelled".to_owned())
     })?;

@@ -15,6 +15,7 @@ pub mod hub;
 mod ingest;
 mod routes;
 mod state;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -10,6 +10,7 @@ use crate::bus::EventBus;
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
 use crate::ingest::Ingest;
+use crate::ui::Ui;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,6 +20,7 @@ pub struct AppState {
     pub bus: Arc<dyn EventBus>,
     pub gateway: Gateway,
     pub analytics: Analytics,
+    pub ui: Arc<Ui>,
     pub started: Instant,
 }
 
@@ -33,6 +35,7 @@ impl AppState {
         let live = config.analytics.streaming.then(|| analytics.live.clone());
         Self {
             ingest: Ingest::new(store.clone(), bus.clone(), live),
+            ui: Arc::new(Ui::new(&config.base_path)),
             bus,
             gateway,
             analytics,

@@ -106,5 +106,7 @@ pub struct AnomalyQuery {
     /// Readings at or after this time.
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// `Some(false)`: only those not yet acknowledged.
+    pub acknowledged: Option<bool>,
     pub limit: u32,
 }

@@ -54,6 +54,8 @@ pub trait Store: Send + Sync + 'static {
     async fn append_events(&self, events: &[Event]) -> Result<()>;
     /// Logged events with an id greater than `after`, oldest first.
     async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>>;
+    /// Logged events with an id lower than `before` (all when `None`), newest first.
+    async fn events_before(&self, before: Option<EventId>, limit: u32) -> Result<Vec<Event>>;
     /// Highest logged id, so ids keep increasing across restarts.
     async fn last_event_id(&self) -> Result<Option<EventId>>;
     /// Deletes logged events older than `before`; returns how many.

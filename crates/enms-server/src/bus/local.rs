@@ -39,6 +39,8 @@ const PUBLISH_QUEUE: usize = 1024;
 const MAX_GROUP: usize = 256;
 /// Rows read from the log per query when replaying from it.
 const LOG_PAGE: u32 = 1000;
+/// Rows read at most to answer "the latest N" from the log.
+const LOG_SCAN: usize = 20_000;
 /// Publish groups waiting for fan-out, and how many are taken at once.
 const FANOUT_QUEUE: usize = 256;
 const FANOUT_BATCH: usize = 64;
@@ -89,6 +91,28 @@ impl InProcessBus {
         let complete = filter.durable_only() && floor.is_none_or(|floor| after >= floor);
         Ok(Replay { events, complete })
     }
+
+    /// The newest `limit` logged events that match, oldest first. Reads at
+    /// most `LOG_SCAN` rows so a narrow filter cannot scan the whole log.
+    async fn latest_from_log(&self, filter: &Filter, limit: usize) -> Result<Replay, ApiError> {
+        let mut cursor = None;
+        let mut events = Vec::new();
+        let mut scanned = 0;
+        while events.len() < limit && scanned < LOG_SCAN {
+            let page = self.store.events_before(cursor, LOG_PAGE).await?;
+            let Some(oldest) = page.last() else { break };
+            cursor = Some(oldest.id);
+            scanned += page.len();
+            let full = page.len() == LOG_PAGE as usize;
+            events.extend(page.into_iter().map(Published::new).filter(|p| filter.matches(p)));
+            if !full {
+                break;
+            }
+        }
+        events.truncate(limit);
+        events.reverse();
+        Ok(Replay { events, complete: true })
+    }
 }
 
 #[async_trait::async_trait]
@@ -107,12 +131,15 @@ impl EventBus for InProcessBus {
         {
             let window = self.read_window();
             match after {
-                None => {
+                None if !filter.durable_only() => {
                     let mut events: Vec<_> =
                         window.events.iter().rev().filter(|e| filter.matches(e)).take(limit).cloned().collect();
                     events.reverse();
                     return Ok(Replay { events, complete: true });
                 }
+                // Durable types alone: the log holds them all, also from
+                // before a restart or beyond the window.
+                None => {}
                 // Not an id this bus issued: the client must reload.
                 Some(after) if after > window.last => return Ok(Replay { events: Vec::new(), complete: false }),
                 Some(after) if after >= window.evicted_up_to => {
@@ -124,7 +151,10 @@ impl EventBus for InProcessBus {
                 Some(_) => {}
             }
         }
-        self.replay_log(after.unwrap_or_default(), filter, limit).await
+        match after {
+            Some(after) => self.replay_log(after, filter, limit).await,
+            None => self.latest_from_log(filter, limit).await,
+        }
     }
 
     fn status(&self) -> BusStatus {

@@ -91,8 +91,22 @@ pub async fn recent(State(state): State<AppState>, params: Params) -> Result<Jso
             Err("severity must be normal, warning or critical".into())
         }
     })?;
+    let time = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
+    let since = params.parse("since", time)?;
+    let until = params.parse("until", time)?;
+    if let (Some(s), Some(u)) = (since, until)
+        && s >= u
+    {
+        return Err(ApiError::invalid("invalid_range", "since", "since must be before until"));
+    }
+    let acknowledged = params.parse("acknowledged", |v| match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("acknowledged must be true or false".into()),
+    })?;
     let limit = params.bounded("limit", 50u32, 1000)?;
-    Ok(Json(state.store.list_anomalies(&AnomalyQuery { machine_id, severity, limit, ..Default::default() }).await?))
+    let query = AnomalyQuery { machine_id, severity, since, until, acknowledged, limit };
+    Ok(Json(state.store.list_anomalies(&query).await?))
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<AnomalyRecord>, ApiError> {

@@ -52,14 +52,16 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(ui::index))
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))
+        .route("/ui/assets/{*path}", get(ui::asset))
+        .route("/ui/{*page}", get(ui::index))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state);
+        .with_state(state.clone());
     let app = if base.is_empty() {
         app
     } else {
         // `nest` does not route the bare prefix with a trailing slash to "/".
-        Router::new().route(&format!("{base}/"), get(ui::index)).nest(&base, app).fallback(not_found)
+        Router::new().route(&format!("{base}/"), get(ui::index)).with_state(state).nest(&base, app).fallback(not_found)
     };
     app.layer(TraceLayer::new_for_http())
 }

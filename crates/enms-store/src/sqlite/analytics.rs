@@ -260,6 +260,11 @@ pub async fn list_anomalies(pool: &SqlitePool, q: &AnomalyQuery) -> Result<Vec<A
     if let Some(t) = q.until {
         b.push(" AND ts < ").push_bind(to_ms(t));
     }
+    match q.acknowledged {
+        Some(true) => b.push(" AND acknowledged_at IS NOT NULL"),
+        Some(false) => b.push(" AND acknowledged_at IS NULL"),
+        None => &mut b,
+    };
     b.push(" ORDER BY ts DESC, id LIMIT ").push_bind(i64::from(q.limit));
     b.build().fetch_all(pool).await?.iter().map(anomaly).collect()
 }

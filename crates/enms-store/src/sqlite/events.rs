@@ -32,18 +32,31 @@ pub async fn after(pool: &SqlitePool, after: EventId, limit: u32) -> Result<Vec<
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let kind: String = row.try_get("event_type")?;
-            let data: String = row.try_get("data")?;
-            Ok(Event {
-                id: EventId { ms: row.try_get::<i64, _>("ms")? as u64, seq: row.try_get::<i64, _>("seq")? as u64 },
-                event_type: kind.parse::<EventType>().map_err(StoreError::Corrupt)?,
-                timestamp: from_ms(row.try_get("ts")?),
-                data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
-            })
-        })
-        .collect()
+    rows.iter().map(event).collect()
+}
+
+pub async fn before(pool: &SqlitePool, before: Option<EventId>, limit: u32) -> Result<Vec<Event>> {
+    let before = before.unwrap_or(EventId { ms: i64::MAX as u64, seq: i64::MAX as u64 });
+    let rows = sqlx::query(
+        "SELECT ms, seq, event_type, ts, data FROM events WHERE (ms, seq) < (?, ?) ORDER BY ms DESC, seq DESC LIMIT ?",
+    )
+    .bind(before.ms as i64)
+    .bind(before.seq as i64)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(event).collect()
+}
+
+fn event(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
+    let kind: String = row.try_get("event_type")?;
+    let data: String = row.try_get("data")?;
+    Ok(Event {
+        id: EventId { ms: row.try_get::<i64, _>("ms")? as u64, seq: row.try_get::<i64, _>("seq")? as u64 },
+        event_type: kind.parse::<EventType>().map_err(StoreError::Corrupt)?,
+        timestamp: from_ms(row.try_get("ts")?),
+        data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
+    })
 }
 
 pub async fn last_id(pool: &SqlitePool) -> Result<Option<EventId>> {

@@ -118,6 +118,10 @@ impl Store for SqliteStore {
         events::after(&self.reader, after, limit).await
     }
 
+    async fn events_before(&self, before: Option<EventId>, limit: u32) -> Result<Vec<Event>> {
+        events::before(&self.reader, before, limit).await
+    }
+
     async fn last_event_id(&self) -> Result<Option<EventId>> {
         events::last_id(&self.reader).await
     }

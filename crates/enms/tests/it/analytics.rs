@@ -174,6 +174,21 @@ async fn streaming_detection_announces_a_spike_at_once_and_batch_detection_saves
         .await;
     assert_eq!(status, StatusCode::OK, "{acked}");
     assert_eq!(acked["acknowledged_by"], "alice");
+
+    // The dashboard's filters: open ones only, and a time window.
+    let open = s.get(&format!("/api/v1/anomaly/recent?machine_id={id}&acknowledged=false")).await.1;
+    assert!(open.as_array().expect("list").iter().all(|a| a["id"] != first["id"]), "{open}");
+    let done = s.get(&format!("/api/v1/anomaly/recent?machine_id={id}&acknowledged=true")).await.1;
+    assert_eq!(done.as_array().map(Vec::len), Some(1), "{done}");
+    let around = |from: Duration, to: Duration| {
+        format!(
+            "/api/v1/anomaly/recent?machine_id={id}&severity=critical&since={}&until={}",
+            (ts + from).to_rfc3339().replace('+', "%2B"),
+            (ts + to).to_rfc3339().replace('+', "%2B")
+        )
+    };
+    assert_eq!(s.get(&around(Duration::seconds(-1), Duration::seconds(1))).await.1.as_array().map(Vec::len), Some(1));
+    assert_eq!(s.get(&around(Duration::seconds(1), Duration::seconds(2))).await.1, json!([]));
     s.stop().await;
 }
 
@@ -341,10 +356,17 @@ async fn analytics_endpoints_refuse_bad_input_with_structured_errors() {
         StatusCode::NOT_FOUND,
         "not_found",
     );
+    for bad in ["severity=meh", "acknowledged=maybe", "since=yesterday", "until=2026-13-01T00:00:00Z"] {
+        assert_error(
+            &s.get(&format!("/api/v1/anomaly/recent?{bad}")).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_parameter",
+        );
+    }
     assert_error(
-        &s.get("/api/v1/anomaly/recent?severity=meh").await,
+        &s.get("/api/v1/anomaly/recent?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z").await,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_parameter",
+        "invalid_range",
     );
     assert_error(
         &s.get(&format!("/api/v1/machines/{id}/kpis?start=2026-02-01T00:00:00Z&end=2026-01-01T00:00:00Z")).await,

@@ -12,5 +12,6 @@ mod machines;
 mod readings;
 mod restart;
 mod sse;
+mod ui;
 mod ws;
 mod wsclient;

@@ -1,0 +1,165 @@
+// Browser tests of the embedded dashboard, in Debian's Chromium driven by
+// playwright-core, against the real enms binary running a demo factory.
+// Screenshots of every page land in target/browser-tests/ with the logs.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+import { EnmsServer, C1 } from './server.js';
+
+const OUT = resolve(process.env.BROWSER_TEST_OUT ?? '../../target/browser-tests');
+mkdirSync(OUT, { recursive: true });
+
+const PAGES = [
+  ['overview', '/ui/', '#machine-cards .machine'],
+  ['machine', `/ui/machines/${C1}`, '#kpis dd'],
+  ['anomalies', '/ui/anomalies', '#anomaly-rows'],
+  ['models', '/ui/models', '#model-rows tr'],
+  ['events', '/ui/events', '#event-log li'],
+  ['websocket-test', '/ui/websocket-test', '#ws-connect'],
+];
+
+let server;
+let browser;
+
+before(async () => {
+  server = new EnmsServer(OUT);
+  await server.start();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.destroy();
+});
+
+/** A page that records console errors and uncaught exceptions. */
+async function open(path, { viewport = { width: 1280, height: 800 }, context } = {}) {
+  const ctx = context ?? await browser.newContext({ viewport });
+  const page = await ctx.newPage();
+  page.errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') page.errors.push(m.text()); });
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  await page.goto(server.url + path);
+  return page;
+}
+
+const status = (page) => page.locator('#status');
+const waitLive = (page, timeout = 15_000) => page.waitForSelector('#status[data-state="live"]', { timeout });
+
+test('every page loads live, without console errors, at desktop and phone width', async () => {
+  for (const [viewport, tag] of [[{ width: 1280, height: 800 }, 'desktop'], [{ width: 390, height: 844 }, 'phone']]) {
+    for (const [name, path, ready] of PAGES) {
+      const page = await open(path, { viewport });
+      await waitLive(page);
+      await page.waitForSelector(ready, { state: 'attached', timeout: 15_000 });
+      await page.waitForLoadState('networkidle');
+      await page.screenshot({ path: join(OUT, `${name}-${tag}.png`), fullPage: true });
+      assert.deepEqual(page.errors, [], `${name} (${tag}) logged errors`);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+      assert.ok(overflow <= 1, `${name} (${tag}) scrolls sideways by ${overflow}px`);
+      assert.equal(await status(page).innerText(), 'Live');
+      await page.context().close();
+    }
+  }
+});
+
+test('assets carry a content hash and are cached for good; the page is not', async () => {
+  const res = await fetch(`${server.url}/ui/`);
+  assert.equal(res.headers.get('cache-control'), 'no-cache');
+  const html = await res.text();
+  const asset = html.match(/"enms\/app\.js":"([^"]+)"/)?.[1];
+  assert.match(asset, /\/ui\/assets\/js\/app\.[0-9a-f]{10}\.js$/);
+  const js = await fetch(server.url + asset);
+  assert.equal(js.status, 200);
+  assert.match(js.headers.get('cache-control'), /immutable/);
+  assert.equal((await fetch(`${server.url}/ui/assets/js/app.0000000000.js`)).status, 404);
+});
+
+test('the keyboard reaches the navigation and follows a link', async () => {
+  const page = await open('/ui/');
+  await waitLive(page);
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content');
+  let focused = '';
+  for (let i = 0; i < 6 && focused !== 'Anomalies'; i += 1) {
+    await page.keyboard.press('Tab');
+    focused = await page.evaluate(() => document.activeElement.textContent);
+  }
+  assert.equal(focused, 'Anomalies');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('h1:has-text("Anomalies")');
+  assert.match(page.url(), /\/ui\/anomalies$/);
+  await page.context().close();
+});
+
+test('an anomaly published through the API shows a toast within 1 s and counts', async () => {
+  const page = await open('/ui/');
+  await waitLive(page);
+  await page.waitForSelector('#count-anomalies .big:not(:text("–"))');
+  const before = Number(await page.locator('#count-anomalies .big').innerText());
+  const value = 987.6;
+  const published = Date.now();
+  await server.publish('anomaly_detected', {
+    machine_id: C1, severity: 'critical', anomaly_type: 'spike', metric: 'power_kw', value, expected_value: 40,
+  });
+  await page.waitForSelector(`.toast.danger:has-text("${value}")`, { timeout: 1000 });
+  const latency = Date.now() - published;
+  await page.waitForFunction((b) => Number(document.querySelector('#count-anomalies .big').textContent) >= b + 1, before);
+  assert.match(await page.title(), /critical anomaly/);
+  assert.ok(await page.locator(`#recent-anomalies tr:has-text("987.6")`).count() === 1);
+  console.log(`toast ${latency} ms after the publish request was sent`);
+  await page.context().close();
+});
+
+test('a training job started from the machine page shows progress up to 100 %', async () => {
+  const page = await open(`/ui/machines/${C1}`);
+  await waitLive(page);
+  await page.waitForSelector('#kpis dd');
+  await page.click('#train');
+  await page.waitForSelector('#job .progress[aria-valuenow="100"].completed', { timeout: 60_000 });
+  assert.match(await page.locator('#job-text').innerText(), /100 % · completed/);
+  await page.waitForSelector('.toast.success:has-text("Training complete")');
+  await page.context().close();
+});
+
+test('two tabs both receive live events', async () => {
+  const context = await browser.newContext();
+  const [a, b] = [await open('/ui/events', { context }), await open('/ui/models', { context })];
+  await Promise.all([waitLive(a), waitLive(b)]);
+  const message = `two-tabs-${Date.now()}`;
+  await server.publish('system_alert', { alert_type: 'test', message, severity: 'warning', source: 'browser-test' });
+  await Promise.all([a, b].map((p) => p.waitForSelector(`.toast.warning:has-text("${message}")`, { timeout: 5000 })));
+  await a.waitForSelector(`#event-log li:has-text("${message}")`);
+  await context.close();
+});
+
+test('server restart: Reconnecting, then Live with the events published meanwhile', async () => {
+  const page = await open('/ui/events');
+  await waitLive(page);
+  await page.waitForSelector('#event-log li', { state: 'attached' });
+  await server.stop();
+  await page.waitForSelector('#status[data-state="reconnecting"], #status[data-state="offline"]', { timeout: 10_000 });
+  assert.match(await status(page).innerText(), /Reconnecting|Offline/);
+  await page.screenshot({ path: join(OUT, 'reconnecting.png') });
+  // Keep the page away while the server comes back and events are published,
+  // so they can only reach it through the resume.
+  await page.context().setOffline(true);
+  await server.start();
+  const message = `while-away-${Date.now()}`;
+  await server.publish('system_alert', { alert_type: 'test', message, severity: 'info', source: 'browser-test' });
+  await page.context().setOffline(false);
+  await waitLive(page, 45_000);
+  try {
+    await page.waitForSelector(`#event-log li:has-text("${message}")`, { timeout: 10_000 });
+  } finally {
+    await page.screenshot({ path: join(OUT, 'reconnected.png') });
+    console.log('client after restart:', await page.evaluate(() => ({ state: enms.rt.state, last: enms.rt.lastEventId, transport: enms.rt.transport })));
+  }
+  await page.context().close();
+});

@@ -1,0 +1,89 @@
+// Runs the real enms binary for the browser tests: a demo factory on a free
+// port with its own data directory, stopped with SIGTERM (the drain path)
+// and restartable on the same port and data.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const BIN = process.env.ENMS_BIN;
+if (!BIN) throw new Error('ENMS_BIN must name the enms binary (scripts/browser-test sets it)');
+
+export const C1 = 'c0000000-0000-0000-0000-000000000001';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export class EnmsServer {
+  constructor(logDir) {
+    this.dir = mkdtempSync(join(tmpdir(), 'enms-browser-'));
+    this.logDir = logDir;
+    this.proc = null;
+    this.starts = 0;
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start() {
+    this.port ??= await freePort();
+    this.starts += 1;
+    const log = createWriteStream(join(this.logDir, `server-${this.port}-${this.starts}.log`));
+    this.proc = spawn(BIN, ['serve', '--demo', '--demo-history-days', '7', '--demo-interval', '1s',
+      '--bind', `127.0.0.1:${this.port}`, '--data-dir', this.dir, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout.pipe(log);
+    this.proc.stderr.pipe(log);
+    const exited = new Promise((_, reject) => this.proc.once('exit', (code) => reject(new Error(`enms exited with ${code} during start`))));
+    await Promise.race([this.#ready(), exited]);
+  }
+
+  /** Polls health until the server answers (readiness, not a timed wait for an event). */
+  async #ready() {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      try {
+        const r = await fetch(`${this.url}/api/v1/health`);
+        if (r.ok) return;
+      } catch { /* not listening yet */ }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('enms did not become healthy within 60 s');
+  }
+
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    const done = new Promise((r) => this.proc.once('exit', r));
+    this.proc.kill('SIGTERM');
+    await done;
+    this.proc = null;
+  }
+
+  async destroy() {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async api(path, body) {
+    const r = await fetch(`${this.url}${path}`, body === undefined ? {} : {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const json = await r.json();
+    if (!r.ok) throw new Error(`${path}: ${r.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+
+  publish(type, data) {
+    return this.api('/api/v1/events', { type, data });
+  }
+}

@@ -117,6 +117,23 @@ test('an anomaly published through the API shows a toast within 1 s and counts',
   await page.context().close();
 });
 
+test('toasts stack up to a cap and close on their button', async () => {
+  const page = await open('/ui/models');
+  await waitLive(page);
+  const tag = `burst-${Date.now()}`;
+  for (let i = 1; i <= 8; i += 1) {
+    await server.publish('system_alert', { alert_type: 'test', message: `${tag} #${i}`, severity: 'critical', source: 'browser-test' });
+  }
+  await page.waitForSelector(`.toast.danger:has-text("${tag} #8")`);
+  assert.ok(await page.locator('.toast').count() <= 5, 'more than five toasts at once');
+  assert.equal(await page.locator(`.toast:has-text("${tag} #1")`).count(), 0, 'the oldest was not dropped');
+  // The stack moves while other toasts come and go, so click without
+  // waiting for it to be still.
+  await page.locator(`.toast:has-text("${tag} #8") button[aria-label="Dismiss"]`).dispatchEvent('click');
+  assert.equal(await page.locator(`.toast:has-text("${tag} #8")`).count(), 0);
+  await page.context().close();
+});
+
 test('a training job started from the machine page shows progress up to 100 %', async () => {
   const page = await open(`/ui/machines/${C1}`);
   await waitLive(page);
@@ -150,6 +167,8 @@ test('server restart: Reconnecting, then Live with the events published meanwhil
   // Keep the page away while the server comes back and events are published,
   // so they can only reach it through the resume.
   await page.context().setOffline(true);
+  await page.waitForSelector('#status[data-state="offline"] button:has-text("Reconnect")', { timeout: 10_000 });
+  assert.match(await status(page).innerText(), /^Offline/);
   await server.start();
   const message = `while-away-${Date.now()}`;
   await server.publish('system_alert', { alert_type: 'test', message, severity: 'info', source: 'browser-test' });
@@ -159,7 +178,49 @@ test('server restart: Reconnecting, then Live with the events published meanwhil
     await page.waitForSelector(`#event-log li:has-text("${message}")`, { timeout: 10_000 });
   } finally {
     await page.screenshot({ path: join(OUT, 'reconnected.png') });
-    console.log('client after restart:', await page.evaluate(() => ({ state: enms.rt.state, last: enms.rt.lastEventId, transport: enms.rt.transport })));
+
   }
   await page.context().close();
+});
+
+test('without WebSocket the client falls back to SSE, and without SSE to polling', async () => {
+  const context = await browser.newContext();
+  // A proxy that accepts the upgrade and drops it at once.
+  await context.routeWebSocket(/\/api\/v1\/ws/, (ws) => ws.close({ code: 1011, reason: 'blocked by the test proxy' }));
+  const sse = await open('/ui/events', { context });
+  await waitLive(sse, 30_000);
+  assert.equal(await status(sse).innerText(), 'Live · SSE');
+  const viaSse = `via-sse-${Date.now()}`;
+  await server.publish('system_alert', { alert_type: 'test', message: viaSse, severity: 'info', source: 'browser-test' });
+  await sse.waitForSelector(`#event-log li:has-text("${viaSse}")`, { timeout: 5000 });
+
+  await context.route('**/api/v1/events/stream**', (route) => route.abort());
+  const polling = await open('/ui/events', { context });
+  await waitLive(polling, 30_000);
+  assert.equal(await status(polling).innerText(), 'Live · polling');
+  const viaPolling = `via-polling-${Date.now()}`;
+  await server.publish('system_alert', { alert_type: 'test', message: viaPolling, severity: 'warning', source: 'browser-test' });
+  await polling.waitForSelector(`#event-log li:has-text("${viaPolling}")`, { timeout: 10_000 });
+  await polling.waitForSelector(`.toast.warning:has-text("${viaPolling}")`);
+  await context.close();
+});
+
+test('the dashboard works under a base path', async () => {
+  const prefixed = new EnmsServer(OUT, ['--base-path', '/api/analytics']);
+  try {
+    await prefixed.start();
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${prefixed.url}/ui/`);
+    await waitLive(page);
+    await page.click(`#machine-cards a[href="/api/analytics/ui/machines/${C1}"]`);
+    await page.waitForSelector('#kpis dd');
+    assert.equal(new URL(page.url()).pathname, `/api/analytics/ui/machines/${C1}`);
+    assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    await prefixed.destroy();
+  }
 });

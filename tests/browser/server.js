@@ -25,7 +25,9 @@ function freePort() {
 }
 
 export class EnmsServer {
-  constructor(logDir) {
+  constructor(logDir, extraArgs = []) {
+    this.extraArgs = extraArgs;
+    this.base = extraArgs.includes('--base-path') ? extraArgs[extraArgs.indexOf('--base-path') + 1] : '';
     this.dir = mkdtempSync(join(tmpdir(), 'enms-browser-'));
     this.logDir = logDir;
     this.proc = null;
@@ -33,7 +35,7 @@ export class EnmsServer {
   }
 
   get url() {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://127.0.0.1:${this.port}${this.base}`;
   }
 
   async start() {
@@ -41,7 +43,7 @@ export class EnmsServer {
     this.starts += 1;
     const log = createWriteStream(join(this.logDir, `server-${this.port}-${this.starts}.log`));
     this.proc = spawn(BIN, ['serve', '--demo', '--demo-history-days', '7', '--demo-interval', '1s',
-      '--bind', `127.0.0.1:${this.port}`, '--data-dir', this.dir, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--bind', `127.0.0.1:${this.port}`, '--data-dir', this.dir, '--log-format', 'json', ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.pipe(log);
     this.proc.stderr.pipe(log);
     const exited = new Promise((_, reject) => this.proc.once('exit', (code) => reject(new Error(`enms exited with ${code} during start`))));

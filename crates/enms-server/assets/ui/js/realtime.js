@@ -31,6 +31,9 @@ const PROBE_MS = 60_000;
 const BASE_DELAY_MS = 1_000;
 const CAP_MS = 30_000;
 
+/** Ids are `<ms>-<seq>`; this key orders them as strings. */
+export const idKey = (id) => id.split('-').map((p) => p.padStart(20, '0')).join('-');
+
 export class Realtime extends EventTarget {
   constructor({ stream = 'dashboard', offlineAfter = 6 } = {}) {
     super();
@@ -123,6 +126,9 @@ export class Realtime extends EventTarget {
       conn.lastFrame = Date.now();
       let msg;
       try { msg = JSON.parse(m.data); } catch { return; }
+      // Open means the server's greeting arrived: a proxy that accepts the
+      // upgrade and then drops it counts as a failed attempt.
+      if (msg.type === 'connection') conn.opened = true;
       if (probe && msg.type === 'connection' && !this.stopped) {
         // The WebSocket works again: adopt it and drop the fallback.
         probe = false;
@@ -135,7 +141,6 @@ export class Realtime extends EventTarget {
       if (!probe && !conn.dead) this.#onMessage(msg);
     };
     ws.onopen = () => {
-      conn.opened = true;
       if (!probe) this.#keepAlive(conn);
     };
     ws.onclose = (e) => {
@@ -225,6 +230,10 @@ export class Realtime extends EventTarget {
     switch (msg.type) {
       case 'connection': {
         const resumed = Boolean(this.lastEventId);
+        // A first connection starts from the server's newest id: everything
+        // after it arrives live, so that is where a reconnect resumes — even
+        // when no event came before the connection dropped.
+        if (!resumed && msg.last_event_id) this.lastEventId = msg.last_event_id;
         this.attempt = 0;
         this.wsFailures = 0;
         this.sseFailures = 0;
@@ -246,7 +255,7 @@ export class Realtime extends EventTarget {
         if (!msg.id || this.seen.has(msg.id)) return;
         this.seen.add(msg.id);
         if (this.seen.size > 2000) this.seen.delete(this.seen.values().next().value);
-        this.lastEventId = msg.id;
+        if (!this.lastEventId || idKey(msg.id) > idKey(this.lastEventId)) this.lastEventId = msg.id;
         this.#emit('event', msg);
     }
   }

@@ -4,6 +4,7 @@
 
 import { api, qs } from 'enms/api.js';
 import { h, time, errorBox } from 'enms/dom.js';
+import { idKey } from 'enms/realtime.js';
 
 const TYPES = ['anomaly_detected', 'metric_updated', 'training_started', 'training_progress',
   'training_completed', 'model_updated', 'system_alert'];
@@ -45,9 +46,6 @@ export function mount(main, ctx) {
       h('code', { text: ev.id }));
   }
 
-  // Ids are `<ms>-<seq>`: ordered numerically, part by part.
-  const key = (id) => id.split('-').map((p) => p.padStart(20, '0')).join('-');
-
   function add(evs) {
     for (const ev of evs) {
       if (list.querySelector(`li[data-id="${CSS.escape(ev.id)}"]`)) continue;
@@ -58,8 +56,8 @@ export function mount(main, ctx) {
 
   /** Replaces the list with `evs` but keeps live events newer than all of them. */
   function reset(evs) {
-    const newest = evs.length ? key(evs.at(-1).id) : '';
-    const keep = [...list.children].filter((li) => key(li.dataset.id) > newest);
+    const newest = evs.length ? idKey(evs.at(-1).id) : '';
+    const keep = [...list.children].filter((li) => idKey(li.dataset.id) > newest);
     list.replaceChildren();
     add(evs);
     list.prepend(...keep);

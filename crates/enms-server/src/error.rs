@@ -109,6 +109,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { field, .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", e.to_string()).with_field(field)
             }
+            StoreError::JobConflict { .. } => Self::new(StatusCode::CONFLICT, "job_in_progress", e.to_string()),
             StoreError::UnknownMachine(_) => Self::invalid("unknown_machine", "machine_id", e.to_string()),
             other => Self::internal(other),
         }

@@ -124,6 +124,7 @@ impl App {
         };
         let scheduler_stop = tokio_util::sync::CancellationToken::new();
         let scheduler = tokio::spawn(analytics::scheduler::run(self.state.analytics.clone(), scheduler_stop.clone()));
+        let leases = tokio::spawn(self.state.analytics.jobs.clone().maintain(scheduler_stop.clone()));
         let router = routes::router(self.state.clone());
         let gateway = self.state.gateway.clone();
         let draining = gateway.draining().clone();
@@ -159,6 +160,7 @@ impl App {
         let _ = stop_tx.send(true);
         scheduler_stop.cancel();
         let _ = scheduler.await;
+        let _ = leases.await;
         if let Some(task) = producer {
             let _ = task.await;
         }

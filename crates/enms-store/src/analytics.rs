@@ -70,6 +70,12 @@ pub struct JobRecord {
     pub error_message: Option<String>,
     pub model_id: Option<Uuid>,
     pub metrics: Option<serde_json::Value>,
+    /// The instance that queued or runs the job (`None`: nobody; free to take).
+    #[serde(skip)]
+    pub owner: Option<String>,
+    /// Until when `owner`'s claim holds unless renewed.
+    #[serde(skip)]
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -7,9 +7,12 @@ pub enum StoreError {
     /// A unique field (id or name) is already used by another machine.
     #[error("{field} {value:?} is already used by another machine")]
     Conflict { field: &'static str, value: String },
+    /// A machine already has an unfinished job of this model type.
+    #[error("a {model_type} job for machine {machine_id} is already queued or running")]
+    JobConflict { machine_id: Uuid, model_type: String },
     #[error("unknown machine {0}")]
     UnknownMachine(Uuid),
-    #[error("unsupported database URL {0:?}; use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}; use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("database migration failed: {0}")]
     Migration(String),

@@ -1,17 +1,19 @@
-//! Storage for enms: the [`Store`] trait every backend implements, and the
-//! SQLite backend used by default.
+//! Storage for enms: the [`Store`] trait every backend implements, the
+//! SQLite backend used by default and the PostgreSQL backend for scale.
 //!
 //! Each backend owns its schema and migrations (`migrations/<backend>/`);
 //! callers only see domain types from `enms-core`.
 
 pub mod analytics;
 mod error;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use enms_core::event::{Event, EventId};
 use enms_core::sim::InjectedAnomaly;
 use enms_core::{MachineRecord, Reading};
@@ -74,8 +76,18 @@ pub trait Store: Send + Sync + 'static {
     /// `Ok(false)` when unknown.
     async fn activate_model(&self, id: Uuid) -> Result<bool>;
 
-    /// Inserts or replaces a job.
+    /// Inserts or updates a job. Fails with [`StoreError::JobConflict`] when
+    /// another unfinished job has the same machine and model type.
     async fn save_job(&self, job: &JobRecord) -> Result<()>;
+    /// Extends the lease of every unfinished job `owner` holds.
+    async fn renew_job_leases(&self, owner: &str, until: DateTime<Utc>) -> Result<u64>;
+    /// Takes over unfinished jobs whose lease expired before `now` (or that
+    /// nobody owns) for `owner` until `until`; returns them, oldest first.
+    /// Each job is handed to one caller only, whatever the instance.
+    async fn claim_stale_jobs(&self, owner: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<JobRecord>>;
+    /// Claims a scheduled run (`name` at `slot`) for `owner`; true for the
+    /// first caller only, so a schedule fires once across instances.
+    async fn claim_scheduled_run(&self, name: &str, slot: DateTime<Utc>, owner: &str) -> Result<bool>;
     async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>>;
     /// Newest first.
     async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>>;
@@ -86,21 +98,18 @@ pub trait Store: Send + Sync + 'static {
     async fn list_anomalies(&self, query: &AnomalyQuery) -> Result<Vec<AnomalyRecord>>;
     async fn get_anomaly(&self, id: Uuid) -> Result<Option<AnomalyRecord>>;
     /// `Ok(false)` when unknown.
-    async fn acknowledge_anomaly(
-        &self,
-        id: Uuid,
-        by: &str,
-        note: Option<&str>,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool>;
+    async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool>;
 
     /// Flushes and closes connections; called on shutdown.
     async fn close(&self);
 }
 
 /// Opens the store a URL names: `sqlite://path/to/file.db` (created if
-/// missing). PostgreSQL arrives with its own backend.
+/// missing) or `postgres://user@host:port/database` (migrated on open).
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(postgres::PgStore::open(url).await?));
+    }
     if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         return Ok(Arc::new(sqlite::SqliteStore::open(path).await?));
     }

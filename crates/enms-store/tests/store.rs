@@ -1,5 +1,10 @@
 //! The storage contract, written once against `dyn Store` so every backend
-//! runs the same suite.
+//! runs the same suite: each contract function below runs once on SQLite
+//! and once on PostgreSQL (the `contract!` list at the end).
+//!
+//! PostgreSQL tests use `ENMS_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), each in a schema of its own
+//! that is dropped when the test passes.
 
 use std::sync::Arc;
 
@@ -13,6 +18,38 @@ async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
     let url = format!("sqlite://{}", dir.path().join("db/enms.db").display());
     let store = enms_store::connect(&url).await.expect("open sqlite");
     (dir, store)
+}
+
+/// A fresh schema in the test database, and a store migrated into it.
+struct Pg {
+    admin: sqlx::PgPool,
+    schema: String,
+    url: String,
+}
+
+impl Pg {
+    async fn new() -> Self {
+        let url = std::env::var("ENMS_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let admin = sqlx::PgPool::connect(&url).await.expect("PostgreSQL for the storage tests (ENMS_TEST_POSTGRES)");
+        let schema = format!("enms_test_{}", Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("schema");
+        Self { admin, schema, url }
+    }
+
+    /// A store on the schema; several handles act like several instances.
+    async fn store(&self) -> Arc<dyn Store> {
+        let options: sqlx::postgres::PgConnectOptions = self.url.parse().expect("url");
+        let options = options.options([("search_path", self.schema.as_str())]);
+        Arc::new(enms_store::postgres::PgStore::open_with(options).await.expect("open postgres"))
+    }
+
+    async fn drop(self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.schema)))
+            .execute(&self.admin)
+            .await
+            .expect("drop schema");
+    }
 }
 
 fn t0() -> DateTime<Utc> {
@@ -47,9 +84,7 @@ fn query(id: Uuid, resolution: Resolution) -> ReadingQuery {
     ReadingQuery { machine_id: id, start: t0(), end: t0() + Duration::days(1), resolution, limit: 10_000 }
 }
 
-#[tokio::test]
-async fn machines_crud_and_name_conflicts() {
-    let (_dir, store) = sqlite().await;
+async fn machines_crud_and_name_conflicts(store: Arc<dyn Store>) {
     let m = machine("C-1");
     store.create_machine(&m).await.expect("create");
     assert_eq!(store.get_machine(m.id).await.expect("get"), Some(m.clone()));
@@ -64,9 +99,7 @@ async fn machines_crud_and_name_conflicts() {
     assert!(!store.delete_machine(m.id).await.expect("delete again"));
 }
 
-#[tokio::test]
-async fn ingest_is_idempotent_and_atomic() {
-    let (_dir, store) = sqlite().await;
+async fn ingest_is_idempotent_and_atomic(store: Arc<dyn Store>) {
     let m = machine("C-1");
     store.create_machine(&m).await.expect("create");
     let batch: Vec<_> = (1..=4).map(|i| reading(m.id, i * 15, 10.0 * i as f64)).collect();
@@ -83,9 +116,7 @@ async fn ingest_is_idempotent_and_atomic() {
     assert_eq!(rec.last_reading_at, Some(t0() + Duration::minutes(60)));
 }
 
-#[tokio::test]
-async fn queries_aggregate_in_buckets() {
-    let (_dir, store) = sqlite().await;
+async fn queries_aggregate_in_buckets(store: Arc<dyn Store>) {
     let m = machine("C-1");
     store.create_machine(&m).await.expect("create");
     let batch: Vec<_> = (1..=8).map(|i| reading(m.id, i * 15, 10.0 * i as f64)).collect();
@@ -107,9 +138,7 @@ async fn queries_aggregate_in_buckets() {
     assert_eq!(daily[0].energy_kwh, batch.iter().map(|r| r.energy_kwh).sum::<f64>());
 }
 
-#[tokio::test]
-async fn deleting_a_machine_deletes_its_readings() {
-    let (_dir, store) = sqlite().await;
+async fn deleting_a_machine_deletes_its_readings(store: Arc<dyn Store>) {
     let m = machine("C-1");
     store.create_machine(&m).await.expect("create");
     store.insert_readings(&[reading(m.id, 15, 1.0)]).await.expect("insert");
@@ -131,10 +160,8 @@ fn logged(ms: u64, seq: u64) -> enms_core::event::Event {
     }
 }
 
-#[tokio::test]
-async fn the_event_log_pages_by_id_and_prunes_with_a_floor() {
+async fn the_event_log_pages_by_id_and_prunes_with_a_floor(store: Arc<dyn Store>) {
     use enms_core::event::EventId;
-    let (_dir, store) = sqlite().await;
     assert_eq!(store.last_event_id().await.expect("last"), None);
     let events: Vec<_> = [(10, 0), (10, 1), (20, 0), (30, 0)].into_iter().map(|(m, s)| logged(m, s)).collect();
     store.append_events(&events).await.expect("append");
@@ -169,9 +196,7 @@ fn model_record(machine: Uuid, kind: &str) -> enms_store::ModelRecord {
     }
 }
 
-#[tokio::test]
-async fn models_are_versioned_and_one_is_active() {
-    let (_dir, store) = sqlite().await;
+async fn models_are_versioned_and_one_is_active(store: Arc<dyn Store>) {
     let m = Uuid::new_v4();
     let (a, b, other) = (model_record(m, "baseline"), model_record(m, "baseline"), model_record(m, "anomaly"));
     assert_eq!(store.insert_model(&a).await.unwrap(), 1);
@@ -189,9 +214,7 @@ async fn models_are_versioned_and_one_is_active() {
     assert!(!store.activate_model(Uuid::new_v4()).await.unwrap());
 }
 
-#[tokio::test]
-async fn anomalies_are_stored_once_per_reading() {
-    let (_dir, store) = sqlite().await;
+async fn anomalies_are_stored_once_per_reading(store: Arc<dyn Store>) {
     let m = Uuid::new_v4();
     let anomaly = |minutes: i64| enms_store::AnomalyRecord {
         id: Uuid::new_v4(),
@@ -223,4 +246,159 @@ async fn anomalies_are_stored_once_per_reading() {
     let acked = store.get_anomaly(id).await.unwrap().unwrap();
     assert_eq!((acked.acknowledged_by.as_deref(), acked.acknowledged_at), (Some("alice"), Some(t0())));
     assert_eq!(acked.note.as_deref(), Some("valve replaced"));
+}
+
+fn job_record(machine: Uuid, kind: &str, status: enms_store::JobStatus) -> enms_store::JobRecord {
+    enms_store::JobRecord {
+        id: Uuid::new_v4(),
+        machine_id: machine,
+        model_type: kind.into(),
+        trigger_type: "manual".into(),
+        reason: None,
+        status,
+        progress_pct: 0.0,
+        message: String::new(),
+        params: serde_json::json!({"lookback_days": 7}),
+        created_at: t0(),
+        started_at: None,
+        finished_at: None,
+        error_message: None,
+        model_id: None,
+        metrics: None,
+        owner: Some("instance-a".into()),
+        lease_until: Some(t0() + Duration::seconds(30)),
+    }
+}
+
+async fn one_unfinished_job_per_machine_and_type(store: Arc<dyn Store>) {
+    use enms_store::JobStatus;
+    let m = Uuid::new_v4();
+    let mut first = job_record(m, "baseline", JobStatus::Queued);
+    store.save_job(&first).await.expect("first");
+    let second = job_record(m, "baseline", JobStatus::Queued);
+    assert!(matches!(store.save_job(&second).await, Err(StoreError::JobConflict { .. })));
+    store.save_job(&job_record(m, "anomaly", JobStatus::Queued)).await.expect("another type is free");
+    first.status = JobStatus::Running;
+    first.progress_pct = 40.0;
+    store.save_job(&first).await.expect("updating the same job");
+    first.status = JobStatus::Completed;
+    store.save_job(&first).await.expect("finish");
+    store.save_job(&second).await.expect("free again once the first finished");
+    let saved = store.get_job(first.id).await.expect("get").expect("exists");
+    assert_eq!((saved.status, saved.progress_pct), (JobStatus::Completed, 40.0));
+    assert_eq!(saved.params, first.params);
+}
+
+async fn stale_jobs_are_claimed_once(store: Arc<dyn Store>) {
+    use enms_store::JobStatus;
+    let now = t0() + Duration::minutes(5);
+    let (m1, m2, m3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let live = job_record(m1, "baseline", JobStatus::Running);
+    let mut dead = job_record(m2, "baseline", JobStatus::Running);
+    dead.owner = Some("instance-b".into());
+    let mut orphan = job_record(m3, "anomaly", JobStatus::Queued);
+    orphan.owner = None;
+    orphan.lease_until = None;
+    let mut done = job_record(m3, "baseline", JobStatus::Completed);
+    done.lease_until = None;
+    for j in [&live, &dead, &orphan, &done] {
+        store.save_job(j).await.expect("save");
+    }
+    // instance-a is alive: it renews; instance-b stopped renewing.
+    assert_eq!(store.renew_job_leases("instance-a", now + Duration::seconds(30)).await.expect("renew"), 1);
+    let claimed = store.claim_stale_jobs("instance-c", now, now + Duration::seconds(30)).await.expect("claim");
+    let mut ids: Vec<Uuid> = claimed.iter().map(|j| j.id).collect();
+    ids.sort();
+    let mut expected = vec![dead.id, orphan.id];
+    expected.sort();
+    assert_eq!(ids, expected, "only the expired and the unowned unfinished jobs");
+    assert!(claimed.iter().all(|j| j.owner.as_deref() == Some("instance-c")));
+    let again = store.claim_stale_jobs("instance-d", now, now + Duration::seconds(30)).await.expect("claim again");
+    assert!(again.is_empty(), "a claimed job is not handed out twice: {again:?}");
+}
+
+async fn a_scheduled_run_is_claimed_once(store: Arc<dyn Store>) {
+    let slot = t0() + Duration::hours(1);
+    assert!(store.claim_scheduled_run("detect", slot, "a").await.expect("claim"));
+    assert!(!store.claim_scheduled_run("detect", slot, "b").await.expect("claim"));
+    assert!(store.claim_scheduled_run("retrain", slot, "b").await.expect("another schedule"));
+    assert!(store.claim_scheduled_run("detect", slot + Duration::hours(1), "b").await.expect("next slot"));
+}
+
+async fn bulk_ingest_keeps_the_last_duplicate(store: Arc<dyn Store>) {
+    let m = machine("C-9");
+    store.create_machine(&m).await.expect("create");
+    // More rows than one statement takes, with a repeated timestamp.
+    let mut batch: Vec<_> = (0..25_000).map(|i| reading(m.id, i, 1.0)).collect();
+    batch.push(reading(m.id, 7, 99.0));
+    store.insert_readings(&batch).await.expect("insert");
+    assert_eq!(store.count_readings(Some(m.id)).await.expect("count"), 25_000);
+    let q = ReadingQuery {
+        machine_id: m.id,
+        start: t0() + Duration::minutes(7),
+        end: t0() + Duration::minutes(8),
+        resolution: Resolution::Raw,
+        limit: 10,
+    };
+    assert_eq!(store.query_readings(&q).await.expect("query")[0].power_kw, 99.0);
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (_dir, store) = super::sqlite().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod postgres_backend {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::Pg::new().await;
+                    super::$name(db.store().await).await;
+                    db.drop().await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    machines_crud_and_name_conflicts,
+    ingest_is_idempotent_and_atomic,
+    queries_aggregate_in_buckets,
+    deleting_a_machine_deletes_its_readings,
+    models_are_versioned_and_one_is_active,
+    anomalies_are_stored_once_per_reading,
+    the_event_log_pages_by_id_and_prunes_with_a_floor,
+    one_unfinished_job_per_machine_and_type,
+    stale_jobs_are_claimed_once,
+    a_scheduled_run_is_claimed_once,
+    bulk_ingest_keeps_the_last_duplicate,
+);
+
+/// Two PostgreSQL handles on one schema — two instances — sweeping for stale
+/// jobs at the same time split them without overlap.
+#[tokio::test]
+async fn postgres_instances_split_stale_jobs() {
+    use enms_store::JobStatus;
+    let db = Pg::new().await;
+    let (a, b) = (db.store().await, db.store().await);
+    for _ in 0..40 {
+        let mut j = job_record(Uuid::new_v4(), "baseline", JobStatus::Queued);
+        j.owner = None;
+        j.lease_until = None;
+        a.save_job(&j).await.expect("save");
+    }
+    let now = t0();
+    let until = now + Duration::seconds(30);
+    let (ja, jb) = tokio::join!(a.claim_stale_jobs("a", now, until), b.claim_stale_jobs("b", now, until));
+    let (ja, jb) = (ja.expect("a"), jb.expect("b"));
+    assert_eq!(ja.len() + jb.len(), 40);
+    assert!(ja.iter().all(|j| jb.iter().all(|k| k.id != j.id)));
+    db.drop().await;
 }

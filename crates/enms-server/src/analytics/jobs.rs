@@ -2,10 +2,21 @@
 //! (queued → running → completed | failed | cancelled) and the training
 //! events that report each step as it happens.
 //!
-//! One job per machine and model type may be queued or running at a time;
-//! a second request for the same pair is refused with 409, and the
-//! scheduler skips it. After a restart, a job left `running` is failed with
-//! a reason and a `queued` one is queued again.
+//! One job per machine and model type may be queued or running at a time,
+//! across every instance sharing the database (a partial unique index); a
+//! second request for the same pair is refused with 409, and the scheduler
+//! skips it.
+//!
+//! Several instances: each job belongs to the instance that queued it, which
+//! renews a lease on its unfinished jobs every `LEASE / 3`. Every instance
+//! sweeps for jobs whose lease has expired — their instance stopped or was
+//! killed — and takes them over, each job going to exactly one sweeper: a
+//! job left `running` is failed with a reason (its partial work is gone), a
+//! `queued` one is queued again. After a restart of a lone instance this
+//! happens once its old leases expire (at most `LEASE`).
+//!
+//! Cancelling reaches the job's own instance only; a request that lands on
+//! another instance for a running job is answered 409 `job_elsewhere`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use axum::http::StatusCode;
 use chrono::Utc;
 use enms_core::event::EventType;
-use enms_store::{JobQuery, JobRecord, JobStatus, Store, StoreError};
+use enms_store::{JobRecord, JobStatus, Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -45,6 +56,15 @@ struct Inner {
     busy: Mutex<HashSet<Key>>,
     /// Woken whenever a job finishes.
     finished: tokio::sync::Notify,
+    /// This process, as an owner of jobs.
+    instance: String,
+}
+
+/// How long a job's claim holds without renewal.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn lease_from(now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(30))
 }
 
 /// What a caller asks for.
@@ -67,6 +87,7 @@ impl Jobs {
             cancels: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             finished: tokio::sync::Notify::new(),
+            instance: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
         });
         tokio::spawn(dispatch(Arc::downgrade(&inner), rx, config.job_concurrency.max(1)));
         Self { inner }
@@ -110,6 +131,8 @@ impl Jobs {
             error_message: None,
             model_id: None,
             metrics: None,
+            owner: Some(self.inner.instance.clone()),
+            lease_until: Some(lease_from(Utc::now())),
         };
         if let Err(e) = self.inner.store.save_job(&job).await {
             lock(&self.inner.busy).remove(&key);
@@ -130,8 +153,20 @@ impl Jobs {
                 format!("job {id} has already finished ({})", job.status.as_str()),
             ));
         }
-        if let Some(token) = lock(&self.inner.cancels).get(&id) {
-            token.cancel();
+        let token = lock(&self.inner.cancels).get(&id).cloned();
+        match &token {
+            Some(token) => token.cancel(),
+            None if job.status == JobStatus::Running => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "job_elsewhere",
+                    format!(
+                        "job {id} runs on instance {}; send the cancellation there",
+                        job.owner.as_deref().unwrap_or("unknown")
+                    ),
+                ));
+            }
+            None => {}
         }
         if job.status == JobStatus::Queued {
             // The dispatcher skips it when its turn comes.
@@ -143,31 +178,55 @@ impl Jobs {
         Ok(job)
     }
 
-    /// Settles what a previous process left: running jobs fail, queued ones
-    /// are queued again.
-    pub async fn recover(&self) -> Result<(), StoreError> {
-        let running = JobQuery { status: Some(JobStatus::Running), limit: 10_000, ..Default::default() };
-        for job in self.inner.store.list_jobs(&running).await? {
-            let mut tracker = Tracker { inner: self.inner.clone(), job };
-            tracker.finish_failed("interrupted by a server restart; trigger it again".into()).await;
-        }
-        let queued = JobQuery { status: Some(JobStatus::Queued), limit: 10_000, ..Default::default() };
-        let mut jobs = self.inner.store.list_jobs(&queued).await?;
-        jobs.reverse(); // oldest first
-        for job in jobs {
+    /// Takes over the unfinished jobs whose owner stopped renewing them:
+    /// running ones fail, queued ones are queued here.
+    pub async fn sweep(&self) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let claimed = self.inner.store.claim_stale_jobs(&self.inner.instance, now, lease_from(now)).await?;
+        for job in claimed {
+            if job.status == JobStatus::Running {
+                let mut tracker = Tracker { inner: self.inner.clone(), job };
+                tracker.finish_failed("interrupted: the instance running it stopped; trigger it again".into()).await;
+                continue;
+            }
             let key = (job.machine_id, job.model_type.clone());
             match self.inner.queue.try_reserve() {
                 Ok(permit) if lock(&self.inner.busy).insert(key) => {
+                    tracing::info!(job = %job.id, previous = ?job.owner, "queued job taken over");
                     lock(&self.inner.cancels).insert(job.id, CancellationToken::new());
                     permit.send(job.id);
                 }
                 _ => {
                     let mut tracker = Tracker { inner: self.inner.clone(), job };
-                    tracker.finish_failed("could not be queued again after a restart".into()).await;
+                    tracker.finish_failed("could not be queued again after its instance stopped".into()).await;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Renews this instance's leases and sweeps for abandoned jobs, every
+    /// third of a lease, until `stop`.
+    pub async fn maintain(self, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(LEASE / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            if let Err(e) = self.inner.store.renew_job_leases(&self.inner.instance, lease_from(Utc::now())).await {
+                tracing::warn!(error = %e, "job leases not renewed");
+            }
+            if let Err(e) = self.sweep().await {
+                tracing::warn!(error = %e, "abandoned jobs not swept");
+            }
+        }
+    }
+
+    /// This process's name as an owner of jobs and scheduled runs.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
     }
 
     /// Waits until job `id` has finished and returns its final record.
@@ -186,6 +245,15 @@ impl Jobs {
     pub fn is_busy(&self, machine_id: Uuid, model_type: &str) -> bool {
         lock(&self.inner.busy).contains(&(machine_id, model_type.to_owned()))
     }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "enms".into())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -303,6 +371,10 @@ impl Tracker {
     }
 
     async fn save_and_publish(&mut self, kind: EventType, extra: Value) {
+        // Each step also renews the claim, so a long step is never mistaken
+        // for a dead instance between two renewals.
+        self.job.owner = Some(self.inner.instance.clone());
+        self.job.lease_until = Some(lease_from(Utc::now()));
         if let Err(e) = self.inner.store.save_job(&self.job).await {
             tracing::error!(job = %self.job.id, error = %e, "job state not saved");
         }

@@ -69,9 +69,10 @@ impl Analytics {
         Self { store, bus, jobs, live, config }
     }
 
-    /// Settles jobs a previous run left behind and loads the active models.
+    /// Takes over jobs a stopped instance left behind and loads the active
+    /// models.
     pub async fn start(&self) -> Result<(), enms_store::StoreError> {
-        self.jobs.recover().await?;
+        self.jobs.sweep().await?;
         self.live.reload_all().await
     }
 }

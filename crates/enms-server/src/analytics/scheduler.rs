@@ -5,8 +5,9 @@
 //!
 //! A run never overlaps itself: detection runs are sequential in this task,
 //! and retraining goes through the job runner, which refuses a second job for
-//! the same machine and model type. A failed scheduled run raises a
-//! `system_alert`.
+//! the same machine and model type. With several instances on one database,
+//! each slot is claimed in the store first, so it runs on one instance only.
+//! A failed scheduled run raises a `system_alert`.
 
 use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc};
 use enms_core::event::EventType;
@@ -96,11 +97,23 @@ pub async fn run(analytics: Analytics, stop: CancellationToken) {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
         }
-        if schedule.detect.as_ref().is_some_and(|c| c.matches(next)) {
+        if schedule.detect.as_ref().is_some_and(|c| c.matches(next)) && claim(&analytics, "detect", next).await {
             hourly_detection(&analytics, next).await;
         }
-        if schedule.retrain.as_ref().is_some_and(|c| c.matches(next)) {
+        if schedule.retrain.as_ref().is_some_and(|c| c.matches(next)) && claim(&analytics, "retrain", next).await {
             retrain_all(&analytics).await;
+        }
+    }
+}
+
+/// True when this instance won the slot (false also when the store cannot
+/// say: running twice is worse than skipping once, and that is alerted).
+async fn claim(a: &Analytics, name: &str, slot: DateTime<Utc>) -> bool {
+    match a.store.claim_scheduled_run(name, slot, a.jobs.instance()).await {
+        Ok(won) => won,
+        Err(e) => {
+            alert(a, &format!("scheduled {name} at {slot} skipped: the database did not answer ({e})")).await;
+            false
         }
     }
 }
@@ -137,8 +150,14 @@ pub async fn retrain_all(a: &Analytics) {
                 Ok(req) => a.jobs.submit(req).await,
                 Err(e) => Err(e),
             };
-            if let Err(e) = queued {
-                alert(a, &format!("scheduled {kind} training for {} not queued: {}", m.name, e.body.message)).await;
+            match queued {
+                // Another instance (or a manual request) got there first.
+                Err(e) if e.body.code == "job_in_progress" => {}
+                Err(e) => {
+                    let message = format!("scheduled {kind} training for {} not queued: {}", m.name, e.body.message);
+                    alert(a, &message).await
+                }
+                Ok(_) => {}
             }
         }
     }

@@ -143,15 +143,22 @@ fn job(row: &SqliteRow) -> Result<JobRecord> {
         error_message: row.try_get("error_message")?,
         model_id: opt_uuid(row.try_get("model_id")?)?,
         metrics: metrics.as_deref().map(|m| json(m, "job metrics")).transpose()?,
+        owner: row.try_get("owner")?,
+        lease_until: opt_ms(row.try_get("lease_until")?),
     })
 }
 
-/// Inserts or replaces the whole job row.
+/// Inserts or updates the whole row; the partial unique index refuses a
+/// second unfinished job for the same machine and type.
 pub async fn save_job(pool: &SqlitePool, j: &JobRecord) -> Result<()> {
     sqlx::query(
-        "INSERT OR REPLACE INTO jobs (id, machine_id, model_type, trigger_type, reason, status, progress_pct, message,
-            params, created_at, started_at, finished_at, error_message, model_id, metrics)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO jobs (id, machine_id, model_type, trigger_type, reason, status, progress_pct, message,
+            params, created_at, started_at, finished_at, error_message, model_id, metrics, owner, lease_until)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, progress_pct = excluded.progress_pct,
+            message = excluded.message, started_at = excluded.started_at, finished_at = excluded.finished_at,
+            error_message = excluded.error_message, model_id = excluded.model_id, metrics = excluded.metrics,
+            owner = excluded.owner, lease_until = excluded.lease_until",
     )
     .bind(j.id.to_string())
     .bind(j.machine_id.to_string())
@@ -168,9 +175,59 @@ pub async fn save_job(pool: &SqlitePool, j: &JobRecord) -> Result<()> {
     .bind(&j.error_message)
     .bind(j.model_id.map(|m| m.to_string()))
     .bind(j.metrics.as_ref().map(|m| m.to_string()))
+    .bind(&j.owner)
+    .bind(j.lease_until.map(to_ms))
     .execute(pool)
-    .await?;
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() && db.message().contains("jobs.machine_id") => {
+            StoreError::JobConflict { machine_id: j.machine_id, model_type: j.model_type.clone() }
+        }
+        _ => StoreError::Database(e),
+    })?;
     Ok(())
+}
+
+pub async fn renew_leases(pool: &SqlitePool, owner: &str, until: DateTime<Utc>) -> Result<u64> {
+    let done = sqlx::query("UPDATE jobs SET lease_until = ? WHERE owner = ? AND status IN ('queued', 'running')")
+        .bind(to_ms(until))
+        .bind(owner)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// One statement, so it is atomic even when several processes share the file.
+pub async fn claim_stale(
+    pool: &SqlitePool,
+    owner: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<JobRecord>> {
+    let rows = sqlx::query(
+        "UPDATE jobs SET owner = ?, lease_until = ?
+         WHERE status IN ('queued', 'running') AND (lease_until IS NULL OR lease_until < ?)
+         RETURNING *",
+    )
+    .bind(owner)
+    .bind(to_ms(until))
+    .bind(to_ms(now))
+    .fetch_all(pool)
+    .await?;
+    let mut jobs: Vec<JobRecord> = rows.iter().map(job).collect::<Result<_>>()?;
+    jobs.sort_by_key(|j| j.created_at);
+    Ok(jobs)
+}
+
+pub async fn claim_run(pool: &SqlitePool, name: &str, slot: DateTime<Utc>, owner: &str) -> Result<bool> {
+    let done = sqlx::query("INSERT OR IGNORE INTO scheduled_runs (name, slot, owner, claimed_at) VALUES (?, ?, ?, ?)")
+        .bind(name)
+        .bind(to_ms(slot))
+        .bind(owner)
+        .bind(to_ms(Utc::now()))
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn get_job(pool: &SqlitePool, id: Uuid) -> Result<Option<JobRecord>> {

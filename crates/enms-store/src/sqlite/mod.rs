@@ -17,6 +17,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use enms_core::event::{Event, EventId};
 use enms_core::sim::InjectedAnomaly;
 use enms_core::{MachineRecord, Reading};
@@ -158,6 +159,18 @@ impl Store for SqliteStore {
         analytics::save_job(&self.writer, job).await
     }
 
+    async fn renew_job_leases(&self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
+        analytics::renew_leases(&self.writer, owner, until).await
+    }
+
+    async fn claim_stale_jobs(&self, owner: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<JobRecord>> {
+        analytics::claim_stale(&self.writer, owner, now, until).await
+    }
+
+    async fn claim_scheduled_run(&self, name: &str, slot: DateTime<Utc>, owner: &str) -> Result<bool> {
+        analytics::claim_run(&self.writer, name, slot, owner).await
+    }
+
     async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>> {
         analytics::get_job(&self.reader, id).await
     }
@@ -178,13 +191,7 @@ impl Store for SqliteStore {
         analytics::get_anomaly(&self.reader, id).await
     }
 
-    async fn acknowledge_anomaly(
-        &self,
-        id: Uuid,
-        by: &str,
-        note: Option<&str>,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool> {
+    async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool> {
         analytics::acknowledge(&self.writer, id, by, note, at).await
     }
 

@@ -384,12 +384,13 @@ async fn analytics_endpoints_refuse_bad_input_with_structured_errors() {
 }
 
 #[tokio::test]
-async fn a_restart_fails_the_running_job_with_a_reason_and_reruns_the_queued_one() {
+async fn jobs_of_a_stopped_instance_are_taken_over_running_failed_queued_rerun() {
     let tmp = tempfile::tempdir().expect("tmp");
     let s = TestServer::start_in(tmp.path(), |_| {}).await;
     let id = seeded_machine(&s, "Press-5").await;
     s.stop().await;
-    // What a crash leaves: one job mid-run, one waiting.
+    // What a crashed instance leaves: one job mid-run, one waiting, and
+    // leases nobody renews any more.
     let store = enms_store::connect(&crate::common::db_url(tmp.path())).await.expect("store");
     let machine = uuid::Uuid::parse_str(&id).expect("uuid");
     let job = |status, kind: &str| enms_store::JobRecord {
@@ -408,6 +409,8 @@ async fn a_restart_fails_the_running_job_with_a_reason_and_reruns_the_queued_one
         error_message: None,
         model_id: None,
         metrics: None,
+        owner: Some("crashed-instance".into()),
+        lease_until: Some(Utc::now() - Duration::seconds(1)),
     };
     let (running, queued) =
         (job(enms_store::JobStatus::Running, "anomaly"), job(enms_store::JobStatus::Queued, "baseline"));
@@ -420,7 +423,7 @@ async fn a_restart_fails_the_running_job_with_a_reason_and_reruns_the_queued_one
     let failed = job_events(&mut ws, &running.id.to_string()).await;
     let data = &failed.last().expect("event")["data"];
     assert_eq!(data["status"], "failed");
-    assert!(data["error_message"].as_str().is_some_and(|m| m.contains("restart")), "{data}");
+    assert!(data["error_message"].as_str().is_some_and(|m| m.contains("instance running it stopped")), "{data}");
     let rerun = job_events(&mut ws, &queued.id.to_string()).await;
     assert_eq!(rerun.last().expect("event")["data"]["status"], "completed", "{rerun:?}");
     let (_, list) = s.get("/api/v1/training/jobs?status=running").await;

@@ -1,0 +1,203 @@
+//! The PostgreSQL backend, for several instances sharing one database and
+//! for data that outgrows one file. Same contract as SQLite; native types
+//! (UUID, TIMESTAMPTZ, JSONB), bulk ingest through `UNNEST` arrays, and
+//! row-level claims so jobs and scheduled runs happen once across instances.
+//!
+//! Timestamps are truncated to milliseconds on the way in, as SQLite stores
+//! them, so both backends answer the same.
+
+mod analytics;
+mod demo;
+mod events;
+mod machines;
+mod readings;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use enms_core::event::{Event, EventId};
+use enms_core::sim::InjectedAnomaly;
+use enms_core::timestamp::{from_ms, to_ms};
+use enms_core::{MachineRecord, Reading};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use crate::{
+    AnomalyQuery, AnomalyRecord, JobQuery, JobRecord, ModelRecord, ReadingPoint, ReadingQuery, Result, Store,
+    StoreError,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+const CONNECTIONS: u32 = 8;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` and migrates the schema (concurrent instances
+    /// serialise on sqlx's migration lock).
+    pub async fn open(url: &str) -> Result<Self> {
+        let options: PgConnectOptions = url.parse()?;
+        Self::open_with(options).await
+    }
+
+    /// As [`open`](Self::open), from parsed options (tests use a schema of
+    /// their own through `search_path`).
+    pub async fn open_with(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(Self { pool })
+    }
+}
+
+/// Millisecond precision, as stored by every backend.
+fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    from_ms(to_ms(t))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn list_machines(&self) -> Result<Vec<MachineRecord>> {
+        machines::list(&self.pool).await
+    }
+
+    async fn get_machine(&self, id: Uuid) -> Result<Option<MachineRecord>> {
+        machines::get(&self.pool, id).await
+    }
+
+    async fn find_machine_by_name(&self, name: &str) -> Result<Option<MachineRecord>> {
+        machines::by_name(&self.pool, name).await
+    }
+
+    async fn create_machine(&self, machine: &MachineRecord) -> Result<()> {
+        machines::create(&self.pool, machine).await
+    }
+
+    async fn update_machine(&self, machine: &MachineRecord) -> Result<bool> {
+        machines::update(&self.pool, machine).await
+    }
+
+    async fn delete_machine(&self, id: Uuid) -> Result<bool> {
+        machines::delete(&self.pool, id).await
+    }
+
+    async fn insert_readings(&self, batch: &[Reading]) -> Result<()> {
+        readings::insert(&self.pool, batch).await
+    }
+
+    async fn query_readings(&self, query: &ReadingQuery) -> Result<Vec<ReadingPoint>> {
+        readings::query(&self.pool, query).await
+    }
+
+    async fn count_readings(&self, machine: Option<Uuid>) -> Result<u64> {
+        readings::count(&self.pool, machine).await
+    }
+
+    async fn record_injected(&self, anomalies: &[InjectedAnomaly]) -> Result<()> {
+        demo::record(&self.pool, anomalies).await
+    }
+
+    async fn list_injected(&self) -> Result<Vec<InjectedAnomaly>> {
+        demo::list(&self.pool).await
+    }
+
+    async fn append_events(&self, batch: &[Event]) -> Result<()> {
+        events::append(&self.pool, batch).await
+    }
+
+    async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>> {
+        events::after(&self.pool, after, limit).await
+    }
+
+    async fn events_before(&self, before: Option<EventId>, limit: u32) -> Result<Vec<Event>> {
+        events::before(&self.pool, before, limit).await
+    }
+
+    async fn last_event_id(&self) -> Result<Option<EventId>> {
+        events::last_id(&self.pool).await
+    }
+
+    async fn prune_events(&self, before: EventId) -> Result<u64> {
+        events::prune(&self.pool, before).await
+    }
+
+    async fn event_log_floor(&self) -> Result<Option<EventId>> {
+        events::floor(&self.pool).await
+    }
+
+    async fn insert_model(&self, model: &ModelRecord) -> Result<i64> {
+        analytics::insert_model(&self.pool, model).await
+    }
+
+    async fn list_models(&self, machine: Option<Uuid>, model_type: Option<&str>) -> Result<Vec<ModelRecord>> {
+        analytics::list_models(&self.pool, machine, model_type).await
+    }
+
+    async fn get_model(&self, id: Uuid) -> Result<Option<ModelRecord>> {
+        analytics::get_model(&self.pool, id).await
+    }
+
+    async fn active_model(&self, machine: Uuid, model_type: &str) -> Result<Option<ModelRecord>> {
+        analytics::active_model(&self.pool, machine, model_type).await
+    }
+
+    async fn activate_model(&self, id: Uuid) -> Result<bool> {
+        analytics::activate_model(&self.pool, id).await
+    }
+
+    async fn save_job(&self, job: &JobRecord) -> Result<()> {
+        analytics::save_job(&self.pool, job).await
+    }
+
+    async fn renew_job_leases(&self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
+        analytics::renew_leases(&self.pool, owner, until).await
+    }
+
+    async fn claim_stale_jobs(&self, owner: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<JobRecord>> {
+        analytics::claim_stale(&self.pool, owner, now, until).await
+    }
+
+    async fn claim_scheduled_run(&self, name: &str, slot: DateTime<Utc>, owner: &str) -> Result<bool> {
+        analytics::claim_run(&self.pool, name, slot, owner).await
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>> {
+        analytics::get_job(&self.pool, id).await
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>> {
+        analytics::list_jobs(&self.pool, query).await
+    }
+
+    async fn insert_anomalies(&self, anomalies: &[AnomalyRecord]) -> Result<Vec<AnomalyRecord>> {
+        analytics::insert_anomalies(&self.pool, anomalies).await
+    }
+
+    async fn list_anomalies(&self, query: &AnomalyQuery) -> Result<Vec<AnomalyRecord>> {
+        analytics::list_anomalies(&self.pool, query).await
+    }
+
+    async fn get_anomaly(&self, id: Uuid) -> Result<Option<AnomalyRecord>> {
+        analytics::get_anomaly(&self.pool, id).await
+    }
+
+    async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool> {
+        analytics::acknowledge(&self.pool, id, by, note, at).await
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

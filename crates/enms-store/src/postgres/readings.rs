@@ -1,0 +1,197 @@
+//! Reading rows: bulk, idempotent ingest and time-range queries that
+//! aggregate in SQL.
+//!
+//! A batch travels as one array per column into a single
+//! `INSERT … SELECT FROM UNNEST(…) ON CONFLICT DO UPDATE` per chunk: one
+//! round trip and one plan for thousands of rows, which is what makes ingest
+//! fast without COPY (COPY cannot upsert).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use enms_core::Reading;
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgRow};
+use uuid::Uuid;
+
+use super::ms;
+use crate::{ReadingPoint, ReadingQuery, Result, StoreError};
+
+/// Rows per statement: large enough to amortise the round trip, small enough
+/// to keep each statement's memory modest.
+const CHUNK: usize = 10_000;
+
+pub async fn insert(pool: &PgPool, batch: &[Reading]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let keys = machine_keys(&mut tx, batch).await?;
+    // A statement may not update one row twice: the last reading of a
+    // (machine, timestamp) wins, as it would row by row.
+    let mut latest: HashMap<(i32, DateTime<Utc>), &Reading> = HashMap::with_capacity(batch.len());
+    let mut order = Vec::with_capacity(batch.len());
+    for r in batch {
+        let key = (keys[&r.machine_id].0, ms(r.timestamp));
+        if latest.insert(key, r).is_none() {
+            order.push(key);
+        }
+    }
+    for chunk in order.chunks(CHUNK) {
+        let mut columns = Columns::with_capacity(chunk.len());
+        for key in chunk {
+            columns.push(*key, latest[key]);
+        }
+        columns.insert(&mut tx).await?;
+    }
+    for (key, newest) in keys.values() {
+        sqlx::query("UPDATE machines SET last_reading_at = GREATEST(last_reading_at, $1) WHERE key = $2")
+            .bind(newest)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct Columns {
+    keys: Vec<i32>,
+    ts: Vec<DateTime<Utc>>,
+    power: Vec<f64>,
+    energy: Vec<f64>,
+    units: Vec<Option<f64>>,
+    temp: Vec<Option<f64>>,
+    extra: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            keys: Vec::with_capacity(n),
+            ts: Vec::with_capacity(n),
+            power: Vec::with_capacity(n),
+            energy: Vec::with_capacity(n),
+            units: Vec::with_capacity(n),
+            temp: Vec::with_capacity(n),
+            extra: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, (key, ts): (i32, DateTime<Utc>), r: &Reading) {
+        self.keys.push(key);
+        self.ts.push(ts);
+        self.power.push(r.power_kw);
+        self.energy.push(r.energy_kwh);
+        self.units.push(r.production_units);
+        self.temp.push(r.outdoor_temp_c);
+        self.extra.push(if r.extra.is_empty() { None } else { serde_json::to_string(&r.extra).ok() });
+    }
+
+    async fn insert(self, conn: &mut sqlx::PgConnection) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO readings (machine_key, ts, power_kw, energy_kwh, production_units, outdoor_temp_c, extra)
+             SELECT k, t, p, e, u, o, x::jsonb
+             FROM UNNEST($1::int4[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
+                         $7::text[]) AS r (k, t, p, e, u, o, x)
+             ON CONFLICT (machine_key, ts) DO UPDATE SET power_kw = excluded.power_kw,
+                 energy_kwh = excluded.energy_kwh, production_units = excluded.production_units,
+                 outdoor_temp_c = excluded.outdoor_temp_c, extra = excluded.extra",
+        )
+        .bind(self.keys)
+        .bind(self.ts)
+        .bind(self.power)
+        .bind(self.energy)
+        .bind(self.units)
+        .bind(self.temp)
+        .bind(self.extra)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Integer key and newest timestamp of every machine in the batch.
+async fn machine_keys(conn: &mut sqlx::PgConnection, batch: &[Reading]) -> Result<HashMap<Uuid, (i32, DateTime<Utc>)>> {
+    let mut newest: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+    for r in batch {
+        let t = ms(r.timestamp);
+        newest.entry(r.machine_id).and_modify(|n| *n = (*n).max(t)).or_insert(t);
+    }
+    let ids: Vec<Uuid> = newest.keys().copied().collect();
+    let rows = sqlx::query("SELECT id, key FROM machines WHERE id = ANY($1)").bind(&ids).fetch_all(&mut *conn).await?;
+    let mut keys = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: Uuid = row.try_get("id")?;
+        keys.insert(id, (row.try_get::<i32, _>("key")?, newest[&id]));
+    }
+    match ids.iter().find(|id| !keys.contains_key(id)) {
+        Some(missing) => Err(StoreError::UnknownMachine(*missing)),
+        None => Ok(keys),
+    }
+}
+
+pub async fn query(pool: &PgPool, q: &ReadingQuery) -> Result<Vec<ReadingPoint>> {
+    let rows = match q.resolution.bucket_ms() {
+        None => {
+            sqlx::query(
+                "SELECT ts AS bucket, power_kw AS avg_kw, power_kw AS max_kw, energy_kwh AS kwh,
+                        production_units AS units, outdoor_temp_c AS temp, 1::int8 AS samples, extra
+                 FROM readings
+                 WHERE machine_key = (SELECT key FROM machines WHERE id = $1) AND ts >= $2 AND ts < $3
+                 ORDER BY ts LIMIT $4",
+            )
+            .bind(q.machine_id)
+            .bind(q.start)
+            .bind(q.end)
+            .bind(i64::from(q.limit))
+            .fetch_all(pool)
+            .await?
+        }
+        Some(width) => {
+            sqlx::query(
+                "SELECT date_bin(make_interval(secs => $1::float8 / 1000), ts, TIMESTAMPTZ 'epoch') AS bucket,
+                        AVG(power_kw) AS avg_kw, MAX(power_kw) AS max_kw, SUM(energy_kwh) AS kwh,
+                        SUM(production_units) AS units, AVG(outdoor_temp_c) AS temp, COUNT(*) AS samples,
+                        NULL::jsonb AS extra
+                 FROM readings
+                 WHERE machine_key = (SELECT key FROM machines WHERE id = $2) AND ts >= $3 AND ts < $4
+                 GROUP BY bucket ORDER BY bucket LIMIT $5",
+            )
+            .bind(width as f64)
+            .bind(q.machine_id)
+            .bind(q.start)
+            .bind(q.end)
+            .bind(i64::from(q.limit))
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    rows.iter().map(point).collect()
+}
+
+fn point(row: &PgRow) -> Result<ReadingPoint> {
+    Ok(ReadingPoint {
+        timestamp: row.try_get("bucket")?,
+        power_kw: row.try_get("avg_kw")?,
+        max_power_kw: row.try_get("max_kw")?,
+        energy_kwh: row.try_get("kwh")?,
+        production_units: row.try_get("units")?,
+        outdoor_temp_c: row.try_get("temp")?,
+        samples: row.try_get::<i64, _>("samples")?.try_into().unwrap_or(u32::MAX),
+        extra: row.try_get("extra")?,
+    })
+}
+
+pub async fn count(pool: &PgPool, machine: Option<Uuid>) -> Result<u64> {
+    let n: i64 = match machine {
+        Some(id) => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM readings WHERE machine_key = (SELECT key FROM machines WHERE id = $1)",
+            )
+            .bind(id)
+            .fetch_one(pool)
+            .await?
+        }
+        None => sqlx::query_scalar("SELECT COUNT(*) FROM readings").fetch_one(pool).await?,
+    };
+    Ok(n.try_into().unwrap_or(0))
+}

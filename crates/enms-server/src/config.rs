@@ -5,13 +5,17 @@ use std::time::Duration;
 
 pub use crate::analytics::AnalyticsConfig;
 pub use crate::bus::BusConfig;
+pub use crate::bus::redis::RedisConfig;
 pub use crate::gateway::GatewayConfig;
 pub use crate::hub::QueueLimits;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH` or `postgres://…`.
     pub database_url: String,
+    /// The shared event bus (Redis Streams) for several instances; `None`
+    /// runs the in-process bus.
+    pub redis: Option<RedisConfig>,
     /// Prefix the whole app is served under, e.g. `/api/analytics`; empty for none.
     pub base_path: String,
     /// Run the simulated factory.
@@ -34,6 +38,7 @@ impl ServerConfig {
     pub fn new(database_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
+            redis: None,
             base_path: String::new(),
             demo: None,
             offline_after: Duration::from_secs(30 * 60),

@@ -20,7 +20,7 @@ mod ui;
 use std::future::Future;
 use std::sync::Arc;
 
-pub use config::{DemoConfig, ServerConfig};
+pub use config::{DemoConfig, RedisConfig, ServerConfig};
 pub use error::ApiError;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,6 +32,8 @@ use crate::state::AppState;
 pub enum ServerError {
     #[error(transparent)]
     Store(#[from] enms_store::StoreError),
+    #[error(transparent)]
+    Bus(#[from] bus::redis::BusStartError),
     #[error("server I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -94,9 +96,13 @@ impl App {
     pub async fn build(config: ServerConfig) -> Result<Self, ServerError> {
         let store = enms_store::connect(&config.database_url).await?;
         let hub = hub::Hub::new(config.gateway.queue);
-        let bus = bus::InProcessBus::start(store.clone(), config.bus.clone(), hub.clone()).await?;
+        let bus: Arc<dyn bus::EventBus> = match &config.redis {
+            Some(redis) => Arc::new(
+                bus::redis::RedisBus::start(store.clone(), config.bus.clone(), redis.clone(), hub.clone()).await?,
+            ),
+            None => Arc::new(bus::InProcessBus::start(store.clone(), config.bus.clone(), hub.clone()).await?),
+        };
         let gateway = gateway::Gateway::new(hub, config.gateway.clone());
-        let bus: Arc<dyn bus::EventBus> = Arc::new(bus);
         let analytics = analytics::Analytics::new(store.clone(), bus.clone(), config.analytics.clone());
         analytics.start().await?;
         let state = AppState::new(Arc::new(config), store, bus, gateway, analytics);

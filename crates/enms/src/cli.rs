@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// Database URL [default: sqlite://DATA_DIR/enms.db].
     #[arg(long, env = "ENMS_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Shared event bus for several instances, e.g. redis://127.0.0.1:6379
+    /// [default: the in-process bus].
+    #[arg(long, env = "ENMS_BUS_URL")]
+    pub bus_url: Option<String>,
     /// Directory for the default SQLite database [default: ./data].
     #[arg(long, env = "ENMS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,

@@ -16,6 +16,7 @@ use crate::duration;
 pub struct FileConfig {
     pub bind: Option<String>,
     pub database_url: Option<String>,
+    pub bus_url: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub base_path: Option<String>,
     pub offline_after: Option<String>,
@@ -53,6 +54,12 @@ pub struct FileRealtime {
     pub window_events: Option<usize>,
     pub window_age: Option<String>,
     pub log_retention: Option<String>,
+    /// Redis bus: approximate stream length kept.
+    pub stream_max_len: Option<usize>,
+    /// Redis bus: events buffered while Redis is unreachable.
+    pub bus_buffer: Option<usize>,
+    /// Redis bus: key prefix.
+    pub bus_prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +103,15 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
         .or(file.database_url)
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("enms.db").display()));
     let mut server = ServerConfig::new(database_url);
+    if let Some(url) = args.bus_url.or(file.bus_url) {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(SettingsError::Invalid {
+                setting: "bus_url",
+                message: format!("{url:?}: use redis://HOST:PORT"),
+            });
+        }
+        server.redis = Some(enms_server::RedisConfig::new(url));
+    }
     let flags = RealtimeFlags {
         ping_interval: args.ping_interval,
         max_connections: args.max_connections,
@@ -153,6 +169,13 @@ fn realtime(server: &mut ServerConfig, args: &RealtimeFlags, file: &FileRealtime
     positive("queue_messages", file.queue_messages, &mut gw.queue.messages)?;
     positive("queue_bytes", file.queue_bytes, &mut gw.queue.bytes)?;
     positive("window_events", file.window_events, &mut server.bus.window_events)?;
+    if let Some(redis) = server.redis.as_mut() {
+        positive("stream_max_len", file.stream_max_len, &mut redis.stream_max_len)?;
+        positive("bus_buffer", file.bus_buffer, &mut redis.buffer)?;
+        if let Some(prefix) = &file.bus_prefix {
+            redis.prefix = prefix.clone();
+        }
+    }
     if gw.ping_interval.is_zero() {
         return Err(SettingsError::Invalid { setting: "ping_interval", message: "must be above zero".into() });
     }

@@ -5,7 +5,6 @@
 //! holding a lock across the log write; the window lock is only taken for
 //! pushes and reads, never across an await.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,18 +14,10 @@ use enms_store::Store;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BusConfig, BusStatus, Delivery, EventBus, Filter, Published, Replay};
+use super::window::Window;
+use super::{Accepted, BusConfig, BusStatus, Delivery, EventBus, Filter, Published, Replay, log};
 use crate::error::ApiError;
 use crate::hub::Hub;
-
-struct Window {
-    events: VecDeque<Delivery>,
-    /// Newest id no longer in the window: events dropped from it, or issued
-    /// before this process started.
-    evicted_up_to: EventId,
-    /// Newest id issued.
-    last: EventId,
-}
 
 struct Publish {
     event_type: EventType,
@@ -37,14 +28,10 @@ struct Publish {
 const PUBLISH_QUEUE: usize = 1024;
 /// Publishes handled together: one log transaction for all durable ones.
 const MAX_GROUP: usize = 256;
-/// Rows read from the log per query when replaying from it.
-const LOG_PAGE: u32 = 1000;
-/// Rows read at most to answer "the latest N" from the log.
-const LOG_SCAN: usize = 20_000;
 /// Publish groups waiting for fan-out, and how many are taken at once.
-const FANOUT_QUEUE: usize = 256;
+pub(super) const FANOUT_QUEUE: usize = 256;
 const FANOUT_BATCH: usize = 64;
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct InProcessBus {
     queue: mpsc::Sender<Publish>,
@@ -60,7 +47,7 @@ impl InProcessBus {
         let logged = store.last_event_id().await?.unwrap_or_default();
         let floor = store.event_log_floor().await?.unwrap_or_default();
         let boundary = logged.max(floor).max(EventId { ms: Utc::now().timestamp_millis().max(0) as u64, seq: 0 });
-        let window = Arc::new(RwLock::new(Window { events: VecDeque::new(), evicted_up_to: boundary, last: boundary }));
+        let window = Arc::new(RwLock::new(Window::new(boundary)));
         let (queue, rx) = mpsc::channel(PUBLISH_QUEUE);
         let (fanout, groups) = mpsc::channel(FANOUT_QUEUE);
         tokio::spawn(fan_out(hub, groups));
@@ -72,59 +59,18 @@ impl InProcessBus {
     fn read_window(&self) -> std::sync::RwLockReadGuard<'_, Window> {
         self.window.read().unwrap_or_else(|p| p.into_inner())
     }
-
-    async fn replay_log(&self, after: EventId, filter: &Filter, limit: usize) -> Result<Replay, ApiError> {
-        let floor = self.store.event_log_floor().await?;
-        let mut cursor = after;
-        let mut events = Vec::new();
-        loop {
-            let page = self.store.events_after(cursor, LOG_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            cursor = last.id;
-            let full = page.len() == LOG_PAGE as usize;
-            events.extend(page.into_iter().map(Published::new).filter(|p| filter.matches(p)));
-            if events.len() >= limit || !full {
-                break;
-            }
-        }
-        events.truncate(limit);
-        let complete = filter.durable_only() && floor.is_none_or(|floor| after >= floor);
-        Ok(Replay { events, complete })
-    }
-
-    /// The newest `limit` logged events that match, oldest first. Reads at
-    /// most `LOG_SCAN` rows so a narrow filter cannot scan the whole log.
-    async fn latest_from_log(&self, filter: &Filter, limit: usize) -> Result<Replay, ApiError> {
-        let mut cursor = None;
-        let mut events = Vec::new();
-        let mut scanned = 0;
-        while events.len() < limit && scanned < LOG_SCAN {
-            let page = self.store.events_before(cursor, LOG_PAGE).await?;
-            let Some(oldest) = page.last() else { break };
-            cursor = Some(oldest.id);
-            scanned += page.len();
-            let full = page.len() == LOG_PAGE as usize;
-            events.extend(page.into_iter().map(Published::new).filter(|p| filter.matches(p)));
-            if !full {
-                break;
-            }
-        }
-        events.truncate(limit);
-        events.reverse();
-        Ok(Replay { events, complete: true })
-    }
 }
 
 #[async_trait::async_trait]
 impl EventBus for InProcessBus {
-    async fn publish(&self, event_type: EventType, data: Value) -> Result<Delivery, ApiError> {
+    async fn publish(&self, event_type: EventType, data: Value) -> Result<Accepted, ApiError> {
         let data = validate_payload(event_type, data, Utc::now())?;
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Publish { event_type, data, reply })
             .await
             .map_err(|_| ApiError::internal("event bus stopped"))?;
-        answer.await.map_err(|_| ApiError::internal("event bus stopped"))?
+        answer.await.map_err(|_| ApiError::internal("event bus stopped"))?.map(Accepted::Published)
     }
 
     async fn since(&self, after: Option<EventId>, filter: &Filter, limit: usize) -> Result<Replay, ApiError> {
@@ -132,28 +78,23 @@ impl EventBus for InProcessBus {
             let window = self.read_window();
             match after {
                 None if !filter.durable_only() => {
-                    let mut events: Vec<_> =
-                        window.events.iter().rev().filter(|e| filter.matches(e)).take(limit).cloned().collect();
-                    events.reverse();
-                    return Ok(Replay { events, complete: true });
+                    return Ok(Replay { events: window.latest(filter, limit), complete: true });
                 }
                 // Durable types alone: the log holds them all, also from
                 // before a restart or beyond the window.
                 None => {}
                 // Not an id this bus issued: the client must reload.
                 Some(after) if after > window.last => return Ok(Replay { events: Vec::new(), complete: false }),
-                Some(after) if after >= window.evicted_up_to => {
-                    let start = window.events.partition_point(|e| e.id() <= after);
-                    let events =
-                        window.events.range(start..).filter(|e| filter.matches(e)).take(limit).cloned().collect();
-                    return Ok(Replay { events, complete: true });
+                Some(after) => {
+                    if let Some(events) = window.after(after, filter, limit) {
+                        return Ok(Replay { events, complete: true });
+                    }
                 }
-                Some(_) => {}
             }
         }
         match after {
-            Some(after) => self.replay_log(after, filter, limit).await,
-            None => self.latest_from_log(filter, limit).await,
+            Some(after) => log::replay(self.store.as_ref(), after, filter, limit).await,
+            None => log::latest(self.store.as_ref(), filter, limit).await,
         }
     }
 
@@ -162,8 +103,10 @@ impl EventBus for InProcessBus {
         BusStatus {
             status: if self.queue.is_closed() { "stopped" } else { "ok" },
             kind: "in-process",
-            window_events: window.events.len(),
+            window_events: window.len(),
             last_event_id: window.last,
+            buffered: None,
+            error: None,
         }
     }
 }
@@ -233,27 +176,14 @@ impl Publisher {
     }
 
     fn push(&self, events: &[Delivery]) {
-        let mut window = self.window.write().unwrap_or_else(|p| p.into_inner());
-        window.events.extend(events.iter().cloned());
-        if let Some(last) = events.last() {
-            window.last = last.id();
-        }
-        let oldest_allowed =
-            Utc::now() - chrono::Duration::from_std(self.config.window_age).unwrap_or(chrono::Duration::MAX);
-        while let Some(front) = window.events.front() {
-            if window.events.len() <= self.config.window_events && front.event.timestamp >= oldest_allowed {
-                break;
-            }
-            window.evicted_up_to = front.id();
-            window.events.pop_front();
-        }
+        self.window.write().unwrap_or_else(|p| p.into_inner()).push(events, &self.config);
     }
 }
 
 /// Writes events to subscribers, apart from the publisher so publishing is
 /// never held up by sockets. Groups that queued up while the previous
 /// fan-out ran go out together: one write per client for all of them.
-async fn fan_out(hub: Hub, mut groups: mpsc::Receiver<Vec<Delivery>>) {
+pub(super) async fn fan_out(hub: Hub, mut groups: mpsc::Receiver<Vec<Delivery>>) {
     let mut batch = Vec::with_capacity(FANOUT_BATCH);
     while groups.recv_many(&mut batch, FANOUT_BATCH).await > 0 {
         let events: Vec<Delivery> = batch.drain(..).flatten().collect();
@@ -264,7 +194,7 @@ async fn fan_out(hub: Hub, mut groups: mpsc::Receiver<Vec<Delivery>>) {
 }
 
 /// Drops durable events older than the log retention.
-async fn prune_log(store: Arc<dyn Store>, age: Duration) {
+pub(super) async fn prune_log(store: Arc<dyn Store>, age: Duration) {
     let cutoff = Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
     let before = EventId { ms: cutoff.timestamp_millis().max(0) as u64, seq: 0 };
     match store.prune_events(before).await {

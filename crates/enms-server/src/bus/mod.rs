@@ -3,10 +3,13 @@
 //! type serves resume, and every event is handed once, already encoded, to
 //! the local [`Hub`](crate::hub::Hub) for fan-out.
 //!
-//! [`EventBus`] is the seam for the scale-out implementation (Redis
-//! Streams); [`local::InProcessBus`] is the embedded default.
+//! [`local::InProcessBus`] is the embedded default; [`redis::RedisBus`]
+//! shares one ordered stream between instances.
 
 pub mod local;
+mod log;
+pub mod redis;
+mod window;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -123,13 +126,37 @@ pub struct BusStatus {
     pub kind: &'static str,
     pub window_events: usize,
     pub last_event_id: EventId,
+    /// Events waiting for the shared bus to come back (Redis bus only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffered: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What became of a published event.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Ordered, visible to readers, and logged if durable.
+    Published(Delivery),
+    /// The shared bus is unreachable: the event waits in this instance's
+    /// bounded buffer and gets its id when the bus is back.
+    Buffered,
+}
+
+impl Accepted {
+    pub fn id(&self) -> Option<EventId> {
+        match self {
+            Self::Published(d) => Some(d.id()),
+            Self::Buffered => None,
+        }
+    }
 }
 
 #[async_trait::async_trait]
 pub trait EventBus: Send + Sync + 'static {
     /// Validates, assigns the id, logs (if durable) and fans out; returns once
-    /// the event is visible to readers.
-    async fn publish(&self, event_type: EventType, data: Value) -> Result<Delivery, ApiError>;
+    /// the event is visible to readers (or buffered, see [`Accepted`]).
+    async fn publish(&self, event_type: EventType, data: Value) -> Result<Accepted, ApiError>;
 
     /// Matching events after `after` (or the latest ones when `None`), oldest
     /// first, at most `limit`.

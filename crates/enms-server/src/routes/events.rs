@@ -8,7 +8,7 @@ use enms_core::event::{EventId, EventType, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::bus::{Delivery, Filter};
+use crate::bus::{Accepted, Delivery, Filter};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Params};
 use crate::gateway;
@@ -25,16 +25,20 @@ pub struct PublishBody {
     data: Value,
 }
 
-/// `POST /api/v1/events` → 202 `{"id"}`; the payload is checked against its
-/// type's schema.
+/// `POST /api/v1/events` → 202 `{"id"}` (or `{"id": null, "status":
+/// "buffered"}` while the shared bus is unreachable); the payload is checked
+/// against its type's schema.
 pub async fn publish(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<PublishBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let event_type: EventType =
         body.event_type.parse().map_err(|m: String| ApiError::invalid("unknown_event_type", "type", m))?;
-    let event = state.bus.publish(event_type, body.data).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": event.id()}))))
+    match state.bus.publish(event_type, body.data).await? {
+        Accepted::Published(event) => Ok((StatusCode::ACCEPTED, Json(json!({"id": event.id()})))),
+        // The shared bus is down: the id is assigned when it is back.
+        Accepted::Buffered => Ok((StatusCode::ACCEPTED, Json(json!({"id": null, "status": "buffered"})))),
+    }
 }
 
 #[derive(Serialize)]

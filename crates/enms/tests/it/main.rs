@@ -11,6 +11,7 @@ mod import;
 mod machines;
 mod readings;
 mod restart;
+mod scaleout;
 mod sse;
 mod ui;
 mod ws;

@@ -9,6 +9,7 @@ mod events;
 mod health;
 mod import;
 mod machines;
+mod nginx;
 mod readings;
 mod restart;
 mod scaleout;

@@ -141,6 +141,9 @@ pub struct BenchFanoutArgs {
     /// Server to measure.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// Publish through another instance (a shared bus) [default: --url].
+    #[arg(long)]
+    pub publish_url: Option<String>,
     /// WebSocket connections to open.
     #[arg(long, default_value_t = 1000)]
     pub clients: usize,

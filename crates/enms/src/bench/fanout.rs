@@ -140,7 +140,8 @@ async fn connect_all(url: &str, n: usize, concurrency: usize) -> Result<Vec<Ws>,
 
 async fn publish(args: &BenchFanoutArgs, kind: &str) -> Result<(), BoxError> {
     let http = reqwest::Client::new();
-    let url = format!("{}/api/v1/events", args.url.trim_end_matches('/'));
+    let base = args.publish_url.as_deref().unwrap_or(&args.url);
+    let url = format!("{}/api/v1/events", base.trim_end_matches('/'));
     let filler = "x".repeat(args.payload_bytes);
     let start = tokio::time::Instant::now();
     for seq in 0..args.events {

@@ -9,7 +9,6 @@
 //! or `{"type"|"event_type": …, "data": {…}}`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use enms_core::event::{EventType, validate_payload};
@@ -17,7 +16,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{Publish, Shared};
+use super::{Backoff, Publish, Shared};
 
 const CLAIM: &str = r"
 if redis.call('SET', KEYS[1] .. redis.sha1hex(ARGV[1]), '1', 'NX', 'EX', ARGV[2]) then return 1 end
@@ -28,12 +27,12 @@ const CLAIM_SECONDS: u64 = 30;
 pub(super) async fn run(shared: Arc<Shared>, queue: mpsc::Sender<Publish>) {
     let channels: Vec<&str> = EventType::ALL.iter().map(|t| t.topic()).collect();
     let claim = redis::Script::new(CLAIM);
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new();
     while !queue.is_closed() {
         match shared.client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&channels).await {
                 Ok(()) => {
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     let mut messages = pubsub.into_on_message();
                     while let Some(msg) = messages.next().await {
                         let channel = msg.get_channel_name().to_owned();
@@ -44,8 +43,7 @@ pub(super) async fn run(shared: Arc<Shared>, queue: mpsc::Sender<Publish>) {
             },
             Err(e) => tracing::debug!(error = %e, "seed channel bridge cannot reach redis"),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(backoff.next()).await;
     }
 }
 

@@ -69,6 +69,42 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Entries read per `XRANGE` page when replaying from the stream.
 const RANGE_PAGE: usize = 1000;
 
+/// Exponential backoff between reconnects to Redis: 100 ms doubling to 5 s.
+/// Only a handful of instances reconnect, so no jitter is needed (clients,
+/// by the thousand, use full jitter).
+struct Backoff(Duration);
+
+impl Backoff {
+    const MIN: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn new() -> Self {
+        Self(Self::MIN)
+    }
+
+    /// The delay to wait now; the next one doubles.
+    fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (self.0 * 2).min(Self::MAX);
+        now
+    }
+
+    fn reset(&mut self) {
+        self.0 = Self::MIN;
+    }
+}
+
+/// A `system_alert` payload from the bus itself (`source: event_bus`).
+fn bus_alert(alert_type: &str, message: &str, severity: &str) -> Option<Value> {
+    let data = serde_json::json!({
+        "alert_type": alert_type,
+        "message": message,
+        "severity": severity,
+        "source": "event_bus",
+    });
+    validate_payload(EventType::SystemAlert, data, Utc::now()).ok()
+}
+
 struct Keys {
     stream: String,
     floor: String,
@@ -267,13 +303,7 @@ fn published(id: &str, fields: &std::collections::HashMap<String, redis::Value>)
 /// is failing). Its id follows the newest one seen here, so a client that
 /// resumes from it misses nothing appended to the stream afterwards.
 async fn local_alert(shared: &Shared, fanout: &mpsc::Sender<Vec<super::Delivery>>, message: &str, severity: &str) {
-    let data = serde_json::json!({
-        "alert_type": "bus_degraded",
-        "message": message,
-        "severity": severity,
-        "source": "event_bus",
-    });
-    let Ok(data) = validate_payload(EventType::SystemAlert, data, Utc::now()) else { return };
+    let Some(data) = bus_alert("bus_degraded", message, severity) else { return };
     let delivery = {
         let mut window = shared.window_mut();
         let id = EventId { ms: window.last.ms, seq: window.last.seq + 1 };

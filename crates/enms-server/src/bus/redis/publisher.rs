@@ -9,17 +9,16 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use enms_core::event::{Event, EventId, EventType};
 use enms_core::timestamp::to_ms;
 use redis::aio::MultiplexedConnection;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{COMMAND_TIMEOUT, Publish, Shared, local_alert};
+use super::{Backoff, COMMAND_TIMEOUT, Publish, Shared, bus_alert, local_alert};
 use crate::bus::{Accepted, Delivery, Published};
 use crate::error::ApiError;
 
@@ -37,8 +36,6 @@ return ids
 ";
 
 const MAX_GROUP: usize = 256;
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 struct Pending {
     event_type: EventType,
@@ -53,7 +50,7 @@ pub(super) struct Publisher {
     pending: VecDeque<Pending>,
     conn: Option<MultiplexedConnection>,
     retry_at: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
     script: redis::Script,
 }
 
@@ -65,7 +62,7 @@ impl Publisher {
             pending: VecDeque::new(),
             conn: None,
             retry_at: None,
-            backoff: BACKOFF_MIN,
+            backoff: Backoff::new(),
             script: redis::Script::new(APPEND),
         }
     }
@@ -166,7 +163,7 @@ impl Publisher {
         {
             tracing::error!(error = %e, "event log append failed; the events are in the stream only");
         }
-        self.backoff = BACKOFF_MIN;
+        self.backoff.reset();
         let recovered = {
             let mut link = self.shared.link();
             link.buffered = self.pending.len();
@@ -174,14 +171,8 @@ impl Publisher {
         };
         if recovered.is_some() {
             tracing::info!("event bus publisher reconnected to redis");
-            let data = json!({
-                "alert_type": "bus_recovered",
-                "message": format!("event bus recovered: {n} buffered events appended"),
-                "severity": "info",
-                "source": "event_bus",
-            });
-            let data = enms_core::event::validate_payload(EventType::SystemAlert, data, Utc::now());
-            if let Ok(data) = data {
+            let message = format!("event bus recovered: {n} buffered events appended");
+            if let Some(data) = bus_alert("bus_recovered", &message, "info") {
                 self.pending.push_back(Pending {
                     event_type: EventType::SystemAlert,
                     data,
@@ -206,8 +197,7 @@ impl Publisher {
             let text = format!("event bus degraded: redis unreachable ({e}); events are buffered");
             local_alert(&self.shared, &self.fanout, &text, "warning").await;
         }
-        self.retry_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.retry_at = Some(Instant::now() + self.backoff.next());
         self.answer_buffered();
     }
 

@@ -11,15 +11,13 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use tokio::sync::mpsc;
 
-use super::{Keys, RANGE_PAGE, Shared, local_alert, published};
+use super::{Backoff, Keys, RANGE_PAGE, Shared, local_alert, published};
 use crate::bus::window::Window;
 use crate::bus::{Delivery, Filter};
 
 /// How long one `XREAD` blocks; the connection's own timeout is longer.
 const BLOCK: Duration = Duration::from_secs(5);
 const READ_COUNT: usize = 1000;
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Loads the newest entries (up to the window size) into the window;
 /// returns the id the reader continues after.
@@ -56,14 +54,14 @@ pub(super) async fn prefill(shared: &Shared) -> EventId {
 
 /// Reads the stream after `last` forever, reconnecting with backoff.
 pub(super) async fn run(shared: Arc<Shared>, mut last: EventId, fanout: mpsc::Sender<Vec<Delivery>>) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new();
     loop {
         let failure = match shared.connect(Some(BLOCK + super::COMMAND_TIMEOUT)).await {
             Ok(mut conn) => {
                 if shared.link().reader_down.take().is_some() {
                     tracing::info!("event stream reader reconnected");
                 }
-                backoff = BACKOFF_MIN;
+                backoff.reset();
                 read(&shared, &mut conn, &mut last, &fanout).await
             }
             Err(e) => e,
@@ -82,8 +80,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut last: EventId, fanout: mpsc::Se
             let message = format!("event bus degraded: redis unreachable ({failure}); local events are buffered");
             local_alert(&shared, &fanout, &message, "warning").await;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(backoff.next()).await;
     }
 }
 

@@ -325,4 +325,23 @@ mod tests {
         let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("unknown key");
         assert!(err.to_string().contains("ping"), "{err}");
     }
+
+    #[test]
+    fn bus_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("enms.toml");
+        std::fs::write(&path, "bus_url = \"redis://10.0.0.5:6379\"\n[realtime]\nstream_max_len = 500\nbus_buffer = 20\nbus_prefix = \"plant1\"\n")
+            .expect("write");
+        let s = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).expect("valid");
+        let redis = s.server.redis.expect("redis bus");
+        assert_eq!((redis.url.as_str(), redis.stream_max_len, redis.buffer), ("redis://10.0.0.5:6379", 500, 20));
+        assert_eq!(redis.prefix, "plant1");
+        let flag = ServeArgs { bus_url: Some("nats://x".into()), ..ServeArgs::default() };
+        let err = resolve(flag).err().expect("not redis");
+        assert!(err.to_string().contains("bus_url"), "{err}");
+        std::fs::write(&path, "bus_url = \"redis://h\"\n[realtime]\nbus_buffer = 0\n").expect("write");
+        let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("zero buffer");
+        assert!(err.to_string().contains("bus_buffer"), "{err}");
+        assert!(resolve(ServeArgs::default()).expect("default").server.redis.is_none(), "in-process by default");
+    }
 }

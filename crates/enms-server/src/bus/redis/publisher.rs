@@ -201,7 +201,10 @@ impl Publisher {
         self.answer_buffered();
     }
 
+    /// Tells waiting publishers their events are buffered, and health how
+    /// many are.
     fn answer_buffered(&mut self) {
+        self.shared.link().buffered = self.pending.len();
         for p in &mut self.pending {
             if let Some(reply) = p.reply.take() {
                 let _ = reply.send(Ok(Accepted::Buffered));

@@ -224,3 +224,41 @@ test('the dashboard works under a base path', async () => {
     await prefixed.destroy();
   }
 });
+
+test('a server that needs a token asks for one, then goes live with it', async () => {
+  const open_ = await open('/ui/');
+  await open_.waitForSelector('.open-mode', { timeout: 5000 });
+  await open_.context().close();
+
+  const secured = new EnmsServer(OUT, ['--auth', 'required']);
+  try {
+    const token = secured.createToken('viewer', 'browser-test');
+    await secured.start();
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${secured.url}/ui/`);
+    await page.waitForSelector('dialog.token-dialog[open]', { timeout: 5000 });
+    assert.equal(await page.locator('.open-mode').count(), 0);
+    await page.fill('dialog.token-dialog input', token);
+    await page.click('dialog.token-dialog button[type=submit]');
+    await waitLive(page);
+    // The WebSocket took the token as a subprotocol: no fallback needed.
+    assert.equal(await status(page).innerText(), 'Live');
+    await page.waitForSelector('#machine-cards .machine');
+    const alertText = `secured-${Date.now()}`;
+    const operator = secured.createToken('operator', 'publisher');
+    const r = await fetch(`${secured.url}/api/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${operator}` },
+      body: JSON.stringify({ type: 'system_alert', data: { alert_type: 'test', message: alertText, severity: 'warning', source: 'browser-test' } }),
+    });
+    assert.equal(r.status, 202);
+    await page.waitForSelector(`.toast.warning:has-text("${alertText}")`, { timeout: 5000 });
+    assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    await secured.destroy();
+  }
+});

@@ -2,7 +2,7 @@
 // port with its own data directory, stopped with SIGTERM (the drain path)
 // and restartable on the same port and data.
 
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -61,6 +61,12 @@ export class EnmsServer {
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error('enms did not become healthy within 60 s');
+  }
+
+  /** A new API token made with `enms token create` in this server's database. */
+  createToken(role, name) {
+    return execFileSync(BIN, ['token', 'create', '--role', role, '--name', name, '--data-dir', this.dir],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   }
 
   async stop() {

@@ -4,6 +4,7 @@
 //! Nothing in this crate performs I/O; storage, HTTP and clocks live in other
 //! crates and pass the current time in where a rule depends on it.
 
+pub mod access;
 pub mod csv_format;
 pub mod event;
 pub mod machine;

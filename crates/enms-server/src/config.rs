@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 pub use crate::analytics::AnalyticsConfig;
+pub use crate::auth::{AuthConfig, RateLimit};
 pub use crate::bus::BusConfig;
 pub use crate::bus::redis::RedisConfig;
 pub use crate::gateway::GatewayConfig;
@@ -32,6 +33,8 @@ pub struct ServerConfig {
     pub gateway: GatewayConfig,
     /// Jobs, detection, tariff and schedules.
     pub analytics: AnalyticsConfig,
+    /// Tokens, CORS and per-token limits.
+    pub auth: AuthConfig,
 }
 
 impl ServerConfig {
@@ -47,6 +50,7 @@ impl ServerConfig {
             bus: BusConfig::default(),
             gateway: GatewayConfig::default(),
             analytics: AnalyticsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }

@@ -103,6 +103,8 @@ struct Inner {
     next_id: AtomicU64,
     limits: QueueLimits,
     counters: Counters,
+    /// Publish → handed to every local subscriber, one sample per event.
+    delivery: metrics::Histogram,
 }
 
 /// Cheap to clone; all clones share one registry.
@@ -122,13 +124,14 @@ pub struct HubStats {
 }
 
 impl Hub {
-    pub fn new(limits: QueueLimits) -> Self {
+    pub fn new(limits: QueueLimits, delivery: metrics::Histogram) -> Self {
         Self {
             inner: Arc::new(Inner {
                 slots: RwLock::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 limits,
                 counters: Counters::default(),
+                delivery,
             }),
         }
     }
@@ -233,6 +236,11 @@ impl Hub {
             }
         }
         self.inner.counters.sent.fetch_add(written, Ordering::Relaxed);
+        let now = chrono::Utc::now();
+        for event in events {
+            let age = (now - event.event.timestamp).to_std().unwrap_or_default();
+            self.inner.delivery.record(age.as_secs_f64());
+        }
         if overflowed.is_empty() && closed.is_empty() {
             return;
         }

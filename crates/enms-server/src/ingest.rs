@@ -21,11 +21,12 @@ pub struct Ingest {
     bus: Arc<dyn EventBus>,
     /// Streaming detection, when enabled.
     live: Option<Live>,
+    rows: metrics::Counter,
 }
 
 impl Ingest {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, live: Option<Live>) -> Self {
-        Self { store, bus, live }
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, live: Option<Live>, rows: metrics::Counter) -> Self {
+        Self { store, bus, live, rows }
     }
 
     /// Stores validated readings atomically; returns once they are durable,
@@ -33,6 +34,7 @@ impl Ingest {
     pub async fn store(&self, readings: &[Reading]) -> Result<usize, ApiError> {
         match self.store.insert_readings(readings).await {
             Ok(()) => {
+                self.rows.increment(readings.len() as u64);
                 self.announce(readings).await;
                 if let Some(live) = &self.live {
                     live.observe(readings).await;

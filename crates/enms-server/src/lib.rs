@@ -5,6 +5,7 @@
 //! runs the HTTP server on a listener until the shutdown future resolves.
 
 pub mod analytics;
+pub mod auth;
 pub mod bus;
 pub mod config;
 mod demo;
@@ -15,12 +16,13 @@ pub mod hub;
 mod ingest;
 mod routes;
 mod state;
+pub mod telemetry;
 mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
 
-pub use config::{DemoConfig, RedisConfig, ServerConfig};
+pub use config::{AuthConfig, DemoConfig, RateLimit, RedisConfig, ServerConfig};
 pub use error::ApiError;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -95,7 +97,8 @@ impl App {
     /// machines and backfills their history.
     pub async fn build(config: ServerConfig) -> Result<Self, ServerError> {
         let store = enms_store::connect(&config.database_url).await?;
-        let hub = hub::Hub::new(config.gateway.queue);
+        let telemetry = telemetry::Metrics::new();
+        let hub = hub::Hub::new(config.gateway.queue, telemetry.delivery.clone());
         let bus: Arc<dyn bus::EventBus> = match &config.redis {
             Some(redis) => Arc::new(
                 bus::redis::RedisBus::start(store.clone(), config.bus.clone(), redis.clone(), hub.clone()).await?,
@@ -103,14 +106,20 @@ impl App {
             None => Arc::new(bus::InProcessBus::start(store.clone(), config.bus.clone(), hub.clone()).await?),
         };
         let gateway = gateway::Gateway::new(hub, config.gateway.clone());
-        let analytics = analytics::Analytics::new(store.clone(), bus.clone(), config.analytics.clone());
+        let analytics =
+            analytics::Analytics::new(store.clone(), bus.clone(), config.analytics.clone(), telemetry.clone());
         analytics.start().await?;
-        let state = AppState::new(Arc::new(config), store, bus, gateway, analytics);
+        let state = AppState::new(Arc::new(config), store, bus, gateway, analytics, telemetry);
         let factory = match &state.config.demo {
             Some(demo) => Some(demo::prepare(&state, demo).await?),
             None => None,
         };
         Ok(Self { state, factory })
+    }
+
+    /// Whether any active API token exists.
+    pub async fn has_tokens(&self) -> Result<bool, ServerError> {
+        Ok(self.state.store.list_tokens().await?.iter().any(|t| t.is_active()))
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests,

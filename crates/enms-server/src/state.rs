@@ -6,10 +6,12 @@ use std::time::Instant;
 use enms_store::Store;
 
 use crate::analytics::Analytics;
+use crate::auth::Auth;
 use crate::bus::EventBus;
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
 use crate::ingest::Ingest;
+use crate::telemetry::Metrics;
 use crate::ui::Ui;
 
 #[derive(Clone)]
@@ -21,6 +23,8 @@ pub struct AppState {
     pub gateway: Gateway,
     pub analytics: Analytics,
     pub ui: Arc<Ui>,
+    pub auth: Arc<Auth>,
+    pub telemetry: Arc<Metrics>,
     pub started: Instant,
 }
 
@@ -31,11 +35,14 @@ impl AppState {
         bus: Arc<dyn EventBus>,
         gateway: Gateway,
         analytics: Analytics,
+        telemetry: Arc<Metrics>,
     ) -> Self {
         let live = config.analytics.streaming.then(|| analytics.live.clone());
         Self {
-            ingest: Ingest::new(store.clone(), bus.clone(), live),
+            ingest: Ingest::new(store.clone(), bus.clone(), live, telemetry.ingested_rows.clone()),
             ui: Arc::new(Ui::new(&config.base_path)),
+            auth: Arc::new(Auth::new(config.auth.clone(), store.clone())),
+            telemetry,
             bus,
             gateway,
             analytics,

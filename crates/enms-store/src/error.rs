@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique field (id or name) is already used by another machine.
-    #[error("{field} {value:?} is already used by another machine")]
+    /// A unique field (id or name) is already used by another record.
+    #[error("{field} {value:?} is already taken")]
     Conflict { field: &'static str, value: String },
     /// A machine already has an unfinished job of this model type.
     #[error("a {model_type} job for machine {machine_id} is already queued or running")]

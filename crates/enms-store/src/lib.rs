@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use enms_core::access::TokenRecord;
 use enms_core::event::{Event, EventId};
 use enms_core::sim::InjectedAnomaly;
 use enms_core::{MachineRecord, Reading};
@@ -99,6 +100,16 @@ pub trait Store: Send + Sync + 'static {
     async fn get_anomaly(&self, id: Uuid) -> Result<Option<AnomalyRecord>>;
     /// `Ok(false)` when unknown.
     async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Fails with [`StoreError::Conflict`] when the name is taken
+    /// (case-insensitively).
+    async fn create_token(&self, token: &TokenRecord) -> Result<()>;
+    /// Every token, revoked ones included, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// The token with this SHA-256 hash (hex), revoked or not.
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>>;
+    /// `Ok(false)` when unknown or already revoked.
+    async fn revoke_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool>;
 
     /// Flushes and closes connections; called on shutdown.
     async fn close(&self);

@@ -343,6 +343,31 @@ async fn bulk_ingest_keeps_the_last_duplicate(store: Arc<dyn Store>) {
     assert_eq!(store.query_readings(&q).await.expect("query")[0].power_kw, 99.0);
 }
 
+async fn tokens_are_found_by_hash_named_once_and_revoked(store: Arc<dyn Store>) {
+    use enms_core::access::{Role, TokenRecord};
+    let token = |name: &str, hash: &str, role| TokenRecord {
+        id: Uuid::new_v4(),
+        name: name.to_owned(),
+        role,
+        hash: hash.to_owned(),
+        created_at: t0(),
+        revoked_at: None,
+    };
+    let ops = token("ops", "aa11", Role::Operator);
+    store.create_token(&ops).await.expect("create");
+    store.create_token(&token("grafana", "bb22", Role::Viewer)).await.expect("create");
+    let dup = store.create_token(&token("OPS", "cc33", Role::Admin)).await;
+    assert!(matches!(dup, Err(StoreError::Conflict { field: "name", .. })), "{dup:?}");
+    assert_eq!(store.find_token("aa11").await.expect("find"), Some(ops.clone()));
+    assert_eq!(store.find_token("cc33").await.expect("find"), None, "the refused token was not stored");
+    assert_eq!(store.list_tokens().await.expect("list").len(), 2);
+    assert!(store.revoke_token(ops.id, t0() + Duration::hours(1)).await.expect("revoke"));
+    assert!(!store.revoke_token(ops.id, t0()).await.expect("revoke twice"), "already revoked");
+    let found = store.find_token("aa11").await.expect("find").expect("still listed");
+    assert_eq!(found.revoked_at, Some(t0() + Duration::hours(1)));
+    assert!(!found.is_active());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -379,6 +404,7 @@ contract!(
     stale_jobs_are_claimed_once,
     a_scheduled_run_is_claimed_once,
     bulk_ingest_keeps_the_last_duplicate,
+    tokens_are_found_by_hash_named_once_and_revoked,
 );
 
 /// Two PostgreSQL handles on one schema — two instances — sweeping for stale

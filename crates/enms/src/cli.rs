@@ -41,6 +41,53 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Manage API tokens, directly in the server's database.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (it is shown this once; only its hash is kept).
+    Create {
+        /// viewer (read, subscribe), operator (also detect, train, publish,
+        /// ingest), admin (also machines and tokens).
+        #[arg(long)]
+        role: enms_core::access::Role,
+        /// A name saying who or what uses it, e.g. "grafana".
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Revoke a token by id or name; it stops working within seconds on
+    /// every instance.
+    Revoke {
+        token: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+/// Which database: the same settings `enms serve` resolves.
+#[derive(Args, Default)]
+pub struct DatabaseArgs {
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, env = "ENMS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL [default: sqlite://DATA_DIR/enms.db].
+    #[arg(long, env = "ENMS_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory for the default SQLite database [default: ./data].
+    #[arg(long, env = "ENMS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Flags override `ENMS_*` variables, which override the `--config` file,
@@ -90,6 +137,21 @@ pub struct ServeArgs {
     /// Time given to open connections to close on SIGTERM [default: 10s].
     #[arg(long, env = "ENMS_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<String>,
+    /// API tokens: `auto` requires them unless bound to a loopback address
+    /// [default: auto].
+    #[arg(long, env = "ENMS_AUTH", value_enum)]
+    pub auth: Option<AuthMode>,
+    /// Browser origins allowed to call the API (CORS), comma-separated.
+    #[arg(long, env = "ENMS_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    Auto,
+    Required,
+    Off,
 }
 
 #[derive(Args)]

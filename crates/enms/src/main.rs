@@ -8,6 +8,7 @@ mod import;
 mod logging;
 mod serve;
 mod settings;
+mod token;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
             Command::Bench { command: BenchCommand::Ingest(args) } => bench::ingest::run(args).await,
             Command::Bench { command: BenchCommand::Fanout(args) } => bench::fanout::run(args).await,
             Command::Bench { command: BenchCommand::Detect(args) } => bench::detect::run(args).await,
+            Command::Token { command } => token::run(command).await,
         }
     });
     match result {

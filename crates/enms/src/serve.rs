@@ -4,17 +4,35 @@
 use enms_server::App;
 use tokio::net::TcpListener;
 
-use crate::cli::ServeArgs;
+use crate::cli::{AuthMode, ServeArgs};
 use crate::settings;
 
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let settings = settings::resolve(args)?;
+    let mut settings = settings::resolve(args)?;
     let listener = listen(&settings.bind).await.map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
     let addr = listener.local_addr()?;
+    settings.server.auth.required = match settings.auth {
+        AuthMode::Auto => !addr.ip().is_loopback(),
+        AuthMode::Required => true,
+        AuthMode::Off => false,
+    };
+    if !settings.server.auth.required {
+        let reach = if addr.ip().is_loopback() { "this machine" } else { "the network" };
+        tracing::warn!(
+            "authentication is OFF: anyone on {reach} who can reach {addr} can read and change everything; \
+             use --auth required and `enms token create` to protect it"
+        );
+    }
     let base = settings.server.base_path.clone();
     let demo = settings.server.demo.is_some();
     tracing::info!(database = %settings.server.database_url, demo, "starting");
+    let required = settings.server.auth.required;
     let app = App::build(settings.server).await?;
+    if required && !app.has_tokens().await? {
+        tracing::warn!(
+            "authentication is required but no token exists yet: run `enms token create --role admin --name NAME`"
+        );
+    }
     // Printed on stdout (logs go to stderr) so scripts can wait for it.
     println!("enms {} listening on http://{addr}{base}/ — open it in a browser", env!("CARGO_PKG_VERSION"));
     app.serve(listener, shutdown_signal()).await?;

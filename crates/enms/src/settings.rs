@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use enms_server::{DemoConfig, ServerConfig};
 use serde::Deserialize;
 
-use crate::cli::ServeArgs;
+use crate::cli::{AuthMode, DatabaseArgs, ServeArgs};
 use crate::duration;
 
 /// The `--config` file. Unknown keys are errors, so a typo is not silently
@@ -26,6 +26,24 @@ pub struct FileConfig {
     pub realtime: FileRealtime,
     #[serde(default)]
     pub analytics: FileAnalytics,
+    #[serde(default)]
+    pub security: FileSecurity,
+}
+
+/// `[security]`: tokens, CORS, body sizes and per-token limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSecurity {
+    pub auth: Option<AuthMode>,
+    pub cors_origins: Option<Vec<String>>,
+    pub publish_rate: Option<f64>,
+    pub publish_burst: Option<u32>,
+    pub ingest_rate: Option<f64>,
+    pub ingest_burst: Option<u32>,
+    pub max_connections_per_token: Option<usize>,
+    pub token_cache: Option<String>,
+    pub max_json_bytes: Option<usize>,
+    pub max_csv_bytes: Option<usize>,
 }
 
 /// `[analytics]`: jobs, streaming detection, schedules and the tariff.
@@ -85,6 +103,8 @@ pub enum SettingsError {
 pub struct Settings {
     pub bind: String,
     pub server: ServerConfig,
+    /// Decided once the address is bound (see [`AuthMode`]).
+    pub auth: AuthMode,
 }
 
 pub fn load_file(path: &Path) -> Result<FileConfig, SettingsError> {
@@ -97,11 +117,7 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
         Some(path) => load_file(path)?,
         None => FileConfig::default(),
     };
-    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
-    let database_url = args
-        .database_url
-        .or(file.database_url)
-        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("enms.db").display()));
+    let database_url = database_url(args.database_url, args.data_dir, &file);
     let mut server = ServerConfig::new(database_url);
     if let Some(url) = args.bus_url.or(file.bus_url) {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -135,7 +151,83 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
         }
         server.demo = Some(demo);
     }
-    Ok(Settings { bind: args.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8080".into()), server })
+    let auth = args.auth.or(file.security.auth).unwrap_or(AuthMode::Auto);
+    if let Some(origins) = args.cors_origins {
+        server.auth.cors_origins = origins;
+    }
+    security(&mut server, file.security)?;
+    Ok(Settings { bind: args.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8080".into()), server, auth })
+}
+
+/// The database `enms serve` would open with these settings.
+fn database_url(flag: Option<String>, data_dir: Option<PathBuf>, file: &FileConfig) -> String {
+    let data_dir = data_dir.or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"));
+    flag.or(file.database_url.clone()).unwrap_or_else(|| format!("sqlite://{}", data_dir.join("enms.db").display()))
+}
+
+/// The database URL for the commands that open it directly (`enms token`).
+pub fn resolve_database(args: DatabaseArgs) -> Result<String, SettingsError> {
+    let file = match &args.config {
+        Some(path) => load_file(path)?,
+        None => FileConfig::default(),
+    };
+    Ok(database_url(args.database_url, args.data_dir, &file))
+}
+
+fn security(server: &mut ServerConfig, file: FileSecurity) -> Result<(), SettingsError> {
+    let a = &mut server.auth;
+    if let Some(origins) = file.cors_origins.filter(|_| a.cors_origins.is_empty()) {
+        a.cors_origins = origins;
+    }
+    for origin in &a.cors_origins {
+        let ok = origin == "*"
+            || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.trim_end_matches('/').contains(|c: char| c.is_whitespace())
+                && origin.matches('/').count() == 2);
+        if !ok {
+            return Err(SettingsError::Invalid {
+                setting: "cors_origins",
+                message: format!("{origin:?} is not an origin such as https://grafana.plant.local:3000 (or *)"),
+            });
+        }
+    }
+    let rate = |setting, value: Option<f64>, into: &mut f64| match value {
+        Some(v) if !(v.is_finite() && v > 0.0) => {
+            Err(SettingsError::Invalid { setting, message: "must be a number of requests per second above 0".into() })
+        }
+        Some(v) => {
+            *into = v;
+            Ok(())
+        }
+        None => Ok(()),
+    };
+    rate("publish_rate", file.publish_rate, &mut a.publish_rate.per_second)?;
+    rate("ingest_rate", file.ingest_rate, &mut a.ingest_rate.per_second)?;
+    for (setting, value, into) in [
+        ("publish_burst", file.publish_burst, &mut a.publish_rate.burst),
+        ("ingest_burst", file.ingest_burst, &mut a.ingest_rate.burst),
+    ] {
+        match value {
+            Some(0) => return Err(SettingsError::Invalid { setting, message: "must be at least 1".into() }),
+            Some(v) => *into = v,
+            None => {}
+        }
+    }
+    if let Some(text) = &file.token_cache {
+        a.cache_ttl = parse_duration("token_cache", text)?;
+    }
+    let positive = |setting, value: Option<usize>, into: &mut usize| match value {
+        Some(0) => Err(SettingsError::Invalid { setting, message: "must be at least 1".into() }),
+        Some(v) => {
+            *into = v;
+            Ok(())
+        }
+        None => Ok(()),
+    };
+    positive("max_connections_per_token", file.max_connections_per_token, &mut server.gateway.max_per_token)?;
+    positive("max_json_bytes", file.max_json_bytes, &mut server.max_json_bytes)?;
+    positive("max_csv_bytes", file.max_csv_bytes, &mut server.max_csv_bytes)?;
+    Ok(())
 }
 
 struct RealtimeFlags {

@@ -58,6 +58,7 @@ struct Inner {
     finished: tokio::sync::Notify,
     /// This process, as an owner of jobs.
     instance: String,
+    telemetry: Arc<crate::telemetry::Metrics>,
 }
 
 /// How long a job's claim holds without renewal.
@@ -77,7 +78,13 @@ pub struct JobRequest {
 }
 
 impl Jobs {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, live: Live, config: &AnalyticsConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        live: Live,
+        config: &AnalyticsConfig,
+        telemetry: Arc<crate::telemetry::Metrics>,
+    ) -> Self {
         let (queue, rx) = mpsc::channel(config.job_queue.max(1));
         let inner = Arc::new(Inner {
             store,
@@ -88,6 +95,7 @@ impl Jobs {
             busy: Mutex::new(HashSet::new()),
             finished: tokio::sync::Notify::new(),
             instance: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
+            telemetry,
         });
         tokio::spawn(dispatch(Arc::downgrade(&inner), rx, config.job_concurrency.max(1)));
         Self { inner }
@@ -365,7 +373,10 @@ impl Tracker {
     }
 
     async fn finish(&mut self, extra: Value) {
-        self.job.finished_at = Some(Utc::now());
+        let now = Utc::now();
+        self.job.finished_at = Some(now);
+        let took = self.job.started_at.and_then(|s| (now - s).to_std().ok()).unwrap_or_default();
+        self.inner.telemetry.job_finished(&self.job.model_type, self.job.status.as_str(), took);
         self.save_and_publish(EventType::TrainingCompleted, extra).await;
         release(&self.inner, &self.job);
     }

@@ -62,10 +62,15 @@ pub struct Analytics {
 }
 
 impl Analytics {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, config: AnalyticsConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        config: AnalyticsConfig,
+        telemetry: Arc<crate::telemetry::Metrics>,
+    ) -> Self {
         let config = Arc::new(config);
         let live = Live::new(store.clone(), bus.clone());
-        let jobs = Jobs::new(store.clone(), bus.clone(), live.clone(), &config);
+        let jobs = Jobs::new(store.clone(), bus.clone(), live.clone(), &config, telemetry);
         Self { store, bus, jobs, live, config }
     }
 

@@ -12,9 +12,9 @@ pub mod socket;
 pub mod sse;
 pub mod ws;
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -22,6 +22,7 @@ use enms_core::event::{EventId, EventType, Severity};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Principal;
 use crate::bus::{Delivery, EventBus, Filter};
 use crate::error::ApiError;
 use crate::extract::Params;
@@ -42,6 +43,9 @@ pub struct GatewayConfig {
     pub drain_timeout: Duration,
     /// Most missed events replayed on resume.
     pub max_replay: usize,
+    /// Connections one API token may hold at once (anonymous callers of an
+    /// open server are only under `max_connections`).
+    pub max_per_token: usize,
 }
 
 impl Default for GatewayConfig {
@@ -53,9 +57,13 @@ impl Default for GatewayConfig {
             write_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             max_replay: 100_000,
+            max_per_token: 500,
         }
     }
 }
+
+/// Open connections per API token.
+type TokenCounts = Arc<Mutex<HashMap<uuid::Uuid, usize>>>;
 
 /// Shared by all connections: configuration, the connection count, and the
 /// drain signal.
@@ -64,19 +72,30 @@ pub struct Gateway {
     pub hub: Hub,
     pub config: Arc<GatewayConfig>,
     open: Arc<AtomicUsize>,
+    per_token: TokenCounts,
     drain: CancellationToken,
     tracker: TaskTracker,
 }
 
-/// Held by a connection for its lifetime; releases its place in the limit.
+/// Held by a connection for its lifetime; releases its place in the limits.
 pub struct Permit {
     open: Arc<AtomicUsize>,
+    token: Option<(uuid::Uuid, TokenCounts)>,
     _token: tokio_util::task::task_tracker::TaskTrackerToken,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some((id, counts)) = self.token.take() {
+            let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = counts.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&id);
+                }
+            }
+        }
     }
 }
 
@@ -86,24 +105,39 @@ impl Gateway {
             hub,
             config: Arc::new(config),
             open: Arc::new(AtomicUsize::new(0)),
+            per_token: Arc::default(),
             drain: CancellationToken::new(),
             tracker: TaskTracker::new(),
         }
     }
 
-    /// Takes a place under the connection limit, or refuses with 503.
-    pub fn admit(&self) -> Result<Permit, ApiError> {
+    /// Takes a place under the connection limit (503 when full) and under
+    /// the caller's token limit (429 when that token holds too many).
+    pub fn admit(&self, caller: Option<&Principal>) -> Result<Permit, ApiError> {
         if self.drain.is_cancelled() {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "server is shutting down"));
         }
         let before = self.open.fetch_add(1, Ordering::Relaxed);
-        let permit = Permit { open: self.open.clone(), _token: self.tracker.token() };
+        let mut permit = Permit { open: self.open.clone(), token: None, _token: self.tracker.token() };
         if before >= self.config.max_connections {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too_many_connections",
                 format!("connection limit of {} reached; retry later", self.config.max_connections),
             ));
+        }
+        if let Some((id, name)) = caller.and_then(|p| Some((p.token_id?, &p.name))) {
+            let mut counts = self.per_token.lock().unwrap_or_else(|e| e.into_inner());
+            let n = counts.entry(id).or_insert(0);
+            if *n >= self.config.max_per_token {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_connections_for_token",
+                    format!("token {name:?} already holds {} connections, its limit", self.config.max_per_token),
+                ));
+            }
+            *n += 1;
+            permit.token = Some((id, self.per_token.clone()));
         }
         Ok(permit)
     }

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -16,6 +17,7 @@ use enms_core::event::EventId;
 use tokio_util::sync::CancellationToken;
 
 use super::{Attached, ConnectRequest, Permit, attach, messages};
+use crate::auth::Principal;
 use crate::bus::Delivery;
 use crate::error::ApiError;
 use crate::extract::Params;
@@ -27,10 +29,15 @@ const BATCH: usize = 64;
 const RETRY_MS: u32 = 2000;
 
 /// `GET /api/v1/events/stream?types=&machine_id=&min_severity=&last_event_id=`.
-pub async fn stream(State(state): State<AppState>, params: Params, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn stream(
+    State(state): State<AppState>,
+    caller: Option<Extension<Principal>>,
+    params: Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let last_header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
     let request = ConnectRequest::from_params(&params, StreamKind::Sse, last_header)?;
-    let permit = state.gateway.admit()?;
+    let permit = state.gateway.admit(caller.as_ref().map(|c| &c.0))?;
     let Attached { subscription, backlog, recovered } =
         attach(&state.gateway, state.bus.as_ref(), StreamKind::Sse, &request).await?;
     let hello = messages::connection(&request.client_id, "sse", recovered, state.bus.status().last_event_id);

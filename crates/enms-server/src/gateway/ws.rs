@@ -31,6 +31,7 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 use super::messages::{self, ClientMessage};
 use super::socket::{OP_CLOSE, OP_PING, OP_TEXT, Offer, Outbox, ReadSide};
 use super::{ConnectRequest, Permit, history, stream_types};
+use crate::auth::Principal;
 use crate::bus::Filter;
 use crate::error::ApiError;
 use crate::extract::Params;
@@ -104,7 +105,8 @@ async fn open(
 ) -> Result<Response, ApiError> {
     let accept = handshake_key(req.headers())?;
     let request = ConnectRequest::from_params(&params, kind, None)?;
-    let permit = state.gateway.admit()?;
+    let permit = state.gateway.admit(req.extensions().get::<Principal>())?;
+    let protocol = subprotocol(req.headers());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -124,7 +126,26 @@ async fn open(
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).map_err(ApiError::internal)?);
+    if let Some(p) = protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
+    }
     Ok(response)
+}
+
+/// The subprotocol to answer with. Browsers put the token in the offered
+/// list (`["enms", "bearer.<token>"]`) and refuse the connection unless the
+/// server picks one of the offers: `enms` when offered, else the bearer
+/// entry itself.
+fn subprotocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let pick = offered.iter().find(|p| **p == "enms").or_else(|| offered.iter().find(|p| p.starts_with("bearer.")))?;
+    HeaderValue::from_str(pick).ok()
 }
 
 /// Why a connection loop stopped.

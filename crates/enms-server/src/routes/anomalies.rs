@@ -1,8 +1,8 @@
 //! Anomalies: batch detection (`POST /api/v1/anomaly/detect`, and
 //! `/detect/{machine_id}`), the recent list, one anomaly, and acknowledging.
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use chrono::{Duration, Utc};
 use enms_store::{AnomalyQuery, AnomalyRecord};
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::analytics::detection::{self, DetectRequest};
 use crate::analytics::training::check_contamination;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
@@ -124,10 +125,13 @@ pub struct Acknowledge {
 pub async fn acknowledge(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    caller: Option<Extension<Principal>>,
     OptionalJsonBody(body): OptionalJsonBody<Acknowledge>,
 ) -> Result<Json<AnomalyRecord>, ApiError> {
     let id = path_id(&id)?;
-    let by = body.by.unwrap_or_else(|| "operator".into());
+    // Without a `by`, a token's name says who acknowledged.
+    let named = caller.filter(|c| c.token_id.is_some()).map(|c| c.0.name);
+    let by = body.by.or(named).unwrap_or_else(|| "operator".into());
     if by.trim().is_empty() || by.len() > 100 {
         return Err(ApiError::invalid("invalid_field", "by", "by must be 1-100 characters"));
     }

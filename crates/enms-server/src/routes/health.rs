@@ -21,6 +21,13 @@ pub struct Health {
     database: Database,
     websocket: HubStats,
     bus: BusStatus,
+    auth: AuthStatus,
+}
+
+/// Lets the dashboard know whether to ask for a token.
+#[derive(Serialize)]
+struct AuthStatus {
+    required: bool,
 }
 
 #[derive(Serialize)]
@@ -49,6 +56,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         database: Database { status: db_status, latency_ms, error },
         websocket: state.gateway.hub.stats(),
         bus: state.bus.status(),
+        auth: AuthStatus { required: state.auth.config.required },
     };
     (status, Json(body))
 }

@@ -7,8 +7,10 @@ mod events;
 mod health;
 mod kpis;
 mod machines;
+mod metrics;
 mod models;
 mod readings;
+mod tokens;
 mod training;
 mod ui;
 
@@ -17,12 +19,14 @@ use axum::http::{StatusCode, Uri};
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
+use crate::auth;
 use crate::error::ApiError;
 use crate::gateway;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let base = state.config.base_path.trim_end_matches('/').to_owned();
+    let cors = cors(&state.config.auth.cors_origins);
     let app = Router::new()
         .route("/api/v1/health", get(health::health))
         .route("/api/v1/machines", get(machines::list).post(machines::create))
@@ -49,11 +53,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/stream", get(gateway::sse::stream))
         .route("/api/v1/ws", get(gateway::ws::custom))
         .route("/api/v1/ws/{stream}", get(gateway::ws::named))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/", get(ui::index))
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))
         .route("/ui/assets/{*path}", get(ui::asset))
         .route("/ui/{*page}", get(ui::index))
+        .route("/metrics", get(metrics::scrape))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
@@ -63,7 +72,25 @@ pub fn router(state: AppState) -> Router {
         // `nest` does not route the bare prefix with a trailing slash to "/".
         Router::new().route(&format!("{base}/"), get(ui::index)).with_state(state).nest(&base, app).fallback(not_found)
     };
-    app.layer(TraceLayer::new_for_http())
+    app.layer(cors).layer(TraceLayer::new_for_http())
+}
+
+/// Browsers on the listed origins may call the API; with none listed only
+/// the dashboard's own origin can. Tokens travel in headers, not cookies,
+/// so credentials mode is never needed.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("last-event-id")])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 async fn not_found(uri: Uri) -> ApiError {

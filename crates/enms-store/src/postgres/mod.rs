@@ -11,11 +11,13 @@ mod demo;
 mod events;
 mod machines;
 mod readings;
+mod tokens;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use enms_core::access::TokenRecord;
 use enms_core::event::{Event, EventId};
 use enms_core::sim::InjectedAnomaly;
 use enms_core::timestamp::{from_ms, to_ms};
@@ -195,6 +197,22 @@ impl Store for PgStore {
 
     async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool> {
         analytics::acknowledge(&self.pool, id, by, note, at).await
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<()> {
+        tokens::create(&self.pool, token).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        tokens::list(&self.pool).await
+    }
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        tokens::by_hash(&self.pool, hash).await
+    }
+
+    async fn revoke_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        tokens::revoke(&self.pool, id, at).await
     }
 
     async fn close(&self) {

@@ -11,6 +11,7 @@ mod demo;
 mod events;
 mod machines;
 mod readings;
+mod tokens;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use enms_core::access::TokenRecord;
 use enms_core::event::{Event, EventId};
 use enms_core::sim::InjectedAnomaly;
 use enms_core::{MachineRecord, Reading};
@@ -193,6 +195,22 @@ impl Store for SqliteStore {
 
     async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool> {
         analytics::acknowledge(&self.writer, id, by, note, at).await
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<()> {
+        tokens::create(&self.writer, token).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        tokens::list(&self.reader).await
+    }
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        tokens::by_hash(&self.reader, hash).await
+    }
+
+    async fn revoke_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        tokens::revoke(&self.writer, id, at).await
     }
 
     async fn close(&self) {

@@ -19,6 +19,8 @@ pub struct TestServer {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` when set.
+    pub token: Option<String>,
 }
 
 pub fn db_url(dir: &Path) -> String {
@@ -64,6 +66,7 @@ impl TestServer {
             stop: Some(stop),
             task: Some(task),
             http: reqwest::Client::new(),
+            token: None,
         }
     }
 
@@ -80,20 +83,29 @@ impl TestServer {
         }
     }
 
+    /// A request to `path` carrying the server's current token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.url));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        respond(self.http.get(format!("{}{path}", self.url)).send().await).await
+        respond(self.request(reqwest::Method::GET, path).send().await).await
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        respond(self.http.delete(format!("{}{path}", self.url)).send().await).await
+        respond(self.request(reqwest::Method::DELETE, path).send().await).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        respond(self.http.post(format!("{}{path}", self.url)).json(body).send().await).await
+        respond(self.request(reqwest::Method::POST, path).json(body).send().await).await
     }
 
     pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        respond(self.http.patch(format!("{}{path}", self.url)).json(body).send().await).await
+        respond(self.request(reqwest::Method::PATCH, path).json(body).send().await).await
     }
 
     pub async fn send(
@@ -104,7 +116,7 @@ impl TestServer {
         body: impl Into<reqwest::Body>,
     ) -> (StatusCode, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let req = self.http.request(method, format!("{}{path}", self.url)).header("content-type", content_type);
+        let req = self.request(method, path).header("content-type", content_type);
         respond(req.body(body).send().await).await
     }
 
@@ -124,7 +136,7 @@ impl TestServer {
     }
 }
 
-async fn respond(resp: Result<reqwest::Response, reqwest::Error>) -> (StatusCode, Value) {
+pub async fn respond(resp: Result<reqwest::Response, reqwest::Error>) -> (StatusCode, Value) {
     let resp = resp.expect("request reaches the server");
     let status = resp.status();
     let text = resp.text().await.expect("body");

@@ -2,6 +2,8 @@
 // (meta enms-base), so the UI works behind a proxy prefix such as
 // /api/analytics. Errors carry the server's {"error": {code, message, field}}.
 
+import { askForToken, getToken, setToken } from 'enms/auth.js';
+
 export const base = document.querySelector('meta[name="enms-base"]')?.content ?? '';
 
 export class ApiError extends Error {
@@ -15,6 +17,8 @@ export class ApiError extends Error {
 
 export async function api(path, { method = 'GET', body, signal } = {}) {
   const init = { method, signal, headers: {} };
+  const token = getToken();
+  if (token) init.headers.authorization = `Bearer ${token}`;
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -23,6 +27,10 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (res.status === 401) {
+    if (token) setToken(null);
+    askForToken(data?.error?.message);
+  }
   if (!res.ok) throw new ApiError(res.status, data?.error ?? { message: text || res.statusText });
   return data;
 }

@@ -5,7 +5,8 @@
 // A view module exports `mount(main, ctx, ...routeParams)` and returns
 // { onEvent(envelope), onResync(), unmount() }, each optional.
 
-import { base, machineMap } from 'enms/api.js';
+import { api, base, machineMap } from 'enms/api.js';
+import { askForToken, getToken, showOpenMode } from 'enms/auth.js';
 import { Realtime } from 'enms/realtime.js';
 import { mountStatus } from 'enms/status.js';
 import { toast } from 'enms/toast.js';
@@ -154,5 +155,14 @@ document.addEventListener('visibilitychange', () => {
 });
 
 mountStatus(document.getElementById('status'), rt);
-rt.start();
-render();
+// Ask for a token before connecting when the server needs one; say so when
+// it runs open. A failing health check just starts (the status shows it).
+api('/api/v1/health').catch((e) => e).then((health) => {
+  if (health?.auth?.required === false) showOpenMode(document.querySelector('header.top'));
+  if (health?.auth?.required && !getToken()) {
+    askForToken('This server needs an API token to show its data.');
+    return;
+  }
+  rt.start();
+  render();
+});

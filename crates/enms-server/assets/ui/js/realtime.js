@@ -21,6 +21,7 @@
 // `connected` {recovered, resumed}, `resync`, `pong` {rtt}.
 
 import { api, qs, wsUrl, base } from 'enms/api.js';
+import { getToken } from 'enms/auth.js';
 
 const TYPES = ['anomaly_detected', 'metric_updated', 'training_started', 'training_progress',
   'training_completed', 'model_updated', 'system_alert'];
@@ -119,7 +120,9 @@ export class Realtime extends EventTarget {
   }
 
   #connectWs(probe = false) {
-    const ws = new WebSocket(wsUrl(`/api/v1/ws/${this.stream}`) + qs(this.#resumeParams()));
+    const token = getToken();
+    const ws = new WebSocket(wsUrl(`/api/v1/ws/${this.stream}`) + qs(this.#resumeParams()),
+      token ? ['enms', `bearer.${token}`] : undefined);
     const conn = { kind: 'websocket', ws, opened: false, lastFrame: Date.now() };
     if (!probe) this.conn = conn;
     ws.onmessage = (m) => {
@@ -166,7 +169,7 @@ export class Realtime extends EventTarget {
   }
 
   #connectSse() {
-    const es = new EventSource(`${base}/api/v1/events/stream${qs(this.#resumeParams())}`);
+    const es = new EventSource(`${base}/api/v1/events/stream${qs({ ...this.#resumeParams(), token: getToken() ?? undefined })}`);
     const conn = { kind: 'sse', es, opened: false };
     this.conn = conn;
     const onFrame = (m) => {

@@ -1,0 +1,96 @@
+//! Who may do what: the roles an API token carries and the token record the
+//! store keeps. Only a hash of a token is ever stored.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Roles are ordered: each one may do everything the one before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything and subscribes to every stream.
+    Viewer,
+    /// Also detects, trains, acknowledges, publishes and ingests.
+    Operator,
+    /// Also manages machines and tokens and reads the configuration.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown role {s:?}; use viewer, operator or admin"))
+    }
+}
+
+/// A stored API token: its SHA-256 hash, never the token itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TokenRecord {
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+}
+
+/// A token name: 1–64 characters of letters, digits, space, `-`, `_`, `.`.
+pub fn valid_token_name(name: &str) -> Result<(), String> {
+    let ok = !name.trim().is_empty()
+        && name.chars().count() <= 64
+        && name.chars().all(|c| c.is_alphanumeric() || " -_.".contains(c));
+    if ok { Ok(()) } else { Err("a token name is 1 to 64 letters, digits, spaces, '-', '_' or '.'".into()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_and_parse_case_insensitively() {
+        assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
+        assert_eq!("Operator".parse::<Role>(), Ok(Role::Operator));
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn token_names_are_checked() {
+        assert!(valid_token_name("grafana scraper-1").is_ok());
+        assert!(valid_token_name("").is_err());
+        assert!(valid_token_name("a/b").is_err());
+        assert!(valid_token_name(&"x".repeat(65)).is_err());
+    }
+}

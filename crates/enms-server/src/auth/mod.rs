@@ -1,0 +1,241 @@
+//! Who is calling and what they may do: API tokens (only their hash is
+//! stored), the role each route needs, per-token rate limits, and the one
+//! guard every API route passes through.
+//!
+//! A request names its token with `Authorization: Bearer`, `?token=` (for
+//! `EventSource`, which cannot set headers) or, for browser WebSockets, a
+//! `Sec-WebSocket-Protocol` entry `bearer.<token>`. The guard runs after
+//! routing (so it knows the matched route) and before the handler (so a
+//! refused WebSocket never upgrades).
+
+mod cache;
+pub mod policy;
+pub mod rate;
+pub mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, SEC_WEBSOCKET_PROTOCOL, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use enms_core::access::{Role, TokenRecord, valid_token_name};
+use enms_store::Store;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use policy::Access;
+pub use rate::RateLimit;
+
+/// Security settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Refuse API requests without a valid token. Off means every caller
+    /// is an anonymous admin (the default on a loopback address only).
+    pub required: bool,
+    /// Origins allowed to call the API from a browser (CORS); empty: same
+    /// origin only.
+    pub cors_origins: Vec<String>,
+    /// Per token: `POST /api/v1/events`.
+    pub publish_rate: RateLimit,
+    /// Per token: `POST /api/v1/readings` and `/readings/import`.
+    pub ingest_rate: RateLimit,
+    /// How long a token lookup is trusted before the store is asked again;
+    /// a revoked token stops working within this time on every instance.
+    pub cache_ttl: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            required: false,
+            cors_origins: Vec::new(),
+            publish_rate: RateLimit { per_second: 200.0, burst: 400 },
+            ingest_rate: RateLimit { per_second: 20.0, burst: 40 },
+            cache_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The caller of a request, put in its extensions by the guard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// `None` for the anonymous caller of an open server.
+    pub token_id: Option<Uuid>,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn anonymous() -> Self {
+        Self { token_id: None, name: "anonymous".into(), role: Role::Admin }
+    }
+}
+
+/// Token lookups (cached) and rate limits, shared by every request.
+pub struct Auth {
+    pub config: AuthConfig,
+    store: Arc<dyn Store>,
+    cache: cache::TokenCache,
+    publish: rate::Limiter,
+    ingest: rate::Limiter,
+}
+
+impl Auth {
+    pub fn new(config: AuthConfig, store: Arc<dyn Store>) -> Self {
+        Self {
+            cache: cache::TokenCache::new(config.cache_ttl),
+            publish: rate::Limiter::new(config.publish_rate),
+            ingest: rate::Limiter::new(config.ingest_rate),
+            config,
+            store,
+        }
+    }
+
+    /// The principal a credential names. A credential that is given is
+    /// always checked, even on an open server, so a misconfigured client
+    /// learns of it before it matters.
+    pub async fn authenticate(&self, credential: Option<&str>) -> Result<Principal, ApiError> {
+        let Some(secret) = credential else {
+            if self.config.required {
+                return Err(unauthorized(
+                    "unauthorized",
+                    "this server needs an API token: send Authorization: Bearer <token>",
+                ));
+            }
+            return Ok(Principal::anonymous());
+        };
+        let hash = token::hash(secret);
+        if let Some(known) = self.cache.get(&hash) {
+            return known.ok_or_else(invalid_token);
+        }
+        let found = self.store.find_token(&hash).await?.filter(|t| t.is_active());
+        let principal = found.map(|t| Principal { token_id: Some(t.id), name: t.name, role: t.role });
+        self.cache.put(hash, principal.clone());
+        principal.ok_or_else(invalid_token)
+    }
+
+    /// Forgets cached lookups, so a revocation on this instance is immediate.
+    pub fn forget_cached(&self) {
+        self.cache.clear();
+    }
+}
+
+/// A created token: the record and, this once, its secret.
+#[derive(Debug, serde::Serialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub record: TokenRecord,
+    pub token: String,
+}
+
+/// Makes a token and stores only its hash (`POST /api/v1/tokens` and
+/// `enms token create`).
+pub async fn issue(store: &dyn Store, name: &str, role: Role) -> Result<CreatedToken, ApiError> {
+    valid_token_name(name).map_err(|m| ApiError::invalid("invalid_field", "name", m))?;
+    let secret = token::generate();
+    let record = TokenRecord {
+        id: Uuid::new_v4(),
+        name: name.trim().to_owned(),
+        role,
+        hash: token::hash(&secret),
+        created_at: chrono::Utc::now(),
+        revoked_at: None,
+    };
+    store.create_token(&record).await?;
+    Ok(CreatedToken { record, token: secret })
+}
+
+fn unauthorized(code: &str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+fn invalid_token() -> ApiError {
+    unauthorized("invalid_token", "the API token is unknown or revoked")
+}
+
+/// The token a request carries, by header, query or WebSocket subprotocol.
+pub fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, ApiError> {
+    if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+        return Err(unauthorized("invalid_authorization", "send one Authorization header, not several"));
+    }
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        let text = value.to_str().unwrap_or("");
+        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") || rest.trim().is_empty() {
+            return Err(unauthorized("invalid_authorization", "Authorization must be `Bearer <token>`"));
+        }
+        return Ok(Some(rest.trim().to_owned()));
+    }
+    let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == "token" && !value.is_empty()).then(|| value.to_owned())
+    });
+    if from_query.is_some() {
+        return Ok(from_query);
+    }
+    Ok(bearer_subprotocol(headers).map(str::to_owned))
+}
+
+/// `bearer.<token>` among the offered WebSocket subprotocols.
+pub fn bearer_subprotocol(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer."))
+}
+
+/// The route guard: authenticates, checks the route's role, applies the
+/// token's rate limit, and hands the principal to the handler.
+pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let route = route.strip_prefix(state.config.base_path.as_str()).unwrap_or(&route);
+    let access = policy::access(req.method(), route);
+    let Access::Needs(role, limit) = access else { return next.run(req).await };
+    let auth = &state.auth;
+    let principal = match credential(req.headers(), req.uri().query()) {
+        Ok(c) => auth.authenticate(c.as_deref()).await,
+        Err(e) => Err(e),
+    };
+    let principal = match principal {
+        Ok(p) => p,
+        Err(e) => return refusal(e),
+    };
+    if principal.role < role {
+        let message = format!("this needs the {role} role; token {:?} has {}", principal.name, principal.role);
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
+    }
+    if let (Some(limit), Some(id)) = (limit, principal.token_id) {
+        let limiter = match limit {
+            policy::Limit::Publish => &auth.publish,
+            policy::Limit::Ingest => &auth.ingest,
+        };
+        if let Err(wait) = limiter.check(id) {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests for token {:?}; retry in {secs} s", principal.name),
+            )
+            .into_response();
+            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            return resp;
+        }
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+fn refusal(e: ApiError) -> Response {
+    let unauthorized = e.status == StatusCode::UNAUTHORIZED;
+    let mut resp = e.into_response();
+    if unauthorized {
+        resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"enms\""));
+    }
+    resp
+}

@@ -1,0 +1,82 @@
+//! The role each route needs, in one table. Routes not listed fail closed
+//! (admin), so a new route is never public by accident.
+//!
+//! - public: health, the dashboard's files, the API description;
+//! - viewer: every read (GET) and every stream;
+//! - operator: detect, train, cancel, acknowledge, activate a model,
+//!   publish, ingest;
+//! - admin: changing machines, tokens, and reading the configuration.
+
+use axum::http::Method;
+use enms_core::access::Role;
+
+/// Which per-token rate limit a route counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Publish,
+    Ingest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Needs(Role, Option<Limit>),
+}
+
+const PUBLIC: &[&str] = &["/api/v1/health", "/api/v1/openapi.json", "/docs", "/docs/", "/docs/{*rest}"];
+
+const OPERATOR: &[&str] = &[
+    "/api/v1/baseline/train/{id}",
+    "/api/v1/model-performance/retrain/trigger",
+    "/api/v1/training/jobs/{id}/cancel",
+    "/api/v1/models/{id}/activate",
+    "/api/v1/anomaly/detect",
+    "/api/v1/anomaly/detect/{id}",
+    "/api/v1/anomalies/{id}/acknowledge",
+];
+
+/// `route` is the matched route pattern without the base path.
+pub fn access(method: &Method, route: &str) -> Access {
+    let read = *method == Method::GET || *method == Method::HEAD;
+    if PUBLIC.contains(&route) || route == "/" || route == "/ui" || route.starts_with("/ui/") {
+        return Access::Public;
+    }
+    if route.starts_with("/api/v1/tokens") || route == "/api/v1/config" {
+        return Access::Needs(Role::Admin, None);
+    }
+    if route.starts_with("/api/v1/machines") && !read {
+        return Access::Needs(Role::Admin, None);
+    }
+    if read && (route.starts_with("/api/v1/") || route == "/metrics") {
+        return Access::Needs(Role::Viewer, None);
+    }
+    match route {
+        "/api/v1/events" => Access::Needs(Role::Operator, Some(Limit::Publish)),
+        "/api/v1/readings" | "/api/v1/readings/import" => Access::Needs(Role::Operator, Some(Limit::Ingest)),
+        r if OPERATOR.contains(&r) => Access::Needs(Role::Operator, None),
+        _ => Access::Needs(Role::Admin, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_class_of_route_needs_its_role() {
+        use Access::*;
+        let needs = |r| Needs(r, None);
+        assert_eq!(access(&Method::GET, "/api/v1/health"), Public);
+        assert_eq!(access(&Method::GET, "/ui/assets/{*path}"), Public);
+        assert_eq!(access(&Method::GET, "/api/v1/machines"), needs(Role::Viewer));
+        assert_eq!(access(&Method::GET, "/api/v1/ws/{stream}"), needs(Role::Viewer));
+        assert_eq!(access(&Method::GET, "/metrics"), needs(Role::Viewer));
+        assert_eq!(access(&Method::POST, "/api/v1/anomaly/detect"), needs(Role::Operator));
+        assert_eq!(access(&Method::POST, "/api/v1/events"), Needs(Role::Operator, Some(Limit::Publish)));
+        assert_eq!(access(&Method::POST, "/api/v1/readings/import"), Needs(Role::Operator, Some(Limit::Ingest)));
+        assert_eq!(access(&Method::POST, "/api/v1/machines"), needs(Role::Admin));
+        assert_eq!(access(&Method::DELETE, "/api/v1/machines/{id}"), needs(Role::Admin));
+        assert_eq!(access(&Method::GET, "/api/v1/tokens"), needs(Role::Admin));
+        assert_eq!(access(&Method::POST, "/api/v1/something/new"), needs(Role::Admin), "unknown routes fail closed");
+    }
+}

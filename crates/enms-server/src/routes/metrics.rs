@@ -1,0 +1,40 @@
+//! `GET /metrics` (Prometheus text format) and the middleware that counts
+//! every routed HTTP request by route pattern, method and status.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
+
+/// Outermost route layer, so refusals (401, 403, 429) are counted too.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let method = req.method().clone();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state.telemetry.http_request(method.as_str(), &route, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// Copies the gateway's and bus's own counters in, then renders.
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    let t = &state.telemetry;
+    let ws = state.gateway.hub.stats();
+    for (stream, n) in &ws.by_stream {
+        t.gauge("enms_ws_connections", &[("stream", (*stream).to_owned())]).set(*n as f64);
+    }
+    t.counter("enms_ws_messages_sent_total", &[]).absolute(ws.messages_sent);
+    t.counter("enms_ws_messages_dropped_total", &[]).absolute(ws.messages_dropped);
+    t.counter("enms_ws_slow_consumer_disconnects_total", &[]).absolute(ws.slow_consumer_disconnects);
+    let bus = state.bus.status();
+    let up = if bus.status == "ok" { 1.0 } else { 0.0 };
+    t.gauge("enms_bus_up", &[("kind", bus.kind.to_owned())]).set(up);
+    t.gauge("enms_bus_buffered_events", &[]).set(bus.buffered.unwrap_or(0) as f64);
+    t.gauge("enms_bus_window_events", &[]).set(bus.window_events as f64);
+    t.gauge("enms_uptime_seconds", &[]).set(state.started.elapsed().as_secs_f64());
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], t.render()).into_response()
+}

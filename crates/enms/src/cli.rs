@@ -36,6 +36,21 @@ pub enum Command {
     Serve(ServeArgs),
     /// Import a CSV file of readings into a running server.
     Import(ImportArgs),
+    /// Follow a live stream of events, reconnecting and resuming without loss.
+    Watch(WatchArgs),
+    /// Publish an event (e.g. a system_alert) through a running server.
+    Publish(PublishArgs),
+    /// List machines with their status and live power.
+    Machines(MachinesArgs),
+    /// Run anomaly detection on a machine's recent readings.
+    Detect(DetectArgs),
+    /// Train a model, with a progress bar driven by the training events.
+    Train(TrainArgs),
+    /// Check a configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Measure the server.
     Bench {
         #[command(subcommand)]
@@ -154,6 +169,111 @@ pub enum AuthMode {
     Off,
 }
 
+/// Where the server is and how to prove who we are.
+#[derive(Args, Clone)]
+pub struct ClientArgs {
+    /// Server to talk to.
+    #[arg(long, env = "ENMS_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// API token (see `enms token create`).
+    #[arg(long, env = "ENMS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Stream {
+    Dashboard,
+    Anomalies,
+    Training,
+    Events,
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    /// Which stream: every event, anomalies, training, or system alerts.
+    #[arg(value_enum, default_value_t = Stream::Dashboard)]
+    pub stream: Stream,
+    /// Only events of this machine (name or id); repeatable.
+    #[arg(long = "machine")]
+    pub machines: Vec<String>,
+    /// Only anomalies at or above this severity (normal, warning, critical).
+    #[arg(long)]
+    pub min_severity: Option<String>,
+    /// Print each event as one JSON line instead of a coloured summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit after this many events.
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Start after this event id (resume a previous watch).
+    #[arg(long)]
+    pub since_id: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct PublishArgs {
+    /// Event type, e.g. system_alert or metric_updated.
+    pub event_type: String,
+    /// The event's data as a JSON object.
+    #[arg(long)]
+    pub data: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct MachinesArgs {
+    /// Print the server's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct DetectArgs {
+    /// Machine name or id.
+    #[arg(long)]
+    pub machine: String,
+    /// How far back to look, e.g. 24h or 7d.
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// Print the server's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    Baseline,
+    Anomaly,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Machine name or id.
+    #[arg(long)]
+    pub machine: String,
+    /// Which model.
+    #[arg(long, value_enum, default_value_t = ModelKind::Baseline)]
+    pub model: ModelKind,
+    /// No progress bar; print each step as a line.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file: unknown keys, bad values, what it resolves to.
+    Check { file: PathBuf },
+}
+
 #[derive(Args)]
 pub struct ImportArgs {
     /// CSV file: header line, then timestamp, power_kw, energy_kwh and optional columns.
@@ -161,9 +281,8 @@ pub struct ImportArgs {
     /// Machine (name or id) for files without a machine_id column.
     #[arg(long)]
     pub machine: Option<String>,
-    /// Server to import into.
-    #[arg(long, env = "ENMS_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// Readings per request (at most 10,000).
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,

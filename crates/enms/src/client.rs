@@ -4,6 +4,8 @@ use enms_core::Machine;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::cli::ClientArgs;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach {url}: {source}")]
@@ -18,11 +20,45 @@ pub enum ClientError {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    token: Option<String>,
 }
 
 impl Client {
     pub fn new(base: &str) -> Self {
-        Self { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned() }
+        Self { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned(), token: None }
+    }
+
+    pub fn from_args(args: &ClientArgs) -> Self {
+        Self { token: args.token.clone(), ..Self::new(&args.server) }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The WebSocket URL of `path` (http → ws, https → wss).
+    pub fn ws_url(&self, path: &str) -> String {
+        let url = self.url(path);
+        match url.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => url.replacen("http://", "ws://", 1),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, url);
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// A machine by name (case-insensitive) or id.
+    pub async fn find_machine(&self, which: &str) -> Result<Machine, String> {
+        let all = self.machines().await.map_err(|e| e.to_string())?;
+        all.into_iter()
+            .find(|m| m.id.to_string() == which || m.name.eq_ignore_ascii_case(which))
+            .ok_or_else(|| format!("no machine named or with id {which:?} on {}", self.base))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -35,13 +71,13 @@ impl Client {
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = self.url(path);
-        let resp = self.http.get(&url).send().await;
+        let resp = self.request(reqwest::Method::GET, &url).send().await;
         decode(url, resp).await
     }
 
     pub async fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
         let url = self.url(path);
-        let resp = self.http.post(&url).json(body).send().await;
+        let resp = self.request(reqwest::Method::POST, &url).json(body).send().await;
         decode(url, resp).await
     }
 
@@ -53,7 +89,8 @@ impl Client {
         body: Vec<u8>,
     ) -> Result<T, ClientError> {
         let url = self.url(path);
-        let resp = self.http.post(&url).header("content-type", content_type).body(body).send().await;
+        let resp =
+            self.request(reqwest::Method::POST, &url).header("content-type", content_type).body(body).send().await;
         decode(url, resp).await
     }
 }

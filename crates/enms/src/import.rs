@@ -23,7 +23,7 @@ pub async fn run(args: ImportArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.batch == 0 || args.batch > MAX_BATCH_ROWS {
         return Err(format!("--batch must be between 1 and {MAX_BATCH_ROWS}").into());
     }
-    let client = Client::new(&args.server);
+    let client = Client::from_args(&args.client);
     let machines = client.machines().await?;
     let mut known: HashMap<String, Uuid> = HashMap::new();
     for m in &machines {
@@ -35,9 +35,9 @@ pub async fn run(args: ImportArgs) -> Result<(), Box<dyn std::error::Error>> {
         known.get(&key).copied()
     };
     let default_machine = match &args.machine {
-        Some(name) => {
-            Some(resolve(name).ok_or_else(|| format!("no machine named or with id {name:?} on {}", args.server))?)
-        }
+        Some(name) => Some(
+            resolve(name).ok_or_else(|| format!("no machine named or with id {name:?} on {}", args.client.server))?,
+        ),
         None => None,
     };
     let data = std::fs::read(&args.file).map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;

@@ -6,15 +6,19 @@ mod client;
 mod duration;
 mod import;
 mod logging;
+mod remote;
 mod serve;
 mod settings;
+mod stream;
 mod token;
+mod train;
+mod watch;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, ConfigCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -34,6 +38,12 @@ fn main() -> ExitCode {
             Command::Bench { command: BenchCommand::Fanout(args) } => bench::fanout::run(args).await,
             Command::Bench { command: BenchCommand::Detect(args) } => bench::detect::run(args).await,
             Command::Token { command } => token::run(command).await,
+            Command::Watch(args) => watch::run(args).await,
+            Command::Publish(args) => remote::publish(args).await,
+            Command::Machines(args) => remote::machines(args).await,
+            Command::Detect(args) => remote::detect(args).await,
+            Command::Train(args) => train::run(args).await,
+            Command::Config { command: ConfigCommand::Check { file } } => settings::check(&file),
         }
     });
     match result {

@@ -315,6 +315,47 @@ fn analytics(server: &mut ServerConfig, file: FileAnalytics) -> Result<(), Setti
     Ok(())
 }
 
+/// `enms config check FILE`: everything `serve` would check, without
+/// starting; prints what the file resolves to.
+pub fn check(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let s = resolve(ServeArgs { config: Some(path.to_owned()), ..ServeArgs::default() })?;
+    let c = &s.server;
+    println!("{} is valid. With no flags or ENMS_* variables it means:", path.display());
+    println!("  bind            {}", s.bind);
+    println!("  database        {}", redact(&c.database_url));
+    println!("  bus             {}", c.redis.as_ref().map_or("in-process".to_owned(), |r| redact(&r.url)));
+    let auth = match s.auth {
+        AuthMode::Auto => "auto (required unless bound to loopback)",
+        AuthMode::Required => "required",
+        AuthMode::Off => "off",
+    };
+    println!("  auth            {auth}");
+    println!(
+        "  cors origins    {}",
+        if c.auth.cors_origins.is_empty() { "same origin only".into() } else { c.auth.cors_origins.join(", ") }
+    );
+    println!(
+        "  demo            {}",
+        c.demo.as_ref().map_or("off".to_owned(), |d| format!("seed {}, every {:?}", d.seed, d.interval))
+    );
+    println!("  base path       {}", if c.base_path.is_empty() { "/" } else { &c.base_path });
+    Ok(())
+}
+
+/// A URL with its password hidden.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 fn parse_duration(setting: &'static str, text: &str) -> Result<std::time::Duration, SettingsError> {
     duration::parse(text).map_err(|message| SettingsError::Invalid { setting, message })
 }
@@ -416,6 +457,36 @@ mod tests {
         std::fs::write(&path, "[realtime]\nping = \"5s\"\n").expect("write");
         let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("unknown key");
         assert!(err.to_string().contains("ping"), "{err}");
+    }
+
+    #[test]
+    fn security_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("enms.toml");
+        std::fs::write(
+            &path,
+            "[security]\nauth = \"required\"\ncors_origins = [\"https://grafana.plant:3000\"]\npublish_rate = 50\n\
+             publish_burst = 10\nmax_connections_per_token = 3\ntoken_cache = \"1s\"\n",
+        )
+        .expect("write");
+        let s = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).expect("valid");
+        assert_eq!(s.auth, AuthMode::Required);
+        assert_eq!(s.server.auth.cors_origins, ["https://grafana.plant:3000"]);
+        assert_eq!((s.server.auth.publish_rate.per_second, s.server.auth.publish_rate.burst), (50.0, 10));
+        assert_eq!(s.server.gateway.max_per_token, 3);
+        for (text, setting) in [
+            ("auth = \"maybe\"", "auth"),
+            ("cors_origins = [\"grafana\"]", "cors_origins"),
+            ("publish_rate = 0", "publish_rate"),
+            ("ingest_burst = 0", "ingest_burst"),
+            ("max_json_bytes = 0", "max_json_bytes"),
+        ] {
+            std::fs::write(&path, format!("[security]\n{text}\n")).expect("write");
+            let err = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).err().expect(text);
+            assert!(err.to_string().contains(setting), "{text}: {err}");
+        }
+        assert_eq!(redact("postgres://enms:s3cret@db:5432/enms"), "postgres://enms:***@db:5432/enms");
+        assert_eq!(redact("sqlite://data/enms.db"), "sqlite://data/enms.db");
     }
 
     #[test]

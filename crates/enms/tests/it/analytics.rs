@@ -10,7 +10,7 @@ use crate::wsclient::Ws;
 
 /// Seven days of 15-minute readings ending now: 10 kW idle, 10 + 2·units
 /// while producing (06–22), with small deterministic noise.
-fn factory_week(machine: &str) -> Vec<Value> {
+pub fn factory_week(machine: &str) -> Vec<Value> {
     let end = Utc::now().duration_trunc(Duration::minutes(15)).expect("trunc");
     let n = 7 * 96;
     (0..n)
@@ -25,7 +25,7 @@ fn factory_week(machine: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn seeded_machine(s: &TestServer, name: &str) -> String {
+pub async fn seeded_machine(s: &TestServer, name: &str) -> String {
     let id = s.create_machine(name).await;
     let (status, body) = s.post("/api/v1/readings", &json!({"readings": factory_week(&id)})).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -46,10 +46,16 @@ impl TestServer {
 
     /// Starts on the database in `dir`, which outlives the server.
     pub async fn start_in(dir: &Path, tune: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_on(dir, "127.0.0.1:0", tune).await
+    }
+
+    /// Starts on the database in `dir` at `bind` (a port of a stopped
+    /// server, to restart it where its clients reconnect).
+    pub async fn start_on(dir: &Path, bind: &str, tune: impl FnOnce(&mut ServerConfig)) -> Self {
         let mut config = ServerConfig::new(db_url(dir));
         tune(&mut config);
         let base = config.base_path.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = App::build(config).await.expect("build app");
         let (stop, stopped) = oneshot::channel::<()>();

@@ -3,6 +3,7 @@
 
 mod analytics;
 mod binary;
+mod cli;
 mod common;
 mod demo;
 mod events;

@@ -1,0 +1,72 @@
+//! One-shot client commands: `enms publish`, `enms machines`, `enms detect`.
+
+use serde_json::{Value, json};
+
+use crate::cli::{DetectArgs, MachinesArgs, PublishArgs};
+use crate::client::Client;
+use crate::duration;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+pub async fn publish(args: PublishArgs) -> Result<()> {
+    let data: Value = serde_json::from_str(&args.data).map_err(|e| format!("--data is not JSON: {e}"))?;
+    if !data.is_object() {
+        return Err("--data must be a JSON object".into());
+    }
+    let client = Client::from_args(&args.client);
+    let answer: Value = client.post_json("/api/v1/events", &json!({"type": args.event_type, "data": data})).await?;
+    match answer["id"].as_str() {
+        Some(id) => println!("{id}"),
+        None => println!("buffered (the shared bus is down; the server will publish it when it is back)"),
+    }
+    Ok(())
+}
+
+pub async fn machines(args: MachinesArgs) -> Result<()> {
+    let client = Client::from_args(&args.client);
+    if args.json {
+        let all: Value = client.get("/api/v1/machines").await?;
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    let all = client.machines().await?;
+    println!("{:<24} {:<36} {:<14} {:<8} {:>9}  LAST READING", "NAME", "ID", "TYPE", "STATUS", "RATED kW");
+    for m in all {
+        let rated = m.rated_power_kw.map(|p| format!("{p:.1}")).unwrap_or_else(|| "-".into());
+        let last =
+            m.last_reading_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "never".into());
+        let status =
+            serde_json::to_value(m.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        println!("{:<24} {:<36} {:<14} {:<8} {:>9}  {last}", m.name, m.id, m.machine_type, status, rated);
+    }
+    Ok(())
+}
+
+pub async fn detect(args: DetectArgs) -> Result<()> {
+    let window = duration::parse(&args.since).map_err(|e| format!("--since: {e}"))?;
+    let window = chrono::Duration::from_std(window).map_err(|e| format!("--since: {e}"))?;
+    let client = Client::from_args(&args.client);
+    let machine = client.find_machine(&args.machine).await?;
+    let end = chrono::Utc::now();
+    let body = json!({"start": (end - window).to_rfc3339(), "end": end.to_rfc3339()});
+    let out: Value = client.post_json(&format!("/api/v1/anomaly/detect/{}", machine.id), &body).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} readings analysed, {} anomalies ({} new) {}",
+        machine.name, out["readings_analyzed"], out["anomalies_detected"], out["anomalies_saved"], out["by_severity"]
+    );
+    for a in out["anomalies"].as_array().into_iter().flatten().take(20) {
+        println!(
+            "  {}  {:<8} {:<12} {} = {}",
+            a["timestamp"].as_str().unwrap_or(""),
+            a["severity"].as_str().unwrap_or(""),
+            a["anomaly_type"].as_str().unwrap_or(""),
+            a["metric"].as_str().unwrap_or("value"),
+            a["value"]
+        );
+    }
+    Ok(())
+}

@@ -216,14 +216,6 @@ fn security(server: &mut ServerConfig, file: FileSecurity) -> Result<(), Setting
     if let Some(text) = &file.token_cache {
         a.cache_ttl = parse_duration("token_cache", text)?;
     }
-    let positive = |setting, value: Option<usize>, into: &mut usize| match value {
-        Some(0) => Err(SettingsError::Invalid { setting, message: "must be at least 1".into() }),
-        Some(v) => {
-            *into = v;
-            Ok(())
-        }
-        None => Ok(()),
-    };
     positive("max_connections_per_token", file.max_connections_per_token, &mut server.gateway.max_per_token)?;
     positive("max_json_bytes", file.max_json_bytes, &mut server.max_json_bytes)?;
     positive("max_csv_bytes", file.max_csv_bytes, &mut server.max_csv_bytes)?;
@@ -249,14 +241,6 @@ fn realtime(server: &mut ServerConfig, args: &RealtimeFlags, file: &FileRealtime
     duration("write_timeout", &None, &file.write_timeout, &mut gw.write_timeout)?;
     duration("window_age", &None, &file.window_age, &mut server.bus.window_age)?;
     duration("log_retention", &None, &file.log_retention, &mut server.bus.log_age)?;
-    let positive = |setting, value: Option<usize>, into: &mut usize| match value {
-        Some(0) => Err(SettingsError::Invalid { setting, message: "must be at least 1".into() }),
-        Some(v) => {
-            *into = v;
-            Ok(())
-        }
-        None => Ok(()),
-    };
     positive("max_connections", args.max_connections.or(file.max_connections), &mut gw.max_connections)?;
     positive("queue_messages", file.queue_messages, &mut gw.queue.messages)?;
     positive("queue_bytes", file.queue_bytes, &mut gw.queue.bytes)?;
@@ -353,6 +337,18 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+/// Sets `into` from a count that must be at least 1, when given.
+fn positive(setting: &'static str, value: Option<usize>, into: &mut usize) -> Result<(), SettingsError> {
+    match value {
+        Some(0) => Err(SettingsError::Invalid { setting, message: "must be at least 1".into() }),
+        Some(v) => {
+            *into = v;
+            Ok(())
+        }
+        None => Ok(()),
     }
 }
 

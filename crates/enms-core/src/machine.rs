@@ -33,6 +33,13 @@ pub enum MachineStatus {
 }
 
 impl MachineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Offline => "offline",
+        }
+    }
+
     /// Online while the last reading is younger than `offline_after`.
     pub fn at(last_reading_at: Option<DateTime<Utc>>, now: DateTime<Utc>, offline_after: Duration) -> Self {
         match last_reading_at {

@@ -36,21 +36,12 @@ impl Metrics {
         let builder = builder.set_buckets(BUCKETS).unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
-        let describe = |name: &'static str, unit, help: &'static str| (name, unit, help);
-        for (name, unit, help) in [
-            describe(
-                "enms_event_delivery_seconds",
-                metrics::Unit::Seconds,
-                "event published → written to local subscribers",
-            ),
-            describe("enms_http_request_duration_seconds", metrics::Unit::Seconds, "HTTP request latency by route"),
-            describe(
-                "enms_job_duration_seconds",
-                metrics::Unit::Seconds,
-                "background job run time by type and outcome",
-            ),
+        for (name, help) in [
+            ("enms_event_delivery_seconds", "event published → written to local subscribers"),
+            ("enms_http_request_duration_seconds", "HTTP request latency by route"),
+            ("enms_job_duration_seconds", "background job run time by type and outcome"),
         ] {
-            recorder.describe_histogram(name.into(), Some(unit), help.into());
+            recorder.describe_histogram(name.into(), Some(metrics::Unit::Seconds), help.into());
         }
         let delivery = recorder.register_histogram(&Key::from_name("enms_event_delivery_seconds"), &META);
         let ingested_rows = recorder.register_counter(&Key::from_name("enms_ingested_rows_total"), &META);

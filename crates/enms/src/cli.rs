@@ -91,7 +91,8 @@ pub enum TokenCommand {
     },
 }
 
-/// Which database: the same settings `enms serve` resolves.
+/// The configuration file and the database: `enms serve` and the commands
+/// that open its database directly resolve them the same way.
 #[derive(Args, Default)]
 pub struct DatabaseArgs {
     /// TOML configuration file (see docs/configuration.md).
@@ -105,26 +106,26 @@ pub struct DatabaseArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+impl DatabaseArgs {
+    /// Only a configuration file.
+    pub fn file(path: PathBuf) -> Self {
+        Self { config: Some(path), ..Self::default() }
+    }
+}
+
 /// Flags override `ENMS_*` variables, which override the `--config` file,
 /// which overrides the defaults.
 #[derive(Args, Default)]
 pub struct ServeArgs {
-    /// TOML configuration file (see docs/configuration.md).
-    #[arg(long, env = "ENMS_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "ENMS_BIND")]
     pub bind: Option<String>,
-    /// Database URL [default: sqlite://DATA_DIR/enms.db].
-    #[arg(long, env = "ENMS_DATABASE_URL")]
-    pub database_url: Option<String>,
     /// Shared event bus for several instances, e.g. redis://127.0.0.1:6379
     /// [default: the in-process bus].
     #[arg(long, env = "ENMS_BUS_URL")]
     pub bus_url: Option<String>,
-    /// Directory for the default SQLite database [default: ./data].
-    #[arg(long, env = "ENMS_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
     /// Serve the whole app under this prefix, e.g. /api/analytics.
     #[arg(long, env = "ENMS_BASE_PATH")]
     pub base_path: Option<String>,

@@ -35,9 +35,7 @@ pub async fn machines(args: MachinesArgs) -> Result<()> {
         let rated = m.rated_power_kw.map(|p| format!("{p:.1}")).unwrap_or_else(|| "-".into());
         let last =
             m.last_reading_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "never".into());
-        let status =
-            serde_json::to_value(m.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        println!("{:<24} {:<36} {:<14} {:<8} {:>9}  {last}", m.name, m.id, m.machine_type, status, rated);
+        println!("{:<24} {:<36} {:<14} {:<8} {:>9}  {last}", m.name, m.id, m.machine_type, m.status.as_str(), rated);
     }
     Ok(())
 }

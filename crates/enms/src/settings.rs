@@ -113,11 +113,7 @@ pub fn load_file(path: &Path) -> Result<FileConfig, SettingsError> {
 }
 
 pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
-    let file = match &args.config {
-        Some(path) => load_file(path)?,
-        None => FileConfig::default(),
-    };
-    let database_url = database_url(args.database_url, args.data_dir, &file);
+    let (file, database_url) = file_and_database(args.db)?;
     let mut server = ServerConfig::new(database_url);
     if let Some(url) = args.bus_url.or(file.bus_url) {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -159,19 +155,24 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     Ok(Settings { bind: args.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8080".into()), server, auth })
 }
 
-/// The database `enms serve` would open with these settings.
-fn database_url(flag: Option<String>, data_dir: Option<PathBuf>, file: &FileConfig) -> String {
-    let data_dir = data_dir.or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"));
-    flag.or(file.database_url.clone()).unwrap_or_else(|| format!("sqlite://{}", data_dir.join("enms.db").display()))
-}
-
-/// The database URL for the commands that open it directly (`enms token`).
-pub fn resolve_database(args: DatabaseArgs) -> Result<String, SettingsError> {
+/// The configuration file (empty without `--config`) and the database URL
+/// it resolves to with the flags.
+fn file_and_database(args: DatabaseArgs) -> Result<(FileConfig, String), SettingsError> {
     let file = match &args.config {
         Some(path) => load_file(path)?,
         None => FileConfig::default(),
     };
-    Ok(database_url(args.database_url, args.data_dir, &file))
+    let data_dir = args.data_dir.or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"));
+    let url = args
+        .database_url
+        .or(file.database_url.clone())
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("enms.db").display()));
+    Ok((file, url))
+}
+
+/// The database URL for the commands that open it directly (`enms token`).
+pub fn resolve_database(args: DatabaseArgs) -> Result<String, SettingsError> {
+    Ok(file_and_database(args)?.1)
 }
 
 fn security(server: &mut ServerConfig, file: FileSecurity) -> Result<(), SettingsError> {
@@ -302,7 +303,7 @@ fn analytics(server: &mut ServerConfig, file: FileAnalytics) -> Result<(), Setti
 /// `enms config check FILE`: everything `serve` would check, without
 /// starting; prints what the file resolves to.
 pub fn check(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let s = resolve(ServeArgs { config: Some(path.to_owned()), ..ServeArgs::default() })?;
+    let s = resolve(ServeArgs { db: DatabaseArgs::file(path.to_owned()), ..ServeArgs::default() })?;
     let c = &s.server;
     println!("{} is valid. With no flags or ENMS_* variables it means:", path.display());
     println!("  bind            {}", s.bind);
@@ -386,7 +387,7 @@ mod tests {
             "bind = \"0.0.0.0:9000\"\nbase_path = \"api/analytics/\"\n[demo]\nenabled = true\nseed = 7\n",
         )
         .expect("write");
-        let args = ServeArgs { config: Some(path), seed: Some(9), ..ServeArgs::default() };
+        let args = ServeArgs { db: DatabaseArgs::file(path), seed: Some(9), ..ServeArgs::default() };
         let s = resolve(args).expect("valid");
         assert_eq!(s.bind, "0.0.0.0:9000");
         assert_eq!(s.server.base_path, "/api/analytics");
@@ -399,7 +400,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("enms.toml");
         std::fs::write(&path, "bnd = \"x\"\n").expect("write");
-        let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("unknown key");
+        let err =
+            resolve(ServeArgs { db: DatabaseArgs::file(path), ..ServeArgs::default() }).err().expect("unknown key");
         assert!(err.to_string().contains("bnd"), "{err}");
         let err = resolve(ServeArgs { offline_after: Some("soon".into()), ..ServeArgs::default() }).err().expect("bad");
         assert!(err.to_string().contains("offline_after"), "{err}");
@@ -417,23 +419,27 @@ mod tests {
              [analytics.tariff]\ncurrency = \"USD\"\npeak_start_hour = 7\npeak_end_hour = 19\npeak_price = 0.3\noffpeak_price = 0.1\n",
         )
         .expect("write");
-        let s = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).expect("valid");
+        let s = resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() }).expect("valid");
         let a = &s.server.analytics;
         assert_eq!((a.job_concurrency, a.tariff.currency.as_str()), (2, "USD"));
         assert_eq!(a.schedule.detect.as_ref().map(|c| c.as_str()), Some("*/10 * * * *"));
         assert!(a.schedule.retrain.is_none());
         std::fs::write(&path, "[analytics]\ndetect_schedule = \"61 * * * *\"\n").expect("write");
-        let err = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).err().expect("bad cron");
+        let err = resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() })
+            .err()
+            .expect("bad cron");
         assert!(err.to_string().contains("detect_schedule"), "{err}");
         std::fs::write(
             &path,
             "[analytics.tariff]\ncurrency = \"EUR\"\npeak_start_hour = 20\npeak_end_hour = 8\npeak_price = 0.3\noffpeak_price = 0.1\n",
         )
         .expect("write");
-        let err = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).err().expect("bad tariff");
+        let err = resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() })
+            .err()
+            .expect("bad tariff");
         assert!(err.to_string().contains("tariff"), "{err}");
         std::fs::write(&path, "[analytics]\njob_concurrency = 0\n").expect("write");
-        let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("zero");
+        let err = resolve(ServeArgs { db: DatabaseArgs::file(path), ..ServeArgs::default() }).err().expect("zero");
         assert!(err.to_string().contains("job_concurrency"), "{err}");
     }
 
@@ -443,15 +449,17 @@ mod tests {
         let path = dir.path().join("enms.toml");
         std::fs::write(&path, "[realtime]\nping_interval = \"5s\"\nqueue_messages = 64\nmax_connections = 7\n")
             .expect("write");
-        let args = ServeArgs { config: Some(path.clone()), max_connections: Some(9), ..ServeArgs::default() };
+        let args = ServeArgs { db: DatabaseArgs::file(path.clone()), max_connections: Some(9), ..ServeArgs::default() };
         let s = resolve(args).expect("valid");
         assert_eq!(s.server.gateway.ping_interval, std::time::Duration::from_secs(5));
         assert_eq!((s.server.gateway.queue.messages, s.server.gateway.max_connections), (64, 9));
         std::fs::write(&path, "[realtime]\nqueue_bytes = 0\n").expect("write");
-        let err = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).err().expect("zero");
+        let err =
+            resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() }).err().expect("zero");
         assert!(err.to_string().contains("queue_bytes"), "{err}");
         std::fs::write(&path, "[realtime]\nping = \"5s\"\n").expect("write");
-        let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("unknown key");
+        let err =
+            resolve(ServeArgs { db: DatabaseArgs::file(path), ..ServeArgs::default() }).err().expect("unknown key");
         assert!(err.to_string().contains("ping"), "{err}");
     }
 
@@ -465,7 +473,7 @@ mod tests {
              publish_burst = 10\nmax_connections_per_token = 3\ntoken_cache = \"1s\"\n",
         )
         .expect("write");
-        let s = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).expect("valid");
+        let s = resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() }).expect("valid");
         assert_eq!(s.auth, AuthMode::Required);
         assert_eq!(s.server.auth.cors_origins, ["https://grafana.plant:3000"]);
         assert_eq!((s.server.auth.publish_rate.per_second, s.server.auth.publish_rate.burst), (50.0, 10));
@@ -478,7 +486,8 @@ mod tests {
             ("max_json_bytes = 0", "max_json_bytes"),
         ] {
             std::fs::write(&path, format!("[security]\n{text}\n")).expect("write");
-            let err = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).err().expect(text);
+            let err =
+                resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() }).err().expect(text);
             assert!(err.to_string().contains(setting), "{text}: {err}");
         }
         assert_eq!(redact("postgres://enms:s3cret@db:5432/enms"), "postgres://enms:***@db:5432/enms");
@@ -491,7 +500,7 @@ mod tests {
         let path = dir.path().join("enms.toml");
         std::fs::write(&path, "bus_url = \"redis://10.0.0.5:6379\"\n[realtime]\nstream_max_len = 500\nbus_buffer = 20\nbus_prefix = \"plant1\"\n")
             .expect("write");
-        let s = resolve(ServeArgs { config: Some(path.clone()), ..ServeArgs::default() }).expect("valid");
+        let s = resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() }).expect("valid");
         let redis = s.server.redis.expect("redis bus");
         assert_eq!((redis.url.as_str(), redis.stream_max_len, redis.buffer), ("redis://10.0.0.5:6379", 500, 20));
         assert_eq!(redis.prefix, "plant1");
@@ -499,7 +508,8 @@ mod tests {
         let err = resolve(flag).err().expect("not redis");
         assert!(err.to_string().contains("bus_url"), "{err}");
         std::fs::write(&path, "bus_url = \"redis://h\"\n[realtime]\nbus_buffer = 0\n").expect("write");
-        let err = resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).err().expect("zero buffer");
+        let err =
+            resolve(ServeArgs { db: DatabaseArgs::file(path), ..ServeArgs::default() }).err().expect("zero buffer");
         assert!(err.to_string().contains("bus_buffer"), "{err}");
         assert!(resolve(ServeArgs::default()).expect("default").server.redis.is_none(), "in-process by default");
     }

@@ -180,14 +180,19 @@ pub fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Option<Str
     Ok(bearer_subprotocol(headers).map(str::to_owned))
 }
 
-/// `bearer.<token>` among the offered WebSocket subprotocols.
-pub fn bearer_subprotocol(headers: &HeaderMap) -> Option<&str> {
+/// The WebSocket subprotocols a client offered, in its order.
+pub fn offered_subprotocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .find_map(|p| p.trim().strip_prefix("bearer."))
+        .map(str::trim)
+}
+
+/// `bearer.<token>` among the offered WebSocket subprotocols.
+pub fn bearer_subprotocol(headers: &HeaderMap) -> Option<&str> {
+    offered_subprotocols(headers).find_map(|p| p.strip_prefix("bearer."))
 }
 
 /// The route guard: authenticates, checks the route's role, applies the

@@ -31,7 +31,7 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 use super::messages::{self, ClientMessage};
 use super::socket::{OP_CLOSE, OP_PING, OP_TEXT, Offer, Outbox, ReadSide};
 use super::{ConnectRequest, Permit, history, stream_types};
-use crate::auth::Principal;
+use crate::auth::{Principal, offered_subprotocols};
 use crate::bus::Filter;
 use crate::error::ApiError;
 use crate::extract::Params;
@@ -137,13 +137,7 @@ async fn open(
 /// server picks one of the offers: `enms` when offered, else the bearer
 /// entry itself.
 fn subprotocol(headers: &HeaderMap) -> Option<HeaderValue> {
-    let offered: Vec<&str> = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
+    let offered: Vec<&str> = offered_subprotocols(headers).collect();
     let pick = offered.iter().find(|p| **p == "enms").or_else(|| offered.iter().find(|p| p.starts_with("bearer.")))?;
     HeaderValue::from_str(pick).ok()
 }

@@ -136,6 +136,17 @@ async fn tokens_are_created_listed_and_revoked_by_an_admin_only() {
     assert_eq!(server.delete(&format!("/api/v1/tokens/{id}")).await.0, StatusCode::NO_CONTENT);
     assert_eq!(grafana(&server).await.expect("send").status(), StatusCode::UNAUTHORIZED, "revoked at once");
     assert_error(&server.delete(&format!("/api/v1/tokens/{id}")).await, StatusCode::NOT_FOUND, "not_found");
+    let bad_id = server.delete("/api/v1/tokens/not-a-uuid").await;
+    assert_eq!(assert_error(&bad_id, StatusCode::UNPROCESSABLE_ENTITY, "invalid_id")["field"], "id");
+    let no_role = server.post("/api/v1/tokens", &json!({"name": "x"})).await;
+    assert_eq!(assert_error(&no_role, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"], "role");
+    let extra = server.post("/api/v1/tokens", &json!({"name": "x", "role": "viewer", "secret": "mine"})).await;
+    assert_error(&extra, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(
+        server.get("/api/v1/tokens").await.1.as_array().map(Vec::len),
+        Some(4),
+        "refused creations stored nothing"
+    );
     server.stop().await;
 }
 

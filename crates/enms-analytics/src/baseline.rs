@@ -28,7 +28,7 @@ const HEATING_GRID: (i32, i32) = (5, 22);
 const COOLING_GRID: (i32, i32) = (10, 28);
 const HOLDOUT_SHARE: f64 = 0.2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Variable {
     Production,

@@ -12,7 +12,7 @@ use crate::series::{self, Interval};
 /// Time-of-use tariff: `peak_price` on weekdays from `peak_start_hour` to
 /// `peak_end_hour` (local to UTC, as timestamps are stored), `offpeak_price`
 /// otherwise.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tariff {
     pub currency: String,
@@ -39,7 +39,7 @@ impl Tariff {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Kpis {
     pub readings: usize,
     pub total_kwh: f64,
@@ -55,7 +55,7 @@ pub struct Kpis {
     pub baseline: Option<BaselineComparison>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Cost {
     pub currency: String,
     pub total: f64,
@@ -63,7 +63,7 @@ pub struct Cost {
     pub offpeak_kwh: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BaselineComparison {
     pub granularity: series::Granularity,
     pub actual_kwh: f64,
@@ -74,7 +74,7 @@ pub struct BaselineComparison {
     pub cusum: Vec<CusumPoint>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CusumPoint {
     pub timestamp: DateTime<Utc>,
     pub actual_kwh: f64,

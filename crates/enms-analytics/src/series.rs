@@ -62,7 +62,7 @@ pub fn intervals(samples: &[Sample]) -> Vec<Interval> {
 }
 
 /// Length of the periods a baseline models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
     Hourly,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Roles are ordered: each one may do everything the one before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything and subscribes to every stream.
@@ -50,12 +50,13 @@ impl FromStr for Role {
 }
 
 /// A stored API token: its SHA-256 hash, never the token itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TokenRecord {
     pub id: Uuid,
     pub name: String,
     pub role: Role,
     #[serde(skip)]
+    #[schema(ignore)]
     pub hash: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -67,12 +68,13 @@ impl TokenRecord {
     }
 }
 
-/// A token name: 1–64 characters of letters, digits, space, `-`, `_`, `.`.
+/// A token name: 1–64 characters of ASCII letters, digits, space, `-`, `_`,
+/// `.` (what the OpenAPI schema can state exactly).
 pub fn valid_token_name(name: &str) -> Result<(), String> {
     let ok = !name.trim().is_empty()
         && name.chars().count() <= 64
-        && name.chars().all(|c| c.is_alphanumeric() || " -_.".contains(c));
-    if ok { Ok(()) } else { Err("a token name is 1 to 64 letters, digits, spaces, '-', '_' or '.'".into()) }
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || " -_.".contains(c));
+    if ok { Ok(()) } else { Err("a token name is 1 to 64 ASCII letters, digits, spaces, '-', '_' or '.'".into()) }
 }
 
 #[cfg(test)]

@@ -7,12 +7,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use uuid::Uuid;
+use serde_json::Value;
 
-use crate::validation::{FieldError, finite_in, text};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     AnomalyDetected,
@@ -106,16 +103,35 @@ impl fmt::Display for EventId {
     }
 }
 
+/// The form [`EventId::from_str`] accepts, for the OpenAPI document: up to
+/// 15 digits of milliseconds (past the year 30000) and 19 of sequence, so
+/// both always fit in a u64.
+pub const EVENT_ID_PATTERN: &str = r"^[0-9]{1,15}(-[0-9]{1,19})?$";
+
 impl FromStr for EventId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
-        match (ms.parse(), seq.parse()) {
-            (Ok(ms), Ok(seq)) => Ok(Self { ms, seq }),
+        let digits = |d: &str, max: usize| !d.is_empty() && d.len() <= max && d.bytes().all(|b| b.is_ascii_digit());
+        match (digits(ms, 15) && digits(seq, 19)).then(|| (ms.parse(), seq.parse())) {
+            Some((Ok(ms), Ok(seq))) => Ok(Self { ms, seq }),
             _ => Err(format!("{s:?} is not an event id such as 1763800000000-0")),
         }
     }
 }
+
+impl utoipa::PartialSchema for EventId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(EVENT_ID_PATTERN))
+            .description(Some("Ordered event id `<unix ms>-<sequence>`; treat as opaque."))
+            .examples([serde_json::json!("1763800000000-0")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventId {}
 
 impl Serialize for EventId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -124,7 +140,7 @@ impl Serialize for EventId {
 }
 
 /// Anomaly severity, ordered so `min_severity` filters compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Normal,
@@ -148,7 +164,7 @@ impl FromStr for Severity {
 
 /// One event as delivered: `{"type", "id", "timestamp", "data"}` where `data`
 /// repeats `event_type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Event {
     #[serde(rename = "type")]
     pub event_type: EventType,
@@ -168,175 +184,7 @@ impl Event {
     }
 }
 
-/// Checks a payload against its type's schema and returns it normalised
-/// (with `event_type`, and generated ids or timestamps where optional).
-pub fn validate_payload(event_type: EventType, data: Value, now: DateTime<Utc>) -> Result<Value, FieldError> {
-    let Value::Object(mut map) = data else {
-        return Err(FieldError::new("invalid_type", "data", "data must be a JSON object"));
-    };
-    match map.remove("event_type") {
-        None => {}
-        Some(Value::String(t)) if t == event_type.as_str() => {}
-        Some(other) => {
-            return Err(FieldError::new(
-                "type_mismatch",
-                "data.event_type",
-                format!("data.event_type {other} does not match type {event_type}"),
-            ));
-        }
-    }
-    let mut p = Payload { map, out: Map::new() };
-    match event_type {
-        EventType::AnomalyDetected => {
-            p.uuid_or_new("anomaly_id")?;
-            p.uuid("machine_id", true)?;
-            p.string("machine_name", false, 100)?;
-            p.severity("severity", true)?;
-            p.string("anomaly_type", true, 100)?;
-            p.string("metric", false, 100)?;
-            p.number("value", false)?;
-            p.number("expected_value", false)?;
-            p.number("anomaly_score", false)?;
-            p.timestamp_or_now("timestamp", now)?;
-        }
-        EventType::MetricUpdated => {
-            p.uuid("machine_id", false)?;
-            p.string("metric_name", true, 100)?;
-            p.number("value", true)?;
-            p.string("unit", false, 20)?;
-            p.timestamp_or_now("timestamp", now)?;
-        }
-        EventType::TrainingStarted | EventType::TrainingProgress | EventType::TrainingCompleted => {
-            p.string("job_id", true, 100)?;
-            p.uuid("machine_id", false)?;
-            p.string("model_type", false, 50)?;
-            p.percent("progress_pct")?;
-            p.string("status", event_type != EventType::TrainingStarted, 50)?;
-            p.string("message", false, 1000)?;
-            p.object("metrics")?;
-            p.string("error_message", false, 2000)?;
-        }
-        EventType::ModelUpdated => {
-            p.string("model_id", true, 100)?;
-            p.uuid("machine_id", false)?;
-            p.string("model_type", false, 50)?;
-            p.number("version", false)?;
-            p.object("metrics")?;
-            p.string("message", false, 1000)?;
-        }
-        EventType::SystemAlert => {
-            p.string("alert_type", true, 100)?;
-            p.string("message", true, 2000)?;
-            p.severity("severity", true)?;
-            p.string("source", false, 100)?;
-        }
-    }
-    p.object("details")?;
-    if let Some(extra) = p.map.keys().next() {
-        return Err(FieldError::new(
-            "unknown_field",
-            format!("data.{extra}"),
-            format!("{event_type} has no field {extra:?}"),
-        ));
-    }
-    let mut out = Map::with_capacity(p.out.len() + 1);
-    out.insert("event_type".into(), Value::String(event_type.as_str().into()));
-    out.extend(p.out);
-    Ok(Value::Object(out))
-}
-
-/// Moves checked fields from the incoming map to the output.
-struct Payload {
-    map: Map<String, Value>,
-    out: Map<String, Value>,
-}
-
-impl Payload {
-    fn take(&mut self, key: &str, required: bool) -> Result<Option<Value>, FieldError> {
-        match self.map.remove(key) {
-            None | Some(Value::Null) if required => {
-                Err(FieldError::new("required", format!("data.{key}"), format!("data.{key} is required")))
-            }
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => Ok(Some(v)),
-        }
-    }
-
-    fn wrong(key: &str, expected: &str) -> FieldError {
-        FieldError::new("invalid_type", format!("data.{key}"), format!("data.{key} must be {expected}"))
-    }
-
-    fn string(&mut self, key: &str, required: bool, max: usize) -> Result<(), FieldError> {
-        if let Some(v) = self.take(key, required)? {
-            let s = v.as_str().ok_or_else(|| Self::wrong(key, "a string"))?;
-            let s = text(&format!("data.{key}"), s, max, !required)?;
-            self.out.insert(key.into(), Value::String(s));
-        }
-        Ok(())
-    }
-
-    fn uuid(&mut self, key: &str, required: bool) -> Result<(), FieldError> {
-        if let Some(v) = self.take(key, required)? {
-            let id = v.as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(|| Self::wrong(key, "a UUID"))?;
-            self.out.insert(key.into(), Value::String(id.to_string()));
-        }
-        Ok(())
-    }
-
-    fn uuid_or_new(&mut self, key: &str) -> Result<(), FieldError> {
-        self.uuid(key, false)?;
-        self.out.entry(key).or_insert_with(|| Value::String(Uuid::new_v4().to_string()));
-        Ok(())
-    }
-
-    fn number(&mut self, key: &str, required: bool) -> Result<(), FieldError> {
-        if let Some(v) = self.take(key, required)? {
-            let n = v.as_f64().ok_or_else(|| Self::wrong(key, "a number"))?;
-            finite_in(&format!("data.{key}"), n, -1e15, 1e15)?;
-            self.out.insert(key.into(), v);
-        }
-        Ok(())
-    }
-
-    fn percent(&mut self, key: &str) -> Result<(), FieldError> {
-        if let Some(v) = self.take(key, false)? {
-            let n = v.as_f64().ok_or_else(|| Self::wrong(key, "a number"))?;
-            finite_in(&format!("data.{key}"), n, 0.0, 100.0)?;
-            self.out.insert(key.into(), v);
-        }
-        Ok(())
-    }
-
-    fn severity(&mut self, key: &str, required: bool) -> Result<(), FieldError> {
-        if let Some(v) = self.take(key, required)? {
-            let s = v.as_str().ok_or_else(|| Self::wrong(key, "a string"))?;
-            s.parse::<Severity>().map_err(|m| FieldError::new("invalid_value", format!("data.{key}"), m))?;
-            self.out.insert(key.into(), v);
-        }
-        Ok(())
-    }
-
-    fn object(&mut self, key: &str) -> Result<(), FieldError> {
-        if let Some(v) = self.take(key, false)? {
-            if !v.is_object() {
-                return Err(Self::wrong(key, "an object"));
-            }
-            self.out.insert(key.into(), v);
-        }
-        Ok(())
-    }
-
-    fn timestamp_or_now(&mut self, key: &str, now: DateTime<Utc>) -> Result<(), FieldError> {
-        let t = match self.take(key, false)? {
-            Some(v) => {
-                v.as_str().and_then(crate::timestamp::parse).ok_or_else(|| Self::wrong(key, "an RFC 3339 timestamp"))?
-            }
-            None => now,
-        };
-        self.out.insert(key.into(), Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
-        Ok(())
-    }
-}
+pub use crate::payload::validate_payload;
 
 #[cfg(test)]
 mod tests {
@@ -352,6 +200,10 @@ mod tests {
         assert!(EventId { ms: 10, seq: 9 } < EventId { ms: 11, seq: 0 });
         assert_eq!("10-3".parse::<EventId>(), Ok(EventId { ms: 10, seq: 3 }));
         assert!("x-3".parse::<EventId>().is_err());
+        for bad in ["", "-1", "1-", "+1-0", "1234567890123456-0", "347060246753201425758", "1-99999999999999999999"] {
+            assert!(bad.parse::<EventId>().is_err(), "{bad}");
+        }
+        assert_eq!("999999999999999-9999999999999999999".parse::<EventId>().map(|id| id.ms), Ok(999_999_999_999_999));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod access;
 pub mod csv_format;
 pub mod event;
 pub mod machine;
+pub mod payload;
 pub mod reading;
 pub mod resolution;
 pub mod sim;

@@ -25,7 +25,7 @@ pub struct MachineRecord {
     pub last_reading_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MachineStatus {
     Online,
@@ -49,8 +49,9 @@ impl MachineStatus {
     }
 }
 
-/// A machine as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A machine as clients see it. `status` is online while the last reading is
+/// younger than the server's `offline_after`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Machine {
     pub id: Uuid,
     pub name: String,
@@ -78,17 +79,30 @@ impl Machine {
     }
 }
 
-/// Body of `POST /api/v1/machines`.
-#[derive(Debug, Clone, Deserialize)]
+/// Body of `POST /api/v1/machines`. Text is trimmed; names are unique
+/// (case-insensitive).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMachine {
     /// Clients that mirror another system's ids may choose the id.
     pub id: Option<Uuid>,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     #[serde(rename = "type")]
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub machine_type: String,
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub location: String,
+    #[schema(exclusive_minimum = 0.0, maximum = 1_000_000.0)]
     pub rated_power_kw: Option<f64>,
 }
 
@@ -109,14 +123,26 @@ impl NewMachine {
 
 /// Body of `PATCH /api/v1/machines/{id}`: absent fields stay as they are;
 /// `"rated_power_kw": null` clears the rating.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MachinePatch {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     #[serde(rename = "type")]
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub machine_type: Option<String>,
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub location: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0.0, maximum = 1_000_000.0)]
     pub rated_power_kw: Option<Option<f64>>,
 }
 

@@ -36,20 +36,48 @@ pub struct Reading {
     pub extra: BTreeMap<String, f64>,
 }
 
-/// One row as clients send it, before validation.
-#[derive(Debug, Clone, Deserialize)]
+/// One row as clients send it, before validation. `timestamp` is RFC 3339,
+/// from the year 2000 to at most 5 minutes ahead of the server clock.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadingInput {
     pub machine_id: Uuid,
     #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
+    #[schema(minimum = 0.0, maximum = 1_000_000.0)]
     pub power_kw: f64,
+    #[schema(minimum = 0.0, maximum = 1_000_000.0)]
     pub energy_kwh: f64,
+    #[schema(minimum = 0.0, maximum = 1e12)]
     pub production_units: Option<f64>,
+    #[schema(minimum = -90.0, maximum = 70.0)]
     pub outdoor_temp_c: Option<f64>,
     #[serde(default)]
+    #[schema(value_type = ExtraValues)]
     pub extra: BTreeMap<String, f64>,
 }
+
+/// How the OpenAPI document describes `extra`.
+pub struct ExtraValues;
+
+impl utoipa::PartialSchema for ExtraValues {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^[A-Za-z0-9_.-]{{1,{MAX_EXTRA_NAME}}}$")));
+        let value = ObjectBuilder::new().schema_type(Type::Number).minimum(Some(-1e15)).maximum(Some(1e15));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(Some(name))
+            .additional_properties(Some(value))
+            .max_properties(Some(MAX_EXTRA_VALUES))
+            .description(Some("Further named measurements (for example `pressure_bar`)."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ExtraValues {}
 
 impl ReadingInput {
     /// Applies every rule; `now` bounds how far in the future a timestamp may be.

@@ -35,6 +35,24 @@ impl Resolution {
     }
 }
 
+impl Resolution {
+    pub const ALL: [Resolution; 5] = [Self::Raw, Self::OneMinute, Self::FifteenMinutes, Self::OneHour, Self::OneDay];
+}
+
+/// Described by the names clients send (`raw`, `1m`, …), which are not
+/// Rust identifiers, so by hand.
+impl utoipa::PartialSchema for Resolution {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Self::ALL.map(Self::as_str)))
+            .description(Some("`raw` readings, or buckets of 1 minute, 15 minutes, 1 hour or 1 UTC day"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Resolution {}
+
 impl FromStr for Resolution {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -48,17 +48,18 @@ pub fn finite_in(field: &str, value: f64, min: f64, max: f64) -> Result<f64, Fie
     Ok(value)
 }
 
-/// A trimmed, non-empty string of at most `max` characters without control
-/// characters (they break CSV exports and log lines).
+/// A non-blank string of at most `max` characters without control
+/// characters (they break CSV exports and log lines), returned trimmed.
 pub fn text(field: &str, value: &str, max: usize, allow_empty: bool) -> Result<String, FieldError> {
     let trimmed = value.trim();
     if trimmed.is_empty() && !allow_empty {
         return Err(FieldError::new("required", field, format!("{field} must not be empty")));
     }
-    if trimmed.chars().count() > max {
+    // The raw length, so the limit is the one the OpenAPI schema states.
+    if value.chars().count() > max {
         return Err(FieldError::new("too_long", field, format!("{field} must be at most {max} characters")));
     }
-    if trimmed.chars().any(char::is_control) {
+    if value.chars().any(char::is_control) {
         return Err(FieldError::new(
             "invalid_characters",
             field,

@@ -10,10 +10,13 @@ use enms_core::{BatchError, FieldError};
 use enms_store::StoreError;
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// Stable machine-readable reason, e.g. `not_found`, `invalid_field`.
     pub code: String,
+    /// What went wrong, for people.
     pub message: String,
+    /// The field, parameter or path of the value at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// 0-based row of a refused JSON batch.
@@ -58,13 +61,15 @@ impl ApiError {
     }
 }
 
+/// What every failed request answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        #[derive(Serialize)]
-        struct Envelope<'a> {
-            error: &'a ErrorBody,
-        }
-        (self.status, axum::Json(Envelope { error: &self.body })).into_response()
+        (self.status, axum::Json(ErrorResponse { error: self.body })).into_response()
     }
 }
 

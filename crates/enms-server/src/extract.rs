@@ -83,8 +83,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Query parameters in request order; `get` takes the last non-empty value of
-/// a key, `all` every value (for repeatable ones like `machine_id`).
+/// Query parameters in request order; `get` takes the last value of a key,
+/// `all` every value (for repeatable ones like `machine_id`). An empty value
+/// (`?since=`) is a value, and parameters refuse it rather than read it as
+/// absent: the OpenAPI schemas say so, and a client that sends `since=` by
+/// mistake should hear about it instead of getting everything.
 pub struct Params(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
@@ -100,12 +103,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
 impl Params {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, v)| k == key && !v.is_empty()).map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    /// Every non-empty value given for `key`.
+    /// Every value given for `key`.
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, v)| k == key && !v.is_empty()).map(|(_, v)| v.as_str())
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Parses an optional parameter with `parse`, naming it on failure.
@@ -138,7 +141,8 @@ pub fn path_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::invalid("invalid_id", "id", format!("{raw:?} is not a UUID")))
 }
 
-/// A small JSON body that may be absent: an empty body gives `T::default()`.
+/// A small JSON body that may be absent: an empty body, or JSON `null`, gives
+/// `T::default()`.
 pub struct OptionalJsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
@@ -153,7 +157,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
                 format!("the body exceeds {SMALL_JSON} bytes"),
             )
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(Self(T::default()));
         }
         let media = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");

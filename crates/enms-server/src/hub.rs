@@ -114,9 +114,11 @@ pub struct Hub {
 }
 
 /// Figures for `/api/v1/health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HubStats {
     pub connections: usize,
+    /// Open connections per stream (`dashboard`, `anomalies`, …, `sse`).
+    #[schema(value_type = HashMap<String, usize>)]
     pub by_stream: HashMap<&'static str, usize>,
     pub messages_sent: u64,
     pub messages_dropped: u64,

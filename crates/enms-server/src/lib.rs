@@ -14,6 +14,7 @@ mod extract;
 mod gateway;
 pub mod hub;
 mod ingest;
+pub mod openapi;
 mod routes;
 mod state;
 pub mod telemetry;

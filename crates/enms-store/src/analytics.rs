@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// A trained model. `body` is the fitted model (opaque to storage).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModelRecord {
     pub id: Uuid,
     pub machine_id: Uuid,
@@ -18,10 +18,11 @@ pub struct ModelRecord {
     pub job_id: Option<Uuid>,
     pub metrics: serde_json::Value,
     #[serde(skip)]
+    #[schema(ignore)]
     pub body: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Queued,
@@ -53,7 +54,7 @@ impl JobStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobRecord {
     pub id: Uuid,
     pub machine_id: Uuid,
@@ -72,9 +73,11 @@ pub struct JobRecord {
     pub metrics: Option<serde_json::Value>,
     /// The instance that queued or runs the job (`None`: nobody; free to take).
     #[serde(skip)]
+    #[schema(ignore)]
     pub owner: Option<String>,
     /// Until when `owner`'s claim holds unless renewed.
     #[serde(skip)]
+    #[schema(ignore)]
     pub lease_until: Option<DateTime<Utc>>,
 }
 
@@ -85,7 +88,7 @@ pub struct JobQuery {
     pub limit: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AnomalyRecord {
     pub id: Uuid,
     pub machine_id: Uuid,

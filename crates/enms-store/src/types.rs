@@ -19,7 +19,7 @@ pub struct ReadingQuery {
 /// One raw reading or one aggregated bucket. For a bucket, `timestamp` is its
 /// start, `power_kw` the mean and `max_power_kw` the peak; energy and
 /// production are sums, temperature a mean.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReadingPoint {
     pub timestamp: DateTime<Utc>,
     pub power_kw: f64,
@@ -29,5 +29,6 @@ pub struct ReadingPoint {
     pub outdoor_temp_c: Option<f64>,
     pub samples: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, f64>>)]
     pub extra: Option<serde_json::Value>,
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::noise;
 use super::plant::DEMO_MACHINES;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
     /// Power far above normal for a short time.

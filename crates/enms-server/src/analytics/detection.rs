@@ -233,15 +233,21 @@ pub fn anomaly_event(a: &AnomalyRecord, machine_name: Option<&str>) -> Value {
 
 /// Body of `POST /api/v1/anomaly/detect` (and of `/detect/{machine_id}`,
 /// where `machine_id` comes from the path).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetectRequest {
+    /// Required by `/anomaly/detect`; with `/detect/{id}` it must match the path.
     pub machine_id: Option<Uuid>,
+    /// Default: `end` minus 24 h.
     #[serde(default, deserialize_with = "enms_core::timestamp::deserialize_opt")]
     pub start: Option<DateTime<Utc>>,
+    /// Default: now; at most 92 days after `start`.
     #[serde(default, deserialize_with = "enms_core::timestamp::deserialize_opt")]
     pub end: Option<DateTime<Utc>>,
+    /// Expected share of anomalies; default 0.1.
+    #[schema(exclusive_minimum = 0.0, maximum = 0.5)]
     pub contamination: Option<f64>,
+    /// Judge the residuals of the active baseline; default false.
     pub use_baseline: Option<bool>,
 }
 

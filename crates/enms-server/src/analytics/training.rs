@@ -24,18 +24,30 @@ pub const ANOMALY_DAYS: i64 = 14;
 pub const DEFAULT_CONTAMINATION: f64 = 0.01;
 
 /// Body of `POST /api/v1/baseline/train/{machine_id}` (every field optional).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainRequest {
+    /// Default: `end` minus 30 days (baseline) or 14 days (anomaly).
     #[serde(default, deserialize_with = "enms_core::timestamp::deserialize_opt")]
     pub start: Option<DateTime<Utc>>,
+    /// Default: now.
     #[serde(default, deserialize_with = "enms_core::timestamp::deserialize_opt")]
     pub end: Option<DateTime<Utc>>,
+    /// Default: chosen from the data.
+    #[schema(value_type = Option<enms_analytics::series::Granularity>)]
     pub granularity: Option<String>,
+    /// Regressors; default chosen automatically.
+    #[schema(value_type = Option<Vec<enms_analytics::baseline::Variable>>)]
     pub variables: Option<Vec<String>>,
+    /// Degree-day base temperatures; default searched.
+    #[schema(minimum = -30.0, maximum = 40.0)]
     pub heating_base_c: Option<f64>,
+    #[schema(minimum = -30.0, maximum = 40.0)]
     pub cooling_base_c: Option<f64>,
+    /// Anomaly models: the expected share of anomalies.
+    #[schema(exclusive_minimum = 0.0, maximum = 0.5)]
     pub contamination: Option<f64>,
+    /// Anomaly models: judge the residuals of the active baseline.
     pub use_baseline: Option<bool>,
     /// Activate the new model when it is saved. Default: baselines when
     /// they pass Guideline 14 or the machine has none active; anomaly models

@@ -125,10 +125,11 @@ impl Auth {
 }
 
 /// A created token: the record and, this once, its secret.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub record: TokenRecord,
+    /// The secret (`enms_` and 64 hex digits), shown this once.
     pub token: String,
 }
 

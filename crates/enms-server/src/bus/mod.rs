@@ -120,9 +120,13 @@ pub struct Replay {
 }
 
 /// What `/api/v1/health` reports about the bus.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BusStatus {
+    /// `ok`, or `degraded` while the shared bus is unreachable.
+    #[schema(value_type = String)]
     pub status: &'static str,
+    /// `local` (in-process) or `redis`.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     pub window_events: usize,
     pub last_event_id: EventId,

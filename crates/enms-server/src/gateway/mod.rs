@@ -8,6 +8,7 @@
 //! are sent once.
 
 mod messages;
+pub mod params;
 pub mod socket;
 pub mod sse;
 pub mod ws;
@@ -210,7 +211,12 @@ impl ConnectRequest {
 /// `types=a,b` (names or seed topics).
 pub fn parse_types(params: &Params) -> Result<Option<HashSet<EventType>>, ApiError> {
     params.parse("types", |v| {
-        v.split(',').filter(|t| !t.is_empty()).map(|t| t.trim().parse::<EventType>()).collect::<Result<HashSet<_>, _>>()
+        let set = v
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().parse::<EventType>())
+            .collect::<Result<HashSet<_>, _>>()?;
+        if set.is_empty() { Err("types names no event type".to_owned()) } else { Ok(set) }
     })
 }
 
@@ -218,6 +224,9 @@ pub fn parse_types(params: &Params) -> Result<Option<HashSet<EventType>>, ApiErr
 pub fn machine_ids(params: &Params) -> Result<Option<HashSet<String>>, ApiError> {
     let mut ids = HashSet::new();
     for value in params.all("machine_id") {
+        if value.trim().is_empty() {
+            return Err(ApiError::invalid("invalid_parameter", "machine_id", "machine_id must not be empty"));
+        }
         for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
             let id = uuid::Uuid::parse_str(m)
                 .map_err(|_| ApiError::invalid("invalid_parameter", "machine_id", format!("{m:?} is not a UUID")))?;
@@ -228,14 +237,14 @@ pub fn machine_ids(params: &Params) -> Result<Option<HashSet<String>>, ApiError>
 }
 
 fn valid_client_id(id: &str) -> Result<String, ApiError> {
-    let ok = id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    let ok = !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
     if ok {
         Ok(id.to_owned())
     } else {
         Err(ApiError::invalid(
             "invalid_parameter",
             "client_id",
-            "client_id must be at most 128 characters of letters, digits, '-', '_', '.', ':'",
+            "client_id must be 1 to 128 characters of letters, digits, '-', '_', '.', ':'",
         ))
     }
 }

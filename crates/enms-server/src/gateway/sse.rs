@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Attached, ConnectRequest, Permit, attach, messages};
 use crate::auth::Principal;
 use crate::bus::Delivery;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Params;
 use crate::hub::{SlowSignal, StreamKind, Subscription};
 use crate::state::AppState;
@@ -29,6 +29,19 @@ const BATCH: usize = 64;
 const RETRY_MS: u32 = 2000;
 
 /// `GET /api/v1/events/stream?types=&machine_id=&min_severity=&last_event_id=`.
+#[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", operation_id = "event_stream",
+    description = "Server-sent events: a `connection` event, then every matching event with its id \
+        (`id:`), type (`event:`) and envelope as `data:`. Resumes after `Last-Event-ID` or `last_event_id`.",
+    params(
+        super::params::FilterParams,
+        super::params::ConnectParams,
+        ("Last-Event-ID" = Option<EventId>, Header, description = "Sent by browsers when they reconnect"),
+    ),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
+        (status = 429, description = "The token holds its limit of connections (`too_many_connections_for_token`)", body = ErrorResponse),
+        (status = 503, description = "The server's connection limit is reached, or it is shutting down", body = ErrorResponse),
+    ))]
 pub async fn stream(
     State(state): State<AppState>,
     caller: Option<Extension<Principal>>,

@@ -13,12 +13,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use super::messages::{self, ClientMessage};
+use super::socket::{OP_CLOSE, OP_PING, OP_TEXT, Offer, Outbox, ReadSide};
+use super::{ConnectRequest, Permit, history, stream_types};
+use crate::auth::{Principal, offered_subprotocols};
+use crate::bus::Filter;
+use crate::error::{ApiError, ErrorResponse};
+use crate::extract::Params;
+use crate::hub::{SlowSignal, StreamKind, Subscription};
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use enms_core::event::EventType;
+use enms_core::event::{EventType, Severity};
 use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -27,16 +36,6 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tungstenite::Message;
 use tungstenite::protocol::{Role, WebSocketConfig};
-
-use super::messages::{self, ClientMessage};
-use super::socket::{OP_CLOSE, OP_PING, OP_TEXT, Offer, Outbox, ReadSide};
-use super::{ConnectRequest, Permit, history, stream_types};
-use crate::auth::{Principal, offered_subprotocols};
-use crate::bus::Filter;
-use crate::error::ApiError;
-use crate::extract::Params;
-use crate::hub::{SlowSignal, StreamKind, Subscription};
-use crate::state::AppState;
 
 /// Client frames and messages larger than this close the connection with 1009.
 pub const MAX_CLIENT_MESSAGE: usize = 64 << 10;
@@ -54,6 +53,23 @@ pub const CLOSE_PING_TIMEOUT: u16 = 4000;
 pub const CLOSE_SLOW: u16 = 4008;
 
 /// `GET /api/v1/ws/{stream}`.
+#[utoipa::path(get, path = "/api/v1/ws/{stream}", tag = "events", operation_id = "websocket_stream",
+    description = "A WebSocket of one stream's event types: `dashboard` (all), `anomalies` \
+        (`anomaly_detected`), `training` (`training_*`, `model_updated`), `events` (`system_alert`). \
+        The messages are described in docs/protocol.md.",
+    params(
+        ("stream" = String, Path, pattern = "^(dashboard|anomalies|training|events)$", description = "dashboard, anomalies, training or events"),
+        ("machine_id" = Option<Vec<Uuid>>, Query, style = Form, explode = true, description = "Only events about these machines"),
+        ("min_severity" = Option<Severity>, Query, description = "Only anomalies of this severity or above"),
+        super::params::ConnectParams,
+    ),
+    responses(
+        (status = 101, description = "Upgraded; the first message is `{\"type\": \"connection\", ...}`"),
+        (status = 404, description = "No such stream (`not_found`)", body = ErrorResponse),
+        (status = 426, description = "Not a WebSocket handshake (`websocket_upgrade_required`)", body = ErrorResponse),
+        (status = 429, description = "The token holds its limit of connections (`too_many_connections_for_token`)", body = ErrorResponse),
+        (status = 503, description = "The server's connection limit is reached, or it is shutting down", body = ErrorResponse),
+    ))]
 pub async fn named(
     Path(stream): Path<String>,
     state: State<AppState>,
@@ -71,6 +87,15 @@ pub async fn named(
 }
 
 /// `GET /api/v1/ws?types=a,b`.
+#[utoipa::path(get, path = "/api/v1/ws", tag = "events", operation_id = "websocket_custom",
+    description = "A WebSocket of any set of event types (`types=`). The messages are described in docs/protocol.md.",
+    params(super::params::FilterParams, super::params::ConnectParams),
+    responses(
+        (status = 101, description = "Upgraded; the first message is `{\"type\": \"connection\", ...}`"),
+        (status = 426, description = "Not a WebSocket handshake (`websocket_upgrade_required`)", body = ErrorResponse),
+        (status = 429, description = "The token holds its limit of connections (`too_many_connections_for_token`)", body = ErrorResponse),
+        (status = 503, description = "The server's connection limit is reached, or it is shutting down", body = ErrorResponse),
+    ))]
 pub async fn custom(state: State<AppState>, params: Params, req: Request) -> Result<Response, ApiError> {
     open(StreamKind::Custom, state, params, req).await
 }
@@ -103,8 +128,10 @@ async fn open(
     params: Params,
     mut req: Request,
 ) -> Result<Response, ApiError> {
-    let accept = handshake_key(req.headers())?;
+    // Parameters first, so a client learns what is wrong with them even
+    // before it gets the handshake right.
     let request = ConnectRequest::from_params(&params, kind, None)?;
+    let accept = handshake_key(req.headers())?;
     let permit = state.gateway.admit(req.extensions().get::<Principal>())?;
     let protocol = subprotocol(req.headers());
     let on_upgrade = hyper::upgrade::on(&mut req);

@@ -4,15 +4,18 @@
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use chrono::{Duration, Utc};
+use enms_core::validation::text;
 use enms_store::{AnomalyQuery, AnomalyRecord};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::analytics::detection::{self, DetectRequest};
 use crate::analytics::training::check_contamination;
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
 
@@ -20,20 +23,61 @@ use crate::state::AppState;
 const MAX_WINDOW_DAYS: i64 = 92;
 const SEVERITIES: [&str; 3] = ["normal", "warning", "critical"];
 
+/// Most anomalies one detection answer lists (all are saved).
+const MAX_LISTED: usize = 500;
+
+/// What a detection run found in its window.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Detection {
+    machine_id: Uuid,
+    machine_name: String,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    contamination: f64,
+    use_baseline: bool,
+    /// The baseline whose residuals were judged, when `use_baseline`.
+    baseline_model_id: Option<Uuid>,
+    readings_analyzed: usize,
+    anomalies_detected: usize,
+    /// Newly saved; one already known for the same reading is not saved twice.
+    anomalies_saved: usize,
+    by_severity: BTreeMap<String, usize>,
+    /// The first 500 anomalies found.
+    anomalies: Vec<AnomalyRecord>,
+}
+
+/// Judges every reading of the window with an isolation forest fitted on it
+/// and the days before; each newly saved anomaly publishes `anomaly_detected`.
+#[utoipa::path(post, path = "/api/v1/anomaly/detect", tag = "analytics", operation_id = "detect_anomalies",
+    request_body = DetectRequest,
+    responses(
+        (status = 200, description = "What was found", body = Detection),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+        (status = 422, description = "`machine_id` missing, the window empty or over 92 days, contamination \
+            outside (0, 0.5], or too few readings", body = ErrorResponse),
+    ))]
 pub async fn detect(
     State(state): State<AppState>,
     OptionalJsonBody(body): OptionalJsonBody<DetectRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detection>, ApiError> {
     let machine =
         body.machine_id.ok_or_else(|| ApiError::invalid("missing_field", "machine_id", "machine_id is required"))?;
     run(state, machine, body).await
 }
 
+/// As `POST /api/v1/anomaly/detect`, for the machine in the path; the body is optional.
+#[utoipa::path(post, path = "/api/v1/anomaly/detect/{id}", tag = "analytics", operation_id = "detect_machine_anomalies",
+    params(("id" = Uuid, Path, description = "Machine id")),
+    request_body(content = Option<DetectRequest>, description = "Optional; `machine_id`, if given, must match the path"),
+    responses(
+        (status = 200, description = "What was found", body = Detection),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+    ))]
 pub async fn detect_machine(
     State(state): State<AppState>,
     Path(id): Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<DetectRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detection>, ApiError> {
     let machine = path_id(&id)?;
     if body.machine_id.is_some_and(|m| m != machine) {
         return Err(ApiError::invalid(
@@ -45,7 +89,7 @@ pub async fn detect_machine(
     run(state, machine, body).await
 }
 
-async fn run(state: AppState, machine: Uuid, body: DetectRequest) -> Result<Json<Value>, ApiError> {
+async fn run(state: AppState, machine: Uuid, body: DetectRequest) -> Result<Json<Detection>, ApiError> {
     let record = state.store.get_machine(machine).await?.ok_or_else(|| ApiError::not_found("machine", machine))?;
     let end = body.end.unwrap_or_else(Utc::now);
     let start = body.start.unwrap_or(end - Duration::hours(24));
@@ -62,27 +106,39 @@ async fn run(state: AppState, machine: Uuid, body: DetectRequest) -> Result<Json
     let contamination = check_contamination(body.contamination.unwrap_or(0.1))?;
     let use_baseline = body.use_baseline.unwrap_or(false);
     let out = detection::detect(&state.analytics.live, machine, start, end, contamination, use_baseline).await?;
-    let mut by_severity = serde_json::Map::new();
+    let mut by_severity = BTreeMap::new();
     for a in &out.found {
-        let n = by_severity.get(&a.severity).and_then(Value::as_u64).unwrap_or(0);
-        by_severity.insert(a.severity.clone(), json!(n + 1));
+        *by_severity.entry(a.severity.clone()).or_insert(0) += 1;
     }
-    Ok(Json(json!({
-        "machine_id": machine,
-        "machine_name": record.name,
-        "start": start,
-        "end": end,
-        "contamination": contamination,
-        "use_baseline": use_baseline,
-        "baseline_model_id": out.baseline_model_id,
-        "readings_analyzed": out.readings,
-        "anomalies_detected": out.found.len(),
-        "anomalies_saved": out.saved,
-        "by_severity": by_severity,
-        "anomalies": out.found.iter().take(500).collect::<Vec<_>>(),
-    })))
+    let anomalies_detected = out.found.len();
+    let mut anomalies = out.found;
+    anomalies.truncate(MAX_LISTED);
+    Ok(Json(Detection {
+        machine_id: machine,
+        machine_name: record.name,
+        start,
+        end,
+        contamination,
+        use_baseline,
+        baseline_model_id: out.baseline_model_id,
+        readings_analyzed: out.readings,
+        anomalies_detected,
+        anomalies_saved: out.saved,
+        by_severity,
+        anomalies,
+    }))
 }
 
+#[utoipa::path(get, path = "/api/v1/anomaly/recent", tag = "analytics", operation_id = "recent_anomalies",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Default 50"),
+        ("machine_id" = Option<Uuid>, Query),
+        ("severity" = Option<String>, Query, pattern = "^(normal|warning|critical)$", description = "normal, warning or critical"),
+        ("since" = Option<DateTime<Utc>>, Query, description = "Reading time, RFC 3339, before `until`"),
+        ("until" = Option<DateTime<Utc>>, Query, description = "Reading time, RFC 3339"),
+        ("acknowledged" = Option<bool>, Query),
+    ),
+    responses((status = 200, description = "Anomalies, newest reading first", body = Vec<AnomalyRecord>)))]
 pub async fn recent(State(state): State<AppState>, params: Params) -> Result<Json<Vec<AnomalyRecord>>, ApiError> {
     let machine_id = params.uuid("machine_id")?;
     let severity = params.parse("severity", |v| {
@@ -110,18 +166,39 @@ pub async fn recent(State(state): State<AppState>, params: Params) -> Result<Jso
     Ok(Json(state.store.list_anomalies(&query).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/anomalies/{id}", tag = "analytics", operation_id = "get_anomaly",
+    params(("id" = Uuid, Path, description = "Anomaly id")),
+    responses(
+        (status = 200, description = "The anomaly", body = AnomalyRecord),
+        (status = 404, description = "No such anomaly (`not_found`)", body = ErrorResponse),
+    ))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<AnomalyRecord>, ApiError> {
     let id = path_id(&id)?;
     Ok(Json(state.store.get_anomaly(id).await?.ok_or_else(|| ApiError::not_found("anomaly", id))?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Acknowledge {
+    /// Who acknowledged; default the token's name, else `operator`.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub by: Option<String>,
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
+/// The first acknowledgement is kept; later ones change nothing.
+#[utoipa::path(post, path = "/api/v1/anomalies/{id}/acknowledge", tag = "analytics", operation_id = "acknowledge_anomaly",
+    params(("id" = Uuid, Path, description = "Anomaly id")),
+    request_body(content = Option<Acknowledge>, description = "Optional"),
+    responses(
+        (status = 200, description = "The anomaly", body = AnomalyRecord),
+        (status = 404, description = "No such anomaly (`not_found`)", body = ErrorResponse),
+    ))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -131,14 +208,11 @@ pub async fn acknowledge(
     let id = path_id(&id)?;
     // Without a `by`, a token's name says who acknowledged.
     let named = caller.filter(|c| c.token_id.is_some()).map(|c| c.0.name);
-    let by = body.by.or(named).unwrap_or_else(|| "operator".into());
-    if by.trim().is_empty() || by.len() > 100 {
-        return Err(ApiError::invalid("invalid_field", "by", "by must be 1-100 characters"));
+    let by = text("by", &body.by.or(named).unwrap_or_else(|| "operator".into()), 100, false)?;
+    if body.note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
+        return Err(ApiError::invalid("too_long", "note", "note is at most 2000 characters"));
     }
-    if body.note.as_ref().is_some_and(|n| n.len() > 2000) {
-        return Err(ApiError::invalid("invalid_field", "note", "note is at most 2000 characters"));
-    }
-    if !state.store.acknowledge_anomaly(id, by.trim(), body.note.as_deref(), Utc::now()).await? {
+    if !state.store.acknowledge_anomaly(id, &by, body.note.as_deref(), Utc::now()).await? {
         return Err(ApiError::not_found("anomaly", id));
     }
     Ok(Json(state.store.get_anomaly(id).await?.ok_or_else(|| ApiError::not_found("anomaly", id))?))

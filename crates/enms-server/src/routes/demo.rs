@@ -9,13 +9,15 @@ use enms_core::sim::{AnomalyKind, DEMO_MACHINES};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+/// An anomaly the demo factory injected into its readings.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Injected {
     id: Uuid,
     machine_id: Uuid,
+    #[schema(value_type = String)]
     machine_name: &'static str,
     kind: AnomalyKind,
     start: DateTime<Utc>,
@@ -24,6 +26,11 @@ pub struct Injected {
     description: String,
 }
 
+#[utoipa::path(get, path = "/api/v1/demo/injected", tag = "operations", operation_id = "demo_injected",
+    responses(
+        (status = 200, description = "The injected anomalies, the ground truth for detection recall", body = Vec<Injected>),
+        (status = 404, description = "The server is not running with `--demo` (`demo_disabled`)", body = ErrorResponse),
+    ))]
 pub async fn injected(State(state): State<AppState>) -> Result<Json<Vec<Injected>>, ApiError> {
     if state.config.demo.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "demo_disabled", "the server is not running with --demo"));

@@ -12,8 +12,10 @@ use crate::bus::BusStatus;
 use crate::hub::HubStats;
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
+    /// `ok`, or `degraded` when the database does not answer.
+    #[schema(value_type = String, pattern = "^(ok|degraded)$")]
     status: &'static str,
     version: &'static str,
     uptime_s: f64,
@@ -25,13 +27,14 @@ pub struct Health {
 }
 
 /// Lets the dashboard know whether to ask for a token.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuthStatus {
     required: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Database {
+    #[schema(value_type = String, pattern = "^(ok|error)$")]
     status: &'static str,
     latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,6 +43,11 @@ struct Database {
 
 /// 200 when healthy; 503 with `status: degraded` when the database fails, so
 /// load balancers take the instance out.
+#[utoipa::path(get, path = "/api/v1/health", tag = "health", operation_id = "health",
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "The database does not answer; `status` is `degraded`", body = Health),
+    ))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let t = Instant::now();
     let ping = state.store.ping().await;

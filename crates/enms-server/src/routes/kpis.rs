@@ -3,21 +3,46 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use enms_analytics::baseline::BaselineModel;
-use enms_analytics::{kpi, series};
-use serde_json::{Value, json};
+use enms_analytics::kpi::{self, Kpis, Tariff};
+use enms_analytics::series;
+use serde::Serialize;
+use uuid::Uuid;
 
 use crate::analytics::{blocking, load_samples};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Params, path_id};
 use crate::state::AppState;
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KpiReport {
+    machine_id: Uuid,
+    machine_name: String,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    /// The active baseline the window is compared with, if any.
+    baseline_model_id: Option<Uuid>,
+    baseline_version: Option<i64>,
+    tariff: Tariff,
+    kpis: Kpis,
+}
+
+#[utoipa::path(get, path = "/api/v1/machines/{id}/kpis", tag = "analytics", operation_id = "machine_kpis",
+    params(
+        ("id" = Uuid, Path, description = "Machine id"),
+        ("start" = Option<DateTime<Utc>>, Query, description = "RFC 3339; default `end` minus 24 h"),
+        ("end" = Option<DateTime<Utc>>, Query, description = "RFC 3339; default now; at most 400 days after `start`"),
+    ),
+    responses(
+        (status = 200, description = "Consumption, peak, load factor, SEC, cost and the comparison with the active baseline", body = KpiReport),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+    ))]
 pub async fn kpis(
     State(state): State<AppState>,
     Path(id): Path<String>,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KpiReport>, ApiError> {
     let id = path_id(&id)?;
     let machine = state.store.get_machine(id).await?.ok_or_else(|| ApiError::not_found("machine", id))?;
     let ts = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
@@ -39,14 +64,14 @@ pub async fn kpis(
     let tariff = state.analytics.config.tariff.clone();
     let model = baseline.as_ref().map(|b| b.2.clone());
     let k = blocking(move || kpi::compute(&series::intervals(&samples), &tariff, model.as_ref())).await?;
-    Ok(Json(json!({
-        "machine_id": id,
-        "machine_name": machine.name,
-        "start": start,
-        "end": end,
-        "baseline_model_id": baseline.as_ref().map(|b| b.0),
-        "baseline_version": baseline.as_ref().map(|b| b.1),
-        "tariff": state.analytics.config.tariff,
-        "kpis": k,
-    })))
+    Ok(Json(KpiReport {
+        machine_id: id,
+        machine_name: machine.name,
+        start,
+        end,
+        baseline_model_id: baseline.as_ref().map(|b| b.0),
+        baseline_version: baseline.as_ref().map(|b| b.1),
+        tariff: state.analytics.config.tariff.clone(),
+        kpis: k,
+    }))
 }

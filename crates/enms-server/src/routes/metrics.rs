@@ -21,6 +21,10 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// Copies the gateway's and bus's own counters in, then renders.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    description = "Prometheus text format: connections, messages, delivery latency, HTTP requests, ingested \
+        rows, jobs and bus health; docs/api.md lists the series.",
+    responses((status = 200, description = "Prometheus exposition text", content_type = "text/plain", body = String)))]
 pub async fn scrape(State(state): State<AppState>) -> Response {
     let t = &state.telemetry;
     let ws = state.gateway.hub.stats();

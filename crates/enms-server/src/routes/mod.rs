@@ -1,8 +1,9 @@
 //! The HTTP surface: one module per resource, thin handlers over the store
-//! and the ingest path.
+//! and the ingest path, each described for OpenAPI where it is declared.
 
 mod anomalies;
 mod demo;
+mod docs;
 mod events;
 mod health;
 mod kpis;
@@ -16,51 +17,34 @@ mod ui;
 
 use axum::Router;
 use axum::http::{StatusCode, Uri};
-use axum::routing::{get, post};
+use axum::routing::get;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::ApiError;
 use crate::gateway;
+use crate::openapi;
 use crate::state::AppState;
 
+/// Every route of the server. The REST routes come with their OpenAPI
+/// description (`routes!` takes method and path from each handler's
+/// `#[utoipa::path]`, so the document cannot drift from the routing); the
+/// dashboard's pages and the API docs are routed plainly.
 pub fn router(state: AppState) -> Router {
     let base = state.config.base_path.trim_end_matches('/').to_owned();
     let cors = cors(&state.config.auth.cors_origins);
-    let app = Router::new()
-        .route("/api/v1/health", get(health::health))
-        .route("/api/v1/machines", get(machines::list).post(machines::create))
-        .route("/api/v1/machines/{id}", get(machines::get).patch(machines::update).delete(machines::delete))
-        .route("/api/v1/machines/{id}/readings", get(readings::query))
-        .route("/api/v1/machines/{id}/kpis", get(kpis::kpis))
-        .route("/api/v1/baseline/train/{id}", post(training::train_baseline))
-        .route("/api/v1/model-performance/retrain/trigger", post(training::retrain_trigger))
-        .route("/api/v1/training/jobs", get(training::list_jobs))
-        .route("/api/v1/training/jobs/{id}", get(training::get_job))
-        .route("/api/v1/training/jobs/{id}/cancel", post(training::cancel_job))
-        .route("/api/v1/models", get(models::list))
-        .route("/api/v1/models/{id}", get(models::get))
-        .route("/api/v1/models/{id}/activate", post(models::activate))
-        .route("/api/v1/anomaly/detect", post(anomalies::detect))
-        .route("/api/v1/anomaly/detect/{id}", post(anomalies::detect_machine))
-        .route("/api/v1/anomaly/recent", get(anomalies::recent))
-        .route("/api/v1/anomalies/{id}", get(anomalies::get))
-        .route("/api/v1/anomalies/{id}/acknowledge", post(anomalies::acknowledge))
-        .route("/api/v1/readings", post(readings::ingest))
-        .route("/api/v1/readings/import", post(readings::import))
-        .route("/api/v1/demo/injected", get(demo::injected))
-        .route("/api/v1/events", get(events::playback).post(events::publish))
-        .route("/api/v1/events/stream", get(gateway::sse::stream))
-        .route("/api/v1/ws", get(gateway::ws::custom))
-        .route("/api/v1/ws/{stream}", get(gateway::ws::named))
-        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
-        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+    let (api, mut spec) = api_routes().split_for_parts();
+    openapi::complete(&mut spec, &base);
+    let app = api
+        .merge(docs::routes(&spec))
         .route("/", get(ui::index))
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))
         .route("/ui/assets/{*path}", get(ui::asset))
         .route("/ui/{*page}", get(ui::index))
-        .route("/metrics", get(metrics::scrape))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(not_found)
@@ -73,6 +57,39 @@ pub fn router(state: AppState) -> Router {
         Router::new().route(&format!("{base}/"), get(ui::index)).with_state(state).nest(&base, app).fallback(not_found)
     };
     app.layer(cors).layer(TraceLayer::new_for_http())
+}
+
+/// The REST API: handlers grouped by path.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(machines::list, machines::create))
+        .routes(routes!(machines::get, machines::update, machines::delete))
+        .routes(routes!(readings::query))
+        .routes(routes!(kpis::kpis))
+        .routes(routes!(readings::ingest))
+        .routes(routes!(readings::import))
+        .routes(routes!(training::train_baseline))
+        .routes(routes!(training::retrain_trigger))
+        .routes(routes!(training::list_jobs))
+        .routes(routes!(training::get_job))
+        .routes(routes!(training::cancel_job))
+        .routes(routes!(models::list))
+        .routes(routes!(models::get))
+        .routes(routes!(models::activate))
+        .routes(routes!(anomalies::detect))
+        .routes(routes!(anomalies::detect_machine))
+        .routes(routes!(anomalies::recent))
+        .routes(routes!(anomalies::get))
+        .routes(routes!(anomalies::acknowledge))
+        .routes(routes!(events::playback, events::publish))
+        .routes(routes!(gateway::sse::stream))
+        .routes(routes!(gateway::ws::custom))
+        .routes(routes!(gateway::ws::named))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(demo::injected))
+        .routes(routes!(metrics::scrape))
 }
 
 /// Browsers on the listed origins may call the API; with none listed only

@@ -7,25 +7,52 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Duration, Utc};
-use enms_core::{Resolution, csv_format, parse_batch, timestamp};
+use enms_core::{ReadingInput, Resolution, csv_format, parse_batch, timestamp};
 use enms_store::{ReadingPoint, ReadingQuery};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Params, path_id, read_body};
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: u32 = 10_000;
 const MAX_LIMIT: u32 = 100_000;
 
-#[derive(Serialize)]
+/// Rows stored, all of them durable when this is answered.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     accepted: usize,
 }
 
+/// A JSON batch of 1 to 10,000 readings: an array, or an object holding one.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the body `parse_batch` reads
+pub enum ReadingBatch {
+    Rows(Vec<ReadingInput>),
+    Wrapped(WrappedBatch),
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WrappedBatch {
+    #[schema(min_items = 1, max_items = 10_000)]
+    readings: Vec<ReadingInput>,
+}
+
 /// `POST /api/v1/readings`: a batch of up to 10,000 readings, stored whole or
 /// not at all, answered once durable.
+#[utoipa::path(post, path = "/api/v1/readings", tag = "readings", operation_id = "ingest_readings",
+    request_body(content = ReadingBatch, description = "Up to 10,000 readings, stored whole or not at all; \
+        an error names the row (`row`) and field"),
+    responses(
+        (status = 200, description = "Stored and durable", body = Accepted),
+        (status = 413, description = "The body is over the limit (`payload_too_large`) or holds more than \
+            10,000 rows (`batch_too_large`)", body = ErrorResponse),
+        (status = 422, description = "A row is invalid (`row` and `field` say where), names an unknown \
+            machine (`unknown_machine`), or the batch is empty", body = ErrorResponse),
+    ))]
 pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Accepted>, ApiError> {
     let bytes = read_body(&headers, body, &["application/json"], state.config.max_json_bytes).await?;
     let readings = parse_batch(&bytes, Utc::now())?;
@@ -35,6 +62,16 @@ pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Bod
 
 /// `POST /api/v1/readings/import?machine=NAME|ID`: a CSV file, stored whole or
 /// not at all; errors name the line.
+#[utoipa::path(post, path = "/api/v1/readings/import", tag = "readings", operation_id = "import_readings",
+    params(("machine" = Option<String>, Query, description = "Machine name or id for rows without a machine column")),
+    request_body(content = String, content_type = "text/csv", description = "A header row (`timestamp`, \
+        `machine`/`machine_id`, `power_kw`, `energy_kwh`, optional `production_units`, `outdoor_temp_c`, \
+        further numeric columns) and rows; see docs/api.md"),
+    responses(
+        (status = 200, description = "Stored and durable", body = Accepted),
+        (status = 404, description = "`machine` names no machine (`unknown_machine`)", body = ErrorResponse),
+        (status = 422, description = "A line is invalid; `line` and `field` say where", body = ErrorResponse),
+    ))]
 pub async fn import(
     State(state): State<AppState>,
     params: Params,
@@ -76,9 +113,10 @@ pub async fn import(
     Ok(Json(Accepted { accepted }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Series {
     machine_id: Uuid,
+    #[schema(value_type = Resolution)]
     resolution: &'static str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
@@ -86,6 +124,18 @@ pub struct Series {
 }
 
 /// `GET /api/v1/machines/{id}/readings?start&end&resolution&limit`.
+#[utoipa::path(get, path = "/api/v1/machines/{id}/readings", tag = "readings", operation_id = "query_readings",
+    params(
+        ("id" = Uuid, Path, description = "Machine id"),
+        ("start" = Option<DateTime<Utc>>, Query, description = "RFC 3339; default `end` minus 24 h"),
+        ("end" = Option<DateTime<Utc>>, Query, description = "RFC 3339, exclusive; default now"),
+        ("resolution" = Option<Resolution>, Query, description = "Raw readings or time buckets; default raw"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100_000, description = "At most this many points; default 10,000"),
+    ),
+    responses(
+        (status = 200, description = "Points in time order", body = Series),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+    ))]
 pub async fn query(
     State(state): State<AppState>,
     Path(id): Path<String>,

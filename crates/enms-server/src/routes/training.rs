@@ -6,12 +6,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use enms_store::{JobQuery, JobRecord, JobStatus};
-use serde_json::{Value, json};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::analytics::jobs::{MODEL_TYPES, TRIGGER_TYPES};
 use crate::analytics::training::TrainRequest;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
 
@@ -34,6 +34,16 @@ async fn submit(
     state.analytics.jobs.submit(body.into_job(machine_id, model_type, trigger_type, reason)?).await
 }
 
+/// Queues a baseline fit; progress arrives as `training_*` events.
+#[utoipa::path(post, path = "/api/v1/baseline/train/{id}", tag = "analytics", operation_id = "train_baseline",
+    params(("id" = Uuid, Path, description = "Machine id")),
+    request_body(content = Option<TrainRequest>, description = "Optional; every field has a default"),
+    responses(
+        (status = 202, description = "Queued", body = JobRecord),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+        (status = 409, description = "A job for this machine and model type is already queued or running \
+            (`job_in_progress`)", body = ErrorResponse),
+    ))]
 pub async fn train_baseline(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -56,8 +66,31 @@ fn one_of(params: &Params, key: &str, allowed: &[&str], default: Option<&str>) -
     }
 }
 
-/// The seeds' trigger: everything in the query string.
-pub async fn retrain_trigger(State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Triggered {
+    triggered: bool,
+    trigger_type: String,
+    training_job_id: Uuid,
+    model_type: String,
+    status: JobStatus,
+}
+
+/// The seeds' trigger: everything in the query string. An anomaly model uses
+/// the active baseline's residuals when there is one.
+#[utoipa::path(post, path = "/api/v1/model-performance/retrain/trigger", tag = "analytics", operation_id = "trigger_retrain",
+    params(
+        ("model_type" = String, Query, pattern = "^(baseline|anomaly)$", description = "baseline or anomaly"),
+        ("machine_id" = Uuid, Query),
+        ("trigger_type" = Option<String>, Query, pattern = "^(manual|scheduled|drift)$", description = "manual (default), scheduled or drift"),
+        ("reason" = Option<String>, Query, description = "Kept with the job (first 500 characters)"),
+    ),
+    responses(
+        (status = 200, description = "Queued", body = Triggered),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+        (status = 409, description = "A job for this machine and model type is already queued or running \
+            (`job_in_progress`)", body = ErrorResponse),
+    ))]
+pub async fn retrain_trigger(State(state): State<AppState>, params: Params) -> Result<Json<Triggered>, ApiError> {
     let model_type = one_of(&params, "model_type", &MODEL_TYPES, None)?;
     let trigger_type = one_of(&params, "trigger_type", &TRIGGER_TYPES, Some("manual"))?;
     let machine = params
@@ -71,15 +104,20 @@ pub async fn retrain_trigger(State(state): State<AppState>, params: Params) -> R
         ..Default::default()
     };
     let job = submit(&state, machine, &model_type, &trigger_type, reason, body).await?;
-    Ok(Json(
-        json!({"triggered": true, "trigger_type": trigger_type, "training_job_id": job.id, "model_type": model_type, "status": job.status}),
-    ))
+    Ok(Json(Triggered { triggered: true, trigger_type, training_job_id: job.id, model_type, status: job.status }))
 }
 
 async fn has_baseline(state: &AppState, machine: Uuid) -> Result<bool, ApiError> {
     Ok(state.store.active_model(machine, "baseline").await?.is_some())
 }
 
+#[utoipa::path(get, path = "/api/v1/training/jobs", tag = "analytics", operation_id = "list_jobs",
+    params(
+        ("machine_id" = Option<Uuid>, Query),
+        ("status" = Option<JobStatus>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Default 50"),
+    ),
+    responses((status = 200, description = "Jobs, newest first", body = Vec<JobRecord>)))]
 pub async fn list_jobs(State(state): State<AppState>, params: Params) -> Result<Json<Vec<JobRecord>>, ApiError> {
     let machine_id = params.uuid("machine_id")?;
     let status = params.parse("status", |v| {
@@ -89,11 +127,25 @@ pub async fn list_jobs(State(state): State<AppState>, params: Params) -> Result<
     Ok(Json(state.store.list_jobs(&JobQuery { machine_id, status, limit }).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/training/jobs/{id}", tag = "analytics", operation_id = "get_job",
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = JobRecord),
+        (status = 404, description = "No such job (`not_found`)", body = ErrorResponse),
+    ))]
 pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobRecord>, ApiError> {
     let id = path_id(&id)?;
     Ok(Json(state.store.get_job(id).await?.ok_or_else(|| ApiError::not_found("training job", id))?))
 }
 
+/// A queued job ends `cancelled` at once, a running one at its next step.
+#[utoipa::path(post, path = "/api/v1/training/jobs/{id}/cancel", tag = "analytics", operation_id = "cancel_job",
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = JobRecord),
+        (status = 404, description = "No such job (`not_found`)", body = ErrorResponse),
+        (status = 409, description = "The job has already finished (`job_finished`)", body = ErrorResponse),
+    ))]
 pub async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobRecord>, ApiError> {
     let id = path_id(&id)?;
     Ok(Json(state.analytics.jobs.cancel(id).await?))

@@ -12,6 +12,7 @@ mod import;
 mod machines;
 mod metrics;
 mod nginx;
+mod openapi;
 mod readings;
 mod restart;
 mod scaleout;

@@ -205,6 +205,26 @@ test('without WebSocket the client falls back to SSE, and without SSE to polling
   await context.close();
 });
 
+test('Swagger UI renders every operation from the served document, offline', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  const outside = [];
+  const errors = [];
+  page.on('request', (r) => { if (!r.url().startsWith(server.url)) outside.push(r.url()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${server.url}/docs/`);
+  await page.waitForSelector('.opblock', { timeout: 15_000 });
+  const doc = await (await fetch(`${server.url}/api/v1/openapi.json`)).json();
+  const operations = Object.values(doc.paths).flatMap((item) => Object.keys(item));
+  assert.equal(await page.locator('.opblock').count(), operations.length, 'one block per operation');
+  await page.locator('.opblock-summary', { hasText: '/api/v1/machines/{id}/readings' }).first().click();
+  await page.waitForSelector('.opblock.is-open .parameters', { timeout: 5000 });
+  await page.screenshot({ path: join(OUT, 'api-docs.png'), fullPage: false });
+  assert.deepEqual(outside, [], 'no request leaves the server');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test('the dashboard works under a base path', async () => {
   const prefixed = new EnmsServer(OUT, ['--base-path', '/api/analytics']);
   try {

@@ -28,7 +28,7 @@ const BATCH: usize = 64;
 /// Browsers' EventSource reconnects after this many milliseconds.
 const RETRY_MS: u32 = 2000;
 
-/// `GET /api/v1/events/stream?types=&machine_id=&min_severity=&last_event_id=`.
+/// The live event stream as server-sent events.
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", operation_id = "event_stream",
     description = "Server-sent events: a `connection` event, then every matching event with its id \
         (`id:`), type (`event:`) and envelope as `data:`. Resumes after `Last-Event-ID` or `last_event_id`.",

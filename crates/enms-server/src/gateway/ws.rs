@@ -52,7 +52,7 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_PING_TIMEOUT: u16 = 4000;
 pub const CLOSE_SLOW: u16 = 4008;
 
-/// `GET /api/v1/ws/{stream}`.
+/// A live WebSocket stream of one kind.
 #[utoipa::path(get, path = "/api/v1/ws/{stream}", tag = "events", operation_id = "websocket_stream",
     description = "A WebSocket of one stream's event types: `dashboard` (all), `anomalies` \
         (`anomaly_detected`), `training` (`training_*`, `model_updated`), `events` (`system_alert`). \
@@ -86,7 +86,7 @@ pub async fn named(
     open(kind, state, params, req).await
 }
 
-/// `GET /api/v1/ws?types=a,b`.
+/// A live WebSocket stream of chosen event types.
 #[utoipa::path(get, path = "/api/v1/ws", tag = "events", operation_id = "websocket_custom",
     description = "A WebSocket of any set of event types (`types=`). The messages are described in docs/protocol.md.",
     params(super::params::FilterParams, super::params::ConnectParams),

@@ -27,7 +27,9 @@ pub fn routes(spec: &OpenApi) -> Router<AppState> {
         // say so at the document's address rather than refuse to start.
         Err(e) => Bytes::from(format!("{{\"error\":{{\"code\":\"internal\",\"message\":\"{e}\"}}}}")),
     };
-    let config = Arc::new(Config::new([SPEC_FROM_DOCS]).try_it_out_enabled(true).persist_authorization(true));
+    // No validator badge: it would fetch from validator.swagger.io.
+    let config = Config::new([SPEC_FROM_DOCS]).validator_url("none");
+    let config = Arc::new(config.try_it_out_enabled(true).persist_authorization(true));
     let index = config.clone();
     Router::new()
         .route(

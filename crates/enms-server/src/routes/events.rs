@@ -67,9 +67,9 @@ pub struct PublishAccepted {
     status: Option<&'static str>,
 }
 
-/// `POST /api/v1/events` → 202 `{"id"}` (or `{"id": null, "status":
-/// "buffered"}` while the shared bus is unreachable); the payload is checked
-/// against its type's schema.
+/// Publishes an event to every subscriber; `data` is checked against the
+/// fields of its type. While the shared bus is unreachable the answer is
+/// `{"id": null, "status": "buffered"}`.
 #[utoipa::path(post, path = "/api/v1/events", tag = "events", operation_id = "publish_event",
     request_body = PublishBody,
     responses(
@@ -102,7 +102,7 @@ pub struct Playback {
     last_id: Option<EventId>,
 }
 
-/// `GET /api/v1/events?since=&types=&machine_id=&min_severity=&limit=`.
+/// Playback: the events after an id, for catching up or polling.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", operation_id = "playback_events",
     params(
         ("since" = Option<EventId>, Query, description = "Events after this id; default the oldest kept"),

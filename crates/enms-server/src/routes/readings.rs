@@ -41,8 +41,8 @@ pub struct WrappedBatch {
     readings: Vec<ReadingInput>,
 }
 
-/// `POST /api/v1/readings`: a batch of up to 10,000 readings, stored whole or
-/// not at all, answered once durable.
+/// Stores a batch of up to 10,000 readings, whole or not at all, and answers
+/// once it is durable.
 #[utoipa::path(post, path = "/api/v1/readings", tag = "readings", operation_id = "ingest_readings",
     request_body(content = ReadingBatch, description = "Up to 10,000 readings, stored whole or not at all; \
         an error names the row (`row`) and field"),
@@ -60,8 +60,7 @@ pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Bod
     Ok(Json(Accepted { accepted }))
 }
 
-/// `POST /api/v1/readings/import?machine=NAME|ID`: a CSV file, stored whole or
-/// not at all; errors name the line.
+/// Imports a CSV file, whole or not at all; errors name the line.
 #[utoipa::path(post, path = "/api/v1/readings/import", tag = "readings", operation_id = "import_readings",
     params(("machine" = Option<String>, Query, description = "Machine name or id for rows without a machine column")),
     request_body(content = String, content_type = "text/csv", description = "A header row (`timestamp`, \
@@ -123,7 +122,7 @@ pub struct Series {
     points: Vec<ReadingPoint>,
 }
 
-/// `GET /api/v1/machines/{id}/readings?start&end&resolution&limit`.
+/// Readings of one machine in a time range, raw or in time buckets.
 #[utoipa::path(get, path = "/api/v1/machines/{id}/readings", tag = "readings", operation_id = "query_readings",
     params(
         ("id" = Uuid, Path, description = "Machine id"),

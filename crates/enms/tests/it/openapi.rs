@@ -214,6 +214,7 @@ async fn swagger_ui_is_served_offline_under_the_base_path() {
     let init = http.get(format!("{}/docs/swagger-initializer.js", server.url)).send().await.expect("request");
     let init = init.text().await.expect("text");
     assert!(init.contains("../api/v1/openapi.json"), "{init}");
+    assert!(init.contains(r#""validatorUrl": "none""#), "no call to validator.swagger.io: {init}");
     let bundle = http.get(format!("{}/docs/swagger-ui-bundle.js", server.url)).send().await.expect("request");
     assert_eq!(bundle.status(), StatusCode::OK);
     assert!(bundle.bytes().await.expect("bytes").len() > 100_000, "the vendored bundle is served");

@@ -221,3 +221,50 @@ async fn swagger_ui_is_served_offline_under_the_base_path() {
     let missing = http.get(format!("{}/docs/nope.js", server.url)).send().await.expect("request");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+/// What schemathesis found, kept fixed: each answer now matches the schema.
+#[tokio::test]
+async fn inputs_the_schema_refuses_are_refused() {
+    use crate::common::assert_error;
+    let server = TestServer::start().await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    // An empty query value is a wrong value, not an absent one.
+    for (path, field) in [
+        ("/api/v1/events?since=", "since"),
+        ("/api/v1/events?machine_id=", "machine_id"),
+        ("/api/v1/events?types=,", "types"),
+        ("/api/v1/anomaly/recent?until=", "until"),
+        ("/api/v1/models?model_type=", "model_type"),
+        ("/api/v1/training/jobs?machine_id=", "machine_id"),
+        ("/api/v1/events?since=347060246753201425758", "since"),
+        ("/api/v1/events?since=1234567890123456-0", "since"),
+    ] {
+        let body = assert_error(&server.get(path).await, unprocessable, "invalid_parameter");
+        assert_eq!(body["field"], field, "{path}");
+    }
+    // Stream parameters are checked before the handshake.
+    let ws = server.get("/api/v1/ws/dashboard?client_id=").await;
+    assert_eq!(assert_error(&ws, unprocessable, "invalid_parameter")["field"], "client_id");
+    // Text limits count what was sent, and control characters are refused
+    // even where trimming would remove them.
+    let name = format!("{}  ", "n".repeat(99));
+    let long = server.post("/api/v1/machines", &serde_json::json!({"name": name, "type": "pump"})).await;
+    assert_error(&long, unprocessable, "too_long");
+    let tab = server.post("/api/v1/machines", &serde_json::json!({"name": "\tPump", "type": "pump"})).await;
+    assert_error(&tab, unprocessable, "invalid_characters");
+    let zero =
+        server.post("/api/v1/machines", &serde_json::json!({"name": "P", "type": "pump", "rated_power_kw": 0})).await;
+    assert_error(&zero, unprocessable, "out_of_range");
+    assert_eq!(server.get("/api/v1/machines").await.1.as_array().map(Vec::len), Some(0), "nothing stored");
+    // Token names are ASCII, as the schema states.
+    let token = server.post("/api/v1/tokens", &serde_json::json!({"name": "zähler", "role": "viewer"})).await;
+    assert_error(&token, unprocessable, "invalid_field");
+    // JSON null stands for an absent optional body: the machine is looked up.
+    let null = server
+        .send("POST", "/api/v1/anomaly/detect/00000000-0000-0000-0000-000000000000", "application/json", "null")
+        .await;
+    assert_error(&null, StatusCode::NOT_FOUND, "not_found");
+    // An event's data is checked against its type's fields.
+    let alert = server.post("/api/v1/events", &serde_json::json!({"type": "model_updated", "data": {}})).await;
+    assert_eq!(assert_error(&alert, unprocessable, "required")["field"], "data.model_id");
+}

@@ -70,30 +70,23 @@ const METRIC: &[Field] = &[
     opt("details", Kind::Object),
 ];
 
-/// `training_started`: `status` may be left out.
-const TRAINING_STARTED: &[Field] = &[
-    req("job_id", Kind::Text(100)),
-    opt("machine_id", Kind::Uuid),
-    opt("model_type", Kind::Text(50)),
-    opt("progress_pct", Kind::Percent),
-    opt("status", Kind::Text(50)),
-    opt("message", Kind::Text(1000)),
-    opt("metrics", Kind::Object),
-    opt("error_message", Kind::Text(2000)),
-    opt("details", Kind::Object),
-];
+/// The training events; only `training_started` may leave `status` out.
+const fn training(status_required: bool) -> [Field; 9] {
+    [
+        req("job_id", Kind::Text(100)),
+        opt("machine_id", Kind::Uuid),
+        opt("model_type", Kind::Text(50)),
+        opt("progress_pct", Kind::Percent),
+        Field { name: "status", kind: Kind::Text(50), required: status_required },
+        opt("message", Kind::Text(1000)),
+        opt("metrics", Kind::Object),
+        opt("error_message", Kind::Text(2000)),
+        opt("details", Kind::Object),
+    ]
+}
 
-const TRAINING: &[Field] = &[
-    req("job_id", Kind::Text(100)),
-    opt("machine_id", Kind::Uuid),
-    opt("model_type", Kind::Text(50)),
-    opt("progress_pct", Kind::Percent),
-    req("status", Kind::Text(50)),
-    opt("message", Kind::Text(1000)),
-    opt("metrics", Kind::Object),
-    opt("error_message", Kind::Text(2000)),
-    opt("details", Kind::Object),
-];
+const TRAINING_STARTED: &[Field] = &training(false);
+const TRAINING: &[Field] = &training(true);
 
 const MODEL: &[Field] = &[
     req("model_id", Kind::Text(100)),

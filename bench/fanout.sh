@@ -16,7 +16,7 @@ scenarios=("$@")
 
 run() {
   local name=$1; shift
-  local dir port server
+  local dir port
   dir=$(mktemp -d)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   taskset -c 0 $bin serve --data-dir "$dir" --bind "127.0.0.1:$port" --log-level warn --max-connections 20000 >/dev/null &
@@ -28,6 +28,9 @@ run() {
   rm -rf "$dir"
 }
 
+server=
+# A failed run must not leave its server behind (set -e exits mid-function).
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; true' EXIT
 ulimit -n "$(ulimit -Hn)"
 for s in "${scenarios[@]}"; do
   case $s in

@@ -7,12 +7,12 @@
 //! them into the subscriber's queue with `try_send`. Nothing here waits for a
 //! reader. A subscriber whose backlog would pass its message or byte cap is
 //! cut off and told it is slow; its connection closes with 4008 and the
-//! client resumes from its last id. The registry lock is a plain `RwLock`,
-//! held only to copy the subscriber list, never across an await.
+//! client resumes from its last id. The registry lock is a plain `Mutex`,
+//! held only to take the subscriber list, never across an await.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
@@ -84,6 +84,7 @@ enum Sink {
 }
 
 struct Slot {
+    id: u64,
     /// Replaced by `subscribe`/`unsubscribe`; read once per dispatch batch.
     filter: RwLock<Filter>,
     sink: Sink,
@@ -98,8 +99,26 @@ struct Counters {
     slow_disconnects: AtomicU64,
 }
 
+/// Every subscriber, and the list a fan-out walks.
+#[derive(Default)]
+struct Registry {
+    slots: HashMap<u64, Arc<Slot>>,
+    /// Rebuilt by the first fan-out after a change, then shared by every
+    /// fan-out until the next one: a dispatch costs one reference count,
+    /// not one per subscriber, and a storm of connects rebuilds nothing
+    /// until an event actually goes out.
+    list: Option<Arc<[Arc<Slot>]>>,
+}
+
+impl Registry {
+    fn list(&mut self) -> Arc<[Arc<Slot>]> {
+        let slots = &self.slots;
+        self.list.get_or_insert_with(|| slots.values().cloned().collect()).clone()
+    }
+}
+
 struct Inner {
-    slots: RwLock<HashMap<u64, Arc<Slot>>>,
+    registry: Mutex<Registry>,
     next_id: AtomicU64,
     limits: QueueLimits,
     counters: Counters,
@@ -129,7 +148,7 @@ impl Hub {
     pub fn new(limits: QueueLimits, delivery: metrics::Histogram) -> Self {
         Self {
             inner: Arc::new(Inner {
-                slots: RwLock::new(HashMap::new()),
+                registry: Mutex::new(Registry::default()),
                 next_id: AtomicU64::new(1),
                 limits,
                 counters: Counters::default(),
@@ -163,7 +182,7 @@ impl Hub {
             slow: AtomicBool::new(false),
             slow_signal: Notify::new(),
         });
-        let slot = Arc::new(Slot { filter: RwLock::new(filter), sink, shared: shared.clone() });
+        let slot = Arc::new(Slot { id, filter: RwLock::new(filter), sink, shared: shared.clone() });
         self.write_slots(|slots| {
             slots.insert(id, slot);
         });
@@ -181,21 +200,17 @@ impl Hub {
         let mut closed = Vec::new();
         let mut written = 0;
         let mut matching: Vec<&Delivery> = Vec::with_capacity(events.len());
-        let snapshot: Vec<(u64, Arc<Slot>)> = {
-            let slots = self.inner.slots.read().unwrap_or_else(|p| p.into_inner());
-            slots.iter().map(|(id, slot)| (*id, slot.clone())).collect()
-        };
+        let list = self.registry().list();
         {
-            for (n, (id, slot)) in snapshot.iter().enumerate() {
-                let id = *id;
+            for (n, slot) in list.iter().enumerate() {
+                let id = slot.id;
                 if n % YIELD_EVERY == YIELD_EVERY - 1 {
                     tokio::task::yield_now().await;
                 }
-                if slot.shared.slow.load(Ordering::Relaxed) {
-                    continue;
-                }
                 let filter = slot.filter.read().unwrap_or_else(|p| p.into_inner());
                 let tx = match &slot.sink {
+                    // A slow socket's outbox is closed and refuses by itself;
+                    // not reading `shared` here saves a cache miss per delivery.
                     Sink::Socket(outbox) => {
                         // Every matching event of the group in one write.
                         matching.clear();
@@ -209,6 +224,7 @@ impl Hub {
                         }
                         continue;
                     }
+                    Sink::Queue(_) if slot.shared.slow.load(Ordering::Relaxed) => continue,
                     Sink::Queue(tx) => tx,
                 };
                 for event in events {
@@ -273,11 +289,16 @@ impl Hub {
         }
     }
 
-    fn write_slots(&self, f: impl FnOnce(&mut HashMap<u64, Arc<Slot>>)) {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
         // A poisoned lock means a panic mid-update of a plain map; the map
         // itself is still consistent, so keep serving.
-        let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
-        f(&mut slots);
+        self.inner.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_slots(&self, f: impl FnOnce(&mut HashMap<u64, Arc<Slot>>)) {
+        let mut registry = self.registry();
+        f(&mut registry.slots);
+        registry.list = None;
     }
 }
 
@@ -310,7 +331,7 @@ impl Subscription {
 
     /// Replaces the filter (after `subscribe`/`unsubscribe` messages).
     pub fn set_filter(&self, filter: Filter) {
-        let slot = self.hub.inner.slots.read().unwrap_or_else(|p| p.into_inner()).get(&self.id).cloned();
+        let slot = self.hub.registry().slots.get(&self.id).cloned();
         if let Some(slot) = slot {
             *slot.filter.write().unwrap_or_else(|p| p.into_inner()) = filter;
         }

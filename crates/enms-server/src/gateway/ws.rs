@@ -39,9 +39,10 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 
 /// Client frames and messages larger than this close the connection with 1009.
 pub const MAX_CLIENT_MESSAGE: usize = 64 << 10;
-/// Tungstenite's per-connection read buffer; client messages are small, and
-/// 10,000 idle connections must stay within a few KiB each.
-const READ_BUFFER: usize = 1024;
+/// Tungstenite's per-connection read buffer (it grows for a larger message,
+/// up to the 64 KiB cap): client messages are pings and subscriptions of a
+/// few dozen bytes, and 10,000 idle connections must stay within 8 KiB each.
+const READ_BUFFER: usize = 256;
 /// Time for pending bytes and the close frame to leave.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time then given to the client to answer the close before we hang up.

@@ -1,26 +1,26 @@
 //! `enms bench fanout`: opens N WebSocket clients, publishes M events at R/s
 //! through `POST /api/v1/events`, each carrying its sequence number and send
-//! time, and reports delivery latency (publish call → client receipt, same
-//! clock), deliveries per second, lost and duplicated deliveries, connect
-//! time, and — given the server's pid — its CPU time per delivery and RSS.
+//! time, and reports delivery latency, deliveries per second, lost and
+//! duplicated deliveries, connect time, and — given the server's pid — its
+//! CPU time per delivery and RSS.
 //!
-//! Run it on a different core from the server (`bench/fanout.sh` pins the
-//! server to core 0 and this client to core 1) so the figures are the
-//! server's.
+//! Latency is measured twice, on one clock, from the publish call: to the
+//! moment the kernel put the message's packet in the client's socket
+//! (`latency`, the server's delivery time) and to the moment the client read
+//! it (`read latency`, which adds the benchmark's own queueing: 1000 clients
+//! reading 100,000 messages a second keep one core mostly busy). Run it on
+//! a different core from the server (`bench/fanout.sh` pins the server to
+//! core 0 and this client to core 1) so the CPU figures are the server's.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::raw_ws::{RawWs, Received, split_url};
 use crate::cli::BenchFanoutArgs;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type BoxError = Box<dyn std::error::Error>;
 
 /// How long clients may wait for stragglers after the last publish.
@@ -32,11 +32,12 @@ pub async fn run(args: BenchFanoutArgs) -> Result<(), BoxError> {
         return Err("--clients, --connect-concurrency and --rate must be positive".into());
     }
     let kind = event_type(&args.stream)?;
-    let ws_url = format!("{}/api/v1/ws/{}", args.url.trim_end_matches('/').replacen("http", "ws", 1), args.stream);
+    let (host, prefix) = split_url(&args.url)?;
+    let ws_path = format!("{prefix}/api/v1/ws/{}", args.stream);
     let rss_before = args.pid.and_then(rss_kb);
 
     let started = Instant::now();
-    let clients = connect_all(&ws_url, args.clients, args.connect_concurrency).await?;
+    let clients = connect_all(&host, &ws_path, args.clients, args.connect_concurrency).await?;
     let connect_s = started.elapsed().as_secs_f64();
     // Let the server settle its allocations before reading memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -52,28 +53,21 @@ pub async fn run(args: BenchFanoutArgs) -> Result<(), BoxError> {
         tokio::time::sleep(GRACE).await;
         let _ = stop_tx.send(true);
     });
-    let mut latencies = Vec::with_capacity(args.clients * args.events);
+    let mut arrival = Vec::with_capacity(args.clients * args.events);
+    let mut read = Vec::with_capacity(args.clients * args.events);
     let (mut delivered, mut duplicated, mut last_receipt) = (0usize, 0usize, publish_started);
     for reader in readers {
         let r = reader.await?;
-        delivered += r.latencies_us.len();
+        delivered += r.read_us.len();
         duplicated += r.duplicated;
-        latencies.extend(r.latencies_us);
+        arrival.extend(r.arrival_us);
+        read.extend(r.read_us);
         last_receipt = last_receipt.max(r.last_receipt);
     }
     stopper.abort();
     let cpu_after = args.pid.and_then(cpu_seconds);
     let rss_after = args.pid.and_then(rss_kb);
     let delivery_s = (last_receipt - publish_started).as_secs_f64().max(1e-9);
-
-    latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((p / 100.0) * (latencies.len() - 1) as f64).round() as usize;
-        latencies[i] as f64 / 1000.0
-    };
     let expected = args.clients * args.events;
     let cpu_s = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
     let report = json!({
@@ -89,7 +83,8 @@ pub async fn run(args: BenchFanoutArgs) -> Result<(), BoxError> {
         "lost": expected.saturating_sub(delivered),
         "duplicated": duplicated,
         "deliveries_per_s": delivered as f64 / delivery_s,
-        "latency_ms": {"p50": pct(50.0), "p95": pct(95.0), "p99": pct(99.0), "max": pct(100.0)},
+        "latency_ms": percentiles(arrival),
+        "read_latency_ms": percentiles(read),
         "server": {
             "cpu_s": cpu_s,
             "cpu_us_per_delivery": cpu_s.filter(|_| delivered > 0).map(|c| c * 1e6 / delivered as f64),
@@ -118,18 +113,18 @@ fn event_type(stream: &str) -> Result<&'static str, BoxError> {
     })
 }
 
-async fn connect_all(url: &str, n: usize, concurrency: usize) -> Result<Vec<Ws>, BoxError> {
-    // Client messages are tiny; keep 10,000 clients' buffers small too.
-    let config = WebSocketConfig::default().read_buffer_size(16 << 10).write_buffer_size(0);
-    let results: Vec<Result<Ws, String>> = stream::iter(0..n)
+async fn connect_all(host: &str, path: &str, n: usize, concurrency: usize) -> Result<Vec<RawWs>, BoxError> {
+    let results: Vec<Result<RawWs, String>> = stream::iter(0..n)
         .map(|_| async move {
-            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-                .await
-                .map_err(|e| format!("connect {url}: {e}"))?;
+            let mut ws = RawWs::connect(host, path).await.map_err(|e| format!("connect {host}{path}: {e}"))?;
             // The `connection` message: the client is subscribed from here on.
-            match ws.next().await {
-                Some(Ok(Message::Text(_))) => Ok(ws),
-                other => Err(format!("no connection message: {other:?}")),
+            match ws.recv().await {
+                Ok(Received::Message(m)) if field_text(m, br#""type":"connection""#) => Ok(ws),
+                Ok(Received::Message(m)) => {
+                    Err(format!("expected the connection message, got {}", String::from_utf8_lossy(m)))
+                }
+                Ok(Received::Closed) => Err("closed before the connection message".to_owned()),
+                Err(e) => Err(format!("no connection message: {e}")),
             }
         })
         .buffer_unordered(concurrency)
@@ -138,21 +133,39 @@ async fn connect_all(url: &str, n: usize, concurrency: usize) -> Result<Vec<Ws>,
     results.into_iter().collect::<Result<Vec<_>, _>>().map_err(Into::into)
 }
 
-async fn publish(args: &BenchFanoutArgs, kind: &str) -> Result<(), BoxError> {
-    let http = reqwest::Client::new();
+/// Publishes from a thread of its own: on the readers' runtime the publisher
+/// would queue behind 1000 ready readers and fall behind its rate whenever
+/// they keep the load core busy, measuring the benchmark instead of the
+/// server.
+async fn publish(args: &BenchFanoutArgs, kind: &'static str) -> Result<(), BoxError> {
     let base = args.publish_url.as_deref().unwrap_or(&args.url);
     let url = format!("{}/api/v1/events", base.trim_end_matches('/'));
     let filler = "x".repeat(args.payload_bytes);
+    let (events, rate) = (args.events, args.rate);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(publish_paced(&url, kind, events, rate, &filler)),
+            Err(e) => Err(format!("publisher runtime: {e}")),
+        };
+        let _ = done_tx.send(result);
+    });
+    done_rx.await.map_err(|_| "the publisher thread panicked")?.map_err(Into::into)
+}
+
+async fn publish_paced(url: &str, kind: &str, events: usize, rate: f64, filler: &str) -> Result<(), String> {
+    let http = reqwest::Client::new();
     let start = tokio::time::Instant::now();
-    for seq in 0..args.events {
-        tokio::time::sleep_until(start + Duration::from_secs_f64(seq as f64 / args.rate)).await;
+    for seq in 0..events {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(seq as f64 / rate)).await;
         let mut details = json!({"bench_seq": seq, "sent_us": now_us()});
         if !filler.is_empty() {
-            details["filler"] = Value::String(filler.clone());
+            details["filler"] = Value::String(filler.to_owned());
         }
-        let resp = http.post(&url).json(&event(kind, seq, details)).send().await?;
+        let resp =
+            http.post(url).json(&event(kind, seq, details)).send().await.map_err(|e| format!("publish {seq}: {e}"))?;
         if !resp.status().is_success() {
-            return Err(format!("publish {seq}: {} {}", resp.status(), resp.text().await.unwrap_or_default()).into());
+            return Err(format!("publish {seq}: {} {}", resp.status(), resp.text().await.unwrap_or_default()));
         }
     }
     Ok(())
@@ -174,49 +187,74 @@ fn event(kind: &str, seq: usize, details: Value) -> Value {
     json!({"type": kind, "data": data})
 }
 
+/// p50/p95/p99/max in ms of latencies in µs.
+fn percentiles(mut us: Vec<u32>) -> Value {
+    us.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if us.is_empty() {
+            return 0.0;
+        }
+        let i = ((p / 100.0) * (us.len() - 1) as f64).round() as usize;
+        us[i] as f64 / 1000.0
+    };
+    json!({"p50": pct(50.0), "p95": pct(95.0), "p99": pct(99.0), "max": pct(100.0)})
+}
+
 struct ReaderResult {
-    latencies_us: Vec<u32>,
+    /// Publish call → the packet reached the client's socket (the kernel's
+    /// receive time; the read time where the kernel gives none).
+    arrival_us: Vec<u32>,
+    /// Publish call → this client read the message.
+    read_us: Vec<u32>,
     duplicated: usize,
     last_receipt: Instant,
 }
 
 /// Receives until every event arrived or the grace period ends.
-async fn read(mut ws: Ws, events: usize, mut stop: watch::Receiver<bool>) -> ReaderResult {
+async fn read(mut ws: RawWs, events: usize, mut stop: watch::Receiver<bool>) -> ReaderResult {
     let mut seen = vec![false; events];
-    let mut r = ReaderResult { latencies_us: Vec::with_capacity(events), duplicated: 0, last_receipt: Instant::now() };
-    while r.latencies_us.len() < events {
-        let msg = tokio::select! {
-            m = ws.next() => m,
+    let mut r = ReaderResult {
+        arrival_us: Vec::with_capacity(events),
+        read_us: Vec::with_capacity(events),
+        duplicated: 0,
+        last_receipt: Instant::now(),
+    };
+    while r.read_us.len() < events {
+        let text = tokio::select! {
+            m = ws.recv() => match m {
+                Ok(Received::Message(text)) => text,
+                Ok(Received::Closed) | Err(_) => break,
+            },
             _ = stop.changed() => break,
         };
-        let Some(Ok(Message::Text(text))) = msg else {
-            if matches!(msg, Some(Ok(Message::Ping(_) | Message::Pong(_)))) {
-                continue;
-            }
-            break;
-        };
         let received = now_us();
-        let (Some(seq), Some(sent)) = (field(&text, "\"bench_seq\":"), field(&text, "\"sent_us\":")) else { continue };
+        let (Some(seq), Some(sent)) = (field(text, b"\"bench_seq\":"), field(text, b"\"sent_us\":")) else { continue };
         match seen.get_mut(seq as usize) {
             Some(s) if !*s => {
                 *s = true;
-                r.latencies_us.push(received.saturating_sub(sent).min(u32::MAX as u64) as u32);
+                let since = |t: u64| t.saturating_sub(sent).min(u32::MAX as u64) as u32;
+                r.arrival_us.push(since(ws.arrived_us().unwrap_or(received)));
+                r.read_us.push(since(received));
                 r.last_receipt = Instant::now();
             }
             Some(_) => r.duplicated += 1,
             None => {}
         }
     }
-    let _ = ws.close(None).await;
+    let _ = ws.close().await;
     r
 }
 
+fn field_text(text: &[u8], needle: &[u8]) -> bool {
+    text.windows(needle.len()).any(|w| w == needle)
+}
+
 /// The integer after `key` in a JSON text, found without parsing the rest.
-fn field(text: &str, key: &str) -> Option<u64> {
-    let start = text.find(key)? + key.len();
-    let digits: &str = &text[start..];
-    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
-    digits[..end].parse().ok()
+fn field(text: &[u8], key: &[u8]) -> Option<u64> {
+    let start = text.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits = &text[start..];
+    let end = digits.iter().position(|c| !c.is_ascii_digit()).unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 fn now_us() -> u64 {
@@ -257,8 +295,10 @@ fn print_report(r: &Value) {
         r["delivered"], r["expected"], r["lost"], r["duplicated"]
     );
     println!("throughput   {} deliveries/s", f(&r["deliveries_per_s"]));
-    let l = &r["latency_ms"];
-    println!("latency ms   p50 {} · p95 {} · p99 {} · max {}", f(&l["p50"]), f(&l["p95"]), f(&l["p99"]), f(&l["max"]));
+    for (label, key) in [("latency ms  ", "latency_ms"), ("read ms     ", "read_latency_ms")] {
+        let l = &r[key];
+        println!("{label} p50 {} · p95 {} · p99 {} · max {}", f(&l["p50"]), f(&l["p95"]), f(&l["p99"]), f(&l["max"]));
+    }
     let s = &r["server"];
     if !s["cpu_s"].is_null() {
         println!(

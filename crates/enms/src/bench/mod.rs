@@ -3,3 +3,4 @@
 pub mod detect;
 pub mod fanout;
 pub mod ingest;
+mod raw_ws;

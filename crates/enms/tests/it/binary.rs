@@ -129,3 +129,28 @@ async fn import_sends_a_csv_file_and_names_the_bad_line() {
     assert!(err.contains("line 2502"), "{err}");
     s.stop().await;
 }
+
+/// `enms bench fanout` against a live server: its own WebSocket client
+/// receives every event on every connection exactly once, and a message
+/// reaches the client's socket no later than the client reads it.
+#[tokio::test]
+async fn bench_fanout_delivers_every_event_to_every_client_once() {
+    let s = TestServer::start().await;
+    let out = Command::new(BIN)
+        .args(["bench", "fanout", "--url", &s.url, "--clients", "20", "--events", "50", "--rate", "1000", "--json"])
+        .output()
+        .await
+        .expect("run enms bench fanout");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(
+        (&report["expected"], &report["delivered"], &report["lost"], &report["duplicated"]),
+        (&1000.into(), &1000.into(), &0.into(), &0.into()),
+        "{report}"
+    );
+    for p in ["p50", "p99", "max"] {
+        let (arrived, read) = (report["latency_ms"][p].as_f64(), report["read_latency_ms"][p].as_f64());
+        assert!(arrived.zip(read).is_some_and(|(a, r)| a > 0.0 && a <= r), "{p}: {report}");
+    }
+    s.stop().await;
+}

@@ -1,5 +1,10 @@
 //! State shared by every request handler.
+//!
+//! Axum clones the state for every extractor and middleware layer of every
+//! request, so [`AppState`] is one `Arc`: a clone is one reference count,
+//! not one per service inside.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +20,10 @@ use crate::telemetry::Metrics;
 use crate::ui::Ui;
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+/// What every handler reaches through [`AppState`].
+pub struct Services {
     pub config: Arc<ServerConfig>,
     pub store: Arc<dyn Store>,
     pub ingest: Ingest,
@@ -38,7 +46,7 @@ impl AppState {
         telemetry: Arc<Metrics>,
     ) -> Self {
         let live = config.analytics.streaming.then(|| analytics.live.clone());
-        Self {
+        Self(Arc::new(Services {
             ingest: Ingest::new(store.clone(), bus.clone(), live, telemetry.ingested_rows.clone()),
             ui: Arc::new(Ui::new(&config.base_path)),
             auth: Arc::new(Auth::new(config.auth.clone(), store.clone())),
@@ -49,6 +57,14 @@ impl AppState {
             config,
             store,
             started: Instant::now(),
-        }
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
     }
 }

@@ -65,7 +65,11 @@ async fn serve_http(
             _ = stop.cancelled() => return Ok(connections),
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let (stream, hold) = gateway::held::HeldStream::new(stream);
+        let service = hyper_util::service::TowerToHyperService::new(tower_http::add_extension::AddExtension::new(
+            router.clone(),
+            hold,
+        ));
         let conn = hyper::server::conn::http1::Builder::new()
             .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
             .with_upgrades();

@@ -195,7 +195,14 @@ impl Outbox {
     /// A frame from the server itself (reply, ping, close); never refused.
     pub fn send(&self, opcode: u8, payload: Bytes) {
         let mut st = self.lock();
-        self.send_frame(&mut st, opcode, payload, false);
+        self.send_frame(&mut st, &[], opcode, payload, false);
+    }
+
+    /// The held-back `101` answer of the handshake and the `connection`
+    /// message, in one write (see `gateway::held`).
+    pub fn greet(&self, handshake: Vec<u8>, hello: Bytes) {
+        let mut st = self.lock();
+        self.send_frame(&mut st, &handshake, OP_TEXT, hello, false);
     }
 
     /// Stops accepting events; what is pending still goes out.
@@ -212,9 +219,11 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    fn send_frame(&self, st: &mut State, opcode: u8, payload: Bytes, capped: bool) -> Offer {
+    /// Frames `payload` behind `prefix` (raw bytes to go first) and sends both.
+    fn send_frame(&self, st: &mut State, prefix: &[u8], opcode: u8, payload: Bytes, capped: bool) -> Offer {
         let (header, n) = frame_header(opcode, payload.len());
-        let mut frame = Vec::with_capacity(n + payload.len());
+        let mut frame = Vec::with_capacity(prefix.len() + n + payload.len());
+        frame.extend_from_slice(prefix);
         frame.extend_from_slice(&header[..n]);
         frame.extend_from_slice(&payload);
         self.send_bytes(st, &Bytes::from(frame), capped)

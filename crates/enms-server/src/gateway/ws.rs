@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use super::held::{HeldStream, HoldHandshake};
 use super::messages::{self, ClientMessage};
 use super::socket::{OP_CLOSE, OP_PING, OP_TEXT, Offer, Outbox, ReadSide};
 use super::{ConnectRequest, Permit, history, stream_types};
@@ -135,27 +136,33 @@ async fn open(
     let accept = handshake_key(req.headers())?;
     let permit = state.gateway.admit(req.extensions().get::<Principal>())?;
     let protocol = subprotocol(req.headers());
+    let accept = HeaderValue::from_str(&accept).map_err(ApiError::internal)?;
+    let hold = req.extensions().get::<HoldHandshake>().cloned();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
         };
-        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+        let Ok(parts) = upgraded.downcast::<TokioIo<HeldStream>>() else {
             return tracing::error!("websocket upgrade over an unexpected transport");
         };
-        let stream = parts.io.into_inner();
+        let (stream, handshake) = parts.io.into_inner().into_parts();
         let _ = stream.set_nodelay(true);
-        serve(stream, parts.read_buf.to_vec(), state, kind, request, permit).await;
+        serve(stream, handshake, parts.read_buf.to_vec(), state, kind, request, permit).await;
     });
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).map_err(ApiError::internal)?);
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     if let Some(p) = protocol {
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
+    }
+    // Nothing can fail from here: hyper's 101 waits for the greeting.
+    if let Some(hold) = hold {
+        hold.hold();
     }
     Ok(response)
 }
@@ -189,6 +196,7 @@ struct Connection {
 
 async fn serve(
     stream: TcpStream,
+    handshake: Vec<u8>,
     read_buf: Vec<u8>,
     state: AppState,
     kind: StreamKind,
@@ -197,7 +205,8 @@ async fn serve(
 ) {
     // The set-up and the close are boxed: their state would otherwise count
     // in the size of every idle connection.
-    let Some((mut conn, mut reader, slow_from_start)) = Box::pin(start(stream, read_buf, state, kind, request)).await
+    let Some((mut conn, mut reader, slow_from_start)) =
+        Box::pin(start(stream, handshake, read_buf, state, kind, request)).await
     else {
         return;
     };
@@ -208,6 +217,7 @@ async fn serve(
 /// Registers, sends the greeting and the missed events, and sets up the reader.
 async fn start(
     stream: TcpStream,
+    handshake: Vec<u8>,
     read_buf: Vec<u8>,
     state: AppState,
     kind: StreamKind,
@@ -224,7 +234,7 @@ async fn start(
         }
     };
     let hello = messages::connection(&request.client_id, kind.as_str(), recovered, state.bus.status().last_event_id);
-    outbox.send(OP_TEXT, Bytes::from(hello));
+    outbox.greet(handshake, Bytes::from(hello));
     let slow_from_start = outbox.go_live(&backlog) == Offer::Slow;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)

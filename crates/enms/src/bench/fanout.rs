@@ -36,9 +36,15 @@ pub async fn run(args: BenchFanoutArgs) -> Result<(), BoxError> {
     let ws_path = format!("{prefix}/api/v1/ws/{}", args.stream);
     let rss_before = args.pid.and_then(rss_kb);
 
+    let connect_cpu = (args.pid.and_then(cpu_seconds), cpu_seconds(std::process::id()));
     let started = Instant::now();
     let clients = connect_all(&host, &ws_path, args.clients, args.connect_concurrency).await?;
     let connect_s = started.elapsed().as_secs_f64();
+    // CPU per handshake, server and this client: which side bounds connects.
+    let per_connection_us =
+        |before: Option<f64>, after: Option<f64>| before.zip(after).map(|(a, b)| (b - a) * 1e6 / args.clients as f64);
+    let server_connect_us = per_connection_us(connect_cpu.0, args.pid.and_then(cpu_seconds));
+    let client_connect_us = per_connection_us(connect_cpu.1, cpu_seconds(std::process::id()));
     // Let the server settle its allocations before reading memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_connected = args.pid.and_then(rss_kb);
@@ -77,6 +83,7 @@ pub async fn run(args: BenchFanoutArgs) -> Result<(), BoxError> {
         "stream": args.stream,
         "connect_s": connect_s,
         "connections_per_s": args.clients as f64 / connect_s,
+        "connect_cpu_us_per_connection": {"server": server_connect_us, "client": client_connect_us},
         "publish_s": publish_s,
         "expected": expected,
         "delivered": delivered,
@@ -289,7 +296,14 @@ fn print_report(r: &Value) {
         r["rate"],
         r["stream"].as_str().unwrap_or("")
     );
-    println!("connect      {} s ({} connections/s)", f(&r["connect_s"]), f(&r["connections_per_s"]));
+    let c = &r["connect_cpu_us_per_connection"];
+    println!(
+        "connect      {} s ({} connections/s) · CPU µs per connection: server {} · client {}",
+        f(&r["connect_s"]),
+        f(&r["connections_per_s"]),
+        f(&c["server"]),
+        f(&c["client"])
+    );
     println!(
         "delivered    {} of {} · lost {} · duplicated {}",
         r["delivered"], r["expected"], r["lost"], r["duplicated"]

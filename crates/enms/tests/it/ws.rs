@@ -184,6 +184,50 @@ async fn bad_connect_parameters_are_refused_before_the_upgrade() {
     s.stop().await;
 }
 
+/// The server holds its `101` answer back and sends it in one write with the
+/// `connection` message (`gateway::held`): on a raw socket the answer and
+/// the greeting arrive intact and in order, also on a keep-alive connection
+/// whose plain request before the upgrade was answered normally. (That it
+/// is one write shows in `enms bench fanout`'s CPU per connection, not
+/// here: two segments may also arrive before one read.)
+#[tokio::test]
+async fn an_upgrade_after_a_plain_request_answers_101_then_the_greeting() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    let host = s.url.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&host).await.expect("connect");
+    tcp.write_all(format!("GET /api/v1/health HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 64 << 10];
+    let mut got = Vec::new();
+    let body_complete = |got: &[u8]| {
+        let text = String::from_utf8_lossy(got);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
+        let len = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()));
+        len.and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| body.len() >= l)
+    };
+    while !body_complete(&got) {
+        let n =
+            tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await.expect("in time").expect("read");
+        assert!(n > 0, "closed after {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+    let upgrade = format!(
+        "GET /api/v1/ws/dashboard HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(upgrade.as_bytes()).await.expect("write");
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await.expect("in time").expect("read");
+    let first = String::from_utf8_lossy(&buf[..n]);
+    assert!(first.starts_with("HTTP/1.1 101"), "{first}");
+    assert!(first.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "accept key: {first}");
+    let (_, frames) = first.split_once("\r\n\r\n").expect("end of the head");
+    assert!(frames.contains(r#""type":"connection""#), "the greeting follows the head: {first}");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn the_connection_limit_refuses_the_excess_cleanly() {
     let s = TestServer::with(|c| c.gateway.max_connections = 2).await;

@@ -323,6 +323,11 @@ impl Subscription {
         n
     }
 
+    /// Unique per subscriber of this server, counting up from 1.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// A handle that resolves once the hub cuts this subscriber off for
     /// being slow (usable while the subscription itself is borrowed).
     pub fn slow_signal(&self) -> SlowSignal {

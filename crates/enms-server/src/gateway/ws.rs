@@ -258,7 +258,7 @@ impl Connection {
     async fn run(&mut self, reader: &mut WebSocketStream<ReadSide>) -> Stop {
         let interval = self.state.gateway.config.ping_interval;
         let write_timeout = self.state.gateway.config.write_timeout;
-        let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
+        let mut ping = tokio::time::interval_at(Instant::now() + first_ping(interval, self.sub.id()), interval);
         let mut last_heard = Instant::now();
         loop {
             let outbox = self.outbox.clone();
@@ -373,6 +373,16 @@ async fn drain_pending(outbox: &Outbox, write_timeout: Duration) -> Result<(), S
     }
 }
 
+/// When a connection sends its first ping: between half and one interval,
+/// spread by the subscriber number (golden-ratio steps cover the range
+/// evenly). Clients that connect together — all of them after a restart —
+/// would otherwise be pinged, and answer, in one burst every interval, and
+/// events published meanwhile would wait behind it.
+fn first_ping(interval: Duration, subscriber: u64) -> Duration {
+    let spread = (subscriber.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+    interval.mul_f64(0.5 + 0.5 * spread)
+}
+
 fn stop_signal(drain: CancellationToken, slow: SlowSignal) -> Pin<Box<dyn Future<Output = Stop> + Send>> {
     Box::pin(async move {
         tokio::select! {
@@ -381,4 +391,22 @@ fn stop_signal(drain: CancellationToken, slow: SlowSignal) -> Pin<Box<dyn Future
             _ = slow.wait() => Stop::Close(CLOSE_SLOW, "slow consumer"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Duration, first_ping};
+
+    #[test]
+    fn first_pings_spread_over_the_second_half_of_an_interval() {
+        let interval = Duration::from_secs(20);
+        let mut tenths = [0; 10];
+        for id in 1..=1000 {
+            let at = first_ping(interval, id);
+            assert!(at >= interval / 2 && at <= interval, "{at:?}");
+            tenths[((at.as_secs_f64() - 10.0) as usize).min(9)] += 1;
+        }
+        // Even: every tenth of the range gets its share, within 20 %.
+        assert!(tenths.iter().all(|&n| (80..=120).contains(&n)), "{tenths:?}");
+    }
 }

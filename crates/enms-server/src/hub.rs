@@ -203,6 +203,7 @@ impl Hub {
         let list = self.registry().list();
         {
             for (n, slot) in list.iter().enumerate() {
+                prefetch_ahead(&list, n);
                 let id = slot.id;
                 if n % YIELD_EVERY == YIELD_EVERY - 1 {
                     tokio::task::yield_now().await;
@@ -300,6 +301,42 @@ impl Hub {
         f(&mut registry.slots);
         registry.list = None;
     }
+}
+
+/// Starts loading what the fan-out touches next while this subscriber's send
+/// runs: the slot two ahead, and the outbox of the next one (its slot was
+/// asked for one step ago). Each is otherwise a cache miss per delivery —
+/// the kernel's send in between evicts them — and `perf annotate` showed
+/// those misses as most of the fan-out loop's own time.
+fn prefetch_ahead(list: &[Arc<Slot>], n: usize) {
+    if let Some(slot) = list.get(n + 2) {
+        prefetch_lines(Arc::as_ptr(slot), size_of::<Slot>());
+    }
+    if let Some(Sink::Socket(outbox)) = list.get(n + 1).map(|s| &s.sink) {
+        prefetch_lines(Arc::as_ptr(outbox), size_of::<Outbox>().min(256));
+    }
+}
+
+/// Prefetches every cache line of `len` bytes from `p` (and the reference
+/// counts in front of an `Arc`'s value).
+fn prefetch_lines<T>(p: *const T, len: usize) {
+    let start = p.cast::<u8>().wrapping_sub(16);
+    for offset in (0..len + 16).step_by(64) {
+        prefetch(start.wrapping_add(offset));
+    }
+}
+
+/// A hint to the CPU to start loading `p`'s cache line.
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program can observe and cannot
+    // fault, whatever the address; `p` is a live allocation here anyway.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// The receiving end of one subscriber. Dropping it unregisters.

@@ -201,55 +201,53 @@ impl Hub {
         let mut written = 0;
         let mut matching: Vec<&Delivery> = Vec::with_capacity(events.len());
         let list = self.registry().list();
-        {
-            for (n, slot) in list.iter().enumerate() {
-                prefetch_ahead(&list, n);
-                let id = slot.id;
-                if n % YIELD_EVERY == YIELD_EVERY - 1 {
-                    tokio::task::yield_now().await;
+        for (n, slot) in list.iter().enumerate() {
+            prefetch_ahead(&list, n);
+            let id = slot.id;
+            if n % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
+            let filter = slot.filter.read().unwrap_or_else(|p| p.into_inner());
+            let tx = match &slot.sink {
+                // A slow socket's outbox is closed and refuses by itself;
+                // not reading `shared` here saves a cache miss per delivery.
+                Sink::Socket(outbox) => {
+                    // Every matching event of the group in one write.
+                    matching.clear();
+                    matching.extend(events.iter().filter(|e| filter.matches(e)));
+                    if matching.is_empty() {
+                        continue;
+                    }
+                    match outbox.offer(&matching) {
+                        Offer::Slow => overflowed.push(id),
+                        Offer::Sent | Offer::Queued => written += matching.len() as u64,
+                    }
+                    continue;
                 }
-                let filter = slot.filter.read().unwrap_or_else(|p| p.into_inner());
-                let tx = match &slot.sink {
-                    // A slow socket's outbox is closed and refuses by itself;
-                    // not reading `shared` here saves a cache miss per delivery.
-                    Sink::Socket(outbox) => {
-                        // Every matching event of the group in one write.
-                        matching.clear();
-                        matching.extend(events.iter().filter(|e| filter.matches(e)));
-                        if matching.is_empty() {
-                            continue;
-                        }
-                        match outbox.offer(&matching) {
-                            Offer::Slow => overflowed.push(id),
-                            Offer::Sent | Offer::Queued => written += matching.len() as u64,
-                        }
-                        continue;
-                    }
-                    Sink::Queue(_) if slot.shared.slow.load(Ordering::Relaxed) => continue,
-                    Sink::Queue(tx) => tx,
-                };
-                for event in events {
-                    if !filter.matches(event) {
-                        continue;
-                    }
-                    let len = event.text.len();
-                    let queued = slot.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-                    if queued + len > self.inner.limits.bytes {
+                Sink::Queue(_) if slot.shared.slow.load(Ordering::Relaxed) => continue,
+                Sink::Queue(tx) => tx,
+            };
+            for event in events {
+                if !filter.matches(event) {
+                    continue;
+                }
+                let len = event.text.len();
+                let queued = slot.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
+                if queued + len > self.inner.limits.bytes {
+                    slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                    overflowed.push(id);
+                    break;
+                }
+                match tx.try_send(event.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
                         slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                         overflowed.push(id);
                         break;
                     }
-                    match tx.try_send(event.clone()) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                            overflowed.push(id);
-                            break;
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => {
-                            closed.push(id);
-                            break;
-                        }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        closed.push(id);
+                        break;
                     }
                 }
             }

@@ -103,7 +103,7 @@ pub async fn custom(state: State<AppState>, params: Params, req: Request) -> Res
 }
 
 /// The `Sec-WebSocket-Accept` value, or why this is not a WebSocket handshake.
-fn handshake_key(headers: &HeaderMap) -> Result<String, ApiError> {
+fn handshake_key(headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
     let has = |name: header::HeaderName, token: &str| {
         headers
             .get_all(name)
@@ -119,7 +119,7 @@ fn handshake_key(headers: &HeaderMap) -> Result<String, ApiError> {
         return Err(refuse("Sec-WebSocket-Version must be 13"));
     }
     let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or_else(|| refuse("missing Sec-WebSocket-Key"))?;
-    Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
+    HeaderValue::from_str(&tungstenite::handshake::derive_accept_key(key.as_bytes())).map_err(ApiError::internal)
 }
 
 /// Validates and admits before upgrading, so a bad request or a full server
@@ -136,7 +136,6 @@ async fn open(
     let accept = handshake_key(req.headers())?;
     let permit = state.gateway.admit(req.extensions().get::<Principal>())?;
     let protocol = subprotocol(req.headers());
-    let accept = HeaderValue::from_str(&accept).map_err(ApiError::internal)?;
     let hold = req.extensions().get::<HoldHandshake>().cloned();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {

@@ -126,7 +126,7 @@ async fn connect_all(host: &str, path: &str, n: usize, concurrency: usize) -> Re
             let mut ws = RawWs::connect(host, path).await.map_err(|e| format!("connect {host}{path}: {e}"))?;
             // The `connection` message: the client is subscribed from here on.
             match ws.recv().await {
-                Ok(Received::Message(m)) if field_text(m, br#""type":"connection""#) => Ok(ws),
+                Ok(Received::Message(m)) if find(m, br#""type":"connection""#).is_some() => Ok(ws),
                 Ok(Received::Message(m)) => {
                     Err(format!("expected the connection message, got {}", String::from_utf8_lossy(m)))
                 }
@@ -252,13 +252,14 @@ async fn read(mut ws: RawWs, events: usize, mut stop: watch::Receiver<bool>) -> 
     r
 }
 
-fn field_text(text: &[u8], needle: &[u8]) -> bool {
-    text.windows(needle.len()).any(|w| w == needle)
+/// Where `needle` first occurs in `text`.
+fn find(text: &[u8], needle: &[u8]) -> Option<usize> {
+    text.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The integer after `key` in a JSON text, found without parsing the rest.
 fn field(text: &[u8], key: &[u8]) -> Option<u64> {
-    let start = text.windows(key.len()).position(|w| w == key)? + key.len();
+    let start = find(text, key)? + key.len();
     let digits = &text[start..];
     let end = digits.iter().position(|c| !c.is_ascii_digit()).unwrap_or(digits.len());
     std::str::from_utf8(&digits[..end]).ok()?.parse().ok()

@@ -8,14 +8,21 @@
 //! - With variables chosen automatically, a variable without variation is
 //!   dropped, and then, as DOE VERIFI requires, the least significant variable
 //!   is removed while any has p > 0.2. Named variables are kept as asked.
-//! - Validation refits on the first 80 % of periods and measures CV(RMSE)
-//!   and NMBE on the last 20 %, which the model has not seen.
+//! - Anomalous periods do not shape the baseline (ISO 50015 and ASHRAE
+//!   Guideline 14 ask for them to be left out): after a first fit, periods
+//!   more than 5 σ from it — σ at their expected level, [`NoiseScale`] — are
+//!   excluded, at most 10 % of them, the worst first, and the model is
+//!   selected and fitted again on the rest. Its statistics describe the
+//!   periods kept; `excluded_periods` says how many were not.
+//! - Validation refits on the first 80 % of the kept periods and measures
+//!   CV(RMSE) and NMBE on the last 20 %, which the model has not seen.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ols::{self, Coefficient, OlsError};
 use crate::quality::{self, FitQuality, G14Limits};
+use crate::scale::NoiseScale;
 pub use crate::series::Granularity;
 use crate::series::{Interval, Period};
 
@@ -27,6 +34,11 @@ pub const MAX_VARIABLE_P: f64 = 0.2;
 const HEATING_GRID: (i32, i32) = (5, 22);
 const COOLING_GRID: (i32, i32) = (10, 28);
 const HOLDOUT_SHARE: f64 = 0.2;
+/// Periods this many σ from the first fit are excluded from the second.
+const EXCLUDE_SIGMA: f64 = 5.0;
+/// Most periods excluded: beyond this the "anomaly" is a regime the model
+/// should describe, not drop.
+const MAX_EXCLUDED_SHARE: f64 = 0.1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -111,10 +123,14 @@ pub struct BaselineModel {
     pub ranges: Vec<VariableRange>,
     pub period_start: DateTime<Utc>,
     pub period_end: DateTime<Utc>,
+    /// Periods left out as anomalous (absent in models stored before).
+    #[serde(default)]
+    pub excluded_periods: usize,
 }
 
 impl BaselineModel {
-    /// Fits a baseline on `periods` (from [`crate::series::periods`]).
+    /// Fits a baseline on `periods` (from [`crate::series::periods`]),
+    /// leaving out the anomalous ones.
     pub fn fit(periods: &[Period], spec: &BaselineSpec) -> Result<Self, BaselineError> {
         let granularity = spec.granularity.unwrap_or(Granularity::Hourly);
         let (need, unit) = match granularity {
@@ -124,6 +140,46 @@ impl BaselineModel {
         if periods.len() < need {
             return Err(BaselineError::InsufficientData { have: periods.len(), need, unit });
         }
+        let first = Self::select(periods, spec)?;
+        let kept = first.typical(periods);
+        if kept.len() == periods.len() || kept.len() < need {
+            return Ok(first);
+        }
+        let mut model = Self::select(&kept, spec)?;
+        model.excluded_periods = periods.len() - kept.len();
+        Ok(model)
+    }
+
+    /// `periods` without those far from this model's prediction (see the
+    /// module's rules).
+    pub fn typical(&self, periods: &[Period]) -> Vec<Period> {
+        let hours = self.granularity.hours();
+        let pairs: Vec<(f64, f64)> = periods
+            .iter()
+            .map(|p| {
+                let e = self.expected_energy(p);
+                (e, p.mean_kw * hours - e)
+            })
+            .collect();
+        let scale = NoiseScale::fit(&pairs);
+        let mut far: Vec<(usize, f64)> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (e, d))| (i, d.abs() / scale.at(*e)))
+            .filter(|(_, z)| *z > EXCLUDE_SIGMA)
+            .collect();
+        far.sort_by(|a, b| b.1.total_cmp(&a.1));
+        far.truncate((MAX_EXCLUDED_SHARE * periods.len() as f64) as usize);
+        let mut excluded = vec![false; periods.len()];
+        for (i, _) in far {
+            excluded[i] = true;
+        }
+        periods.iter().zip(excluded).filter(|(_, out)| !out).map(|(p, _)| p.clone()).collect()
+    }
+
+    /// Chooses the variables and balance points and fits them on `periods`.
+    fn select(periods: &[Period], spec: &BaselineSpec) -> Result<Self, BaselineError> {
+        let granularity = spec.granularity.unwrap_or(Granularity::Hourly);
         let automatic = spec.variables.is_none();
         let mut dropped = Vec::new();
         let mut vars = match &spec.variables {
@@ -162,6 +218,7 @@ impl BaselineModel {
     /// Refits on the first 80 % of `periods` and records how well that model
     /// predicts the remaining 20 %.
     pub fn validate(&mut self, periods: &[Period]) {
+        let periods = &self.typical(periods);
         let split = ((1.0 - HOLDOUT_SHARE) * periods.len() as f64).round() as usize;
         let (train, test) = periods.split_at(split.min(periods.len()));
         if test.len() < 2 || train.len() < self.coefficients.len() + 2 {
@@ -352,6 +409,7 @@ fn fit_once(periods: &[Period], spec: &BaselineSpec, vars: &[Variable]) -> Resul
         ranges,
         period_start: periods.first().map(|p| p.start).unwrap_or_default(),
         period_end: periods.last().map(|p| p.start + granularity.duration()).unwrap_or_default(),
+        excluded_periods: 0,
     };
     Ok(Candidate { model })
 }

@@ -9,9 +9,12 @@
 //!   conditions when one is used, else the median power of the training data
 //!   at the same hour of day and operating state.
 //! - *Deviation* `z = (actual − expected) / σ`, σ the typical deviation of
-//!   a training reading from its expected value (1.4826 × the median
-//!   absolute deviation, so anomalies in the training data do not inflate
-//!   it), floored at 1 % of the expected value.
+//!   a training reading from its expected value at the same expected level
+//!   ([`NoiseScale`]: 1.4826 × the median absolute deviation per level bin,
+//!   and by operating state, so anomalies in the training data do not
+//!   inflate it), floored at 1 % of the expected value and at 0.5 % of the
+//!   machine's full load (the 99th percentile of training power): a
+//!   hundred watts off an idle conveyor is not worth anyone's attention.
 //! - *Flagged* when the forest isolates the reading (`score < offset`) and
 //!   `|z| ≥ 3`; when `|z| ≥ 6` whatever the forest says (with eight
 //!   features, a reading extreme in power alone is isolated only slowly, yet
@@ -32,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::BaselineModel;
 use crate::iforest::{ForestError, ForestParams, IsolationForest};
+use crate::scale::NoiseScale;
 use crate::series::Interval;
 
 pub const STUCK_RUN: usize = 4;
@@ -39,6 +43,10 @@ pub const DRIFT_WINDOW: usize = 12;
 pub const MIN_Z: f64 = 3.0;
 pub const CRITICAL_Z: f64 = 6.0;
 pub const CRITICAL_SCORE_MARGIN: f64 = 0.1;
+/// σ is at least this share of the machine's full load.
+const FULL_LOAD_SIGMA_SHARE: f64 = 0.005;
+/// Fewest readings of one operating state for it to get its own σ.
+const MIN_STATE_ROWS: usize = 60;
 /// Fewest readings an anomaly model is trained on.
 pub const MIN_TRAINING_ROWS: usize = 100;
 
@@ -157,8 +165,17 @@ pub struct AnomalyModel {
     /// model id they were computed with, kept by the caller).
     pub uses_baseline: bool,
     pub profile: HourProfile,
-    /// Typical deviation from expected, kW.
+    /// Typical deviation from expected, kW: the noise scale's middle, for
+    /// reports, and the only σ of models stored before the scale existed.
     pub sigma_kw: f64,
+    /// Deviation from expected by expected level, while idle and while
+    /// operating: the expectation may fit one state better than the other.
+    #[serde(default)]
+    pub noise: Option<[NoiseScale; 2]>,
+    /// Smallest σ, kW: a share of the machine's full load (0 in models
+    /// stored before it existed).
+    #[serde(default)]
+    pub sigma_floor_kw: f64,
     /// Value used for a missing production or temperature.
     pub fill: [f64; 2],
     pub training_rows: usize,
@@ -204,14 +221,23 @@ impl AnomalyModel {
             Some(b) => b.expected_power(iv),
             None => profile.expected(iv),
         };
-        let mut deviations: Vec<f64> = rows.iter().map(|iv| (iv.sample.power_kw - expect(iv)).abs()).collect();
-        // 1.4826 × MAD estimates σ for normal noise and ignores the anomalies
-        // the training data may hold.
-        let mad_sigma = 1.4826 * median(&mut deviations);
         // Per-reading deviations, not the baseline's hourly RMSE: averaging
         // four quarter-hours into an hour halves the noise, so the hourly
         // figure would double every z.
-        let sigma_kw = mad_sigma.max(1e-6);
+        let deviations: Vec<(bool, f64, f64)> = rows
+            .iter()
+            .map(|iv| {
+                let e = expect(iv);
+                (iv.operating(), e, iv.sample.power_kw - e)
+            })
+            .collect();
+        let pooled: Vec<(f64, f64)> = deviations.iter().map(|&(_, e, d)| (e, d)).collect();
+        let pooled = NoiseScale::fit(&pooled);
+        let by_state = |operating: bool| {
+            let own: Vec<(f64, f64)> =
+                deviations.iter().filter(|(o, ..)| *o == operating).map(|&(_, e, d)| (e, d)).collect();
+            if own.len() >= MIN_STATE_ROWS { NoiseScale::fit(&own) } else { pooled.clone() }
+        };
         let x: Vec<f64> = rows.iter().flat_map(|iv| features(iv, expect(iv), fill)).collect();
         let forest = IsolationForest::fit(&x, FEATURES.len(), params)?;
         let training_flagged = forest.decision_function(&x)?.iter().filter(|d| **d < 0.0).count();
@@ -219,7 +245,9 @@ impl AnomalyModel {
             forest,
             uses_baseline: baseline.is_some(),
             profile,
-            sigma_kw,
+            sigma_kw: pooled.typical(),
+            noise: Some([by_state(false), by_state(true)]),
+            sigma_floor_kw: FULL_LOAD_SIGMA_SHARE * full_load(rows),
             fill,
             training_rows: rows.len(),
             training_flagged,
@@ -234,7 +262,9 @@ impl AnomalyModel {
             Expectation::Profile => self.profile.expected(iv),
         };
         let score = self.forest.score_one(&features(iv, expected_kw, self.fill));
-        let sigma = self.sigma_kw.max(0.01 * expected_kw.abs());
+        let scale = self.noise.as_ref().map(|n| &n[usize::from(iv.operating())]);
+        let sigma =
+            scale.map_or(self.sigma_kw, |s| s.at(expected_kw)).max(0.01 * expected_kw.abs()).max(self.sigma_floor_kw);
         let z = (iv.sample.power_kw - expected_kw) / sigma;
         recent.push(iv.sample.power_kw, z);
         let stuck = recent.stuck() && iv.operating();
@@ -263,6 +293,13 @@ impl AnomalyModel {
             anomaly_type: Some(kind),
         }
     }
+}
+
+/// The 99th percentile of power: full load, without a rare spike.
+fn full_load(rows: &[Interval]) -> f64 {
+    let mut powers: Vec<f64> = rows.iter().map(|iv| iv.sample.power_kw).filter(|p| p.is_finite()).collect();
+    powers.sort_by(f64::total_cmp);
+    powers.get(powers.len() * 99 / 100).copied().unwrap_or(0.0).max(0.0)
 }
 
 /// The forest's input for one reading.

@@ -19,6 +19,7 @@ pub mod kpi;
 pub mod ols;
 pub mod quality;
 pub mod roc;
+pub mod scale;
 pub mod series;
 
 pub use baseline::{BaselineError, BaselineModel, BaselineSpec, Granularity};

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 pub use crate::analytics::AnalyticsConfig;
 pub use crate::auth::{AuthConfig, RateLimit};
 pub use crate::bus::BusConfig;
@@ -63,10 +65,15 @@ pub struct DemoConfig {
     pub interval: Duration,
     /// Days of 15-minute history created on first start.
     pub history_days: u32,
+    /// Where that history ends; `None` is the start-up time. Pinning it
+    /// makes the demo's data the same on any day (the simulated weather,
+    /// weekdays and shifts follow the calendar), for reproducible analyses
+    /// and tests. Live readings still start at the real time, after a gap.
+    pub history_end: Option<DateTime<Utc>>,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { seed: 42, interval: Duration::from_secs(5), history_days: 60 }
+        Self { seed: 42, interval: Duration::from_secs(5), history_days: 60, history_end: None }
     }
 }

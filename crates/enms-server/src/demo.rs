@@ -34,9 +34,9 @@ pub async fn prepare(state: &AppState, config: &DemoConfig) -> Result<Factory, S
             }
         }
     }
-    let end = now.duration_trunc(HISTORY_STEP).unwrap_or(now);
+    let end = history_end(config);
     let start = if fresh {
-        let start = end - Duration::days(i64::from(config.history_days));
+        let start = history_start(config);
         let plan = factory.plan_history(start, i64::from(config.history_days));
         state.store.record_injected(&plan).await?;
         start
@@ -50,6 +50,17 @@ pub async fn prepare(state: &AppState, config: &DemoConfig) -> Result<Factory, S
         backfill(state, &factory, start, end).await?;
     }
     Ok(factory)
+}
+
+/// The end of the backfilled history: the configured one or now, on the
+/// 15-minute grid.
+fn history_end(config: &DemoConfig) -> DateTime<Utc> {
+    let end = config.history_end.unwrap_or_else(Utc::now);
+    end.duration_trunc(HISTORY_STEP).unwrap_or(end)
+}
+
+fn history_start(config: &DemoConfig) -> DateTime<Utc> {
+    history_end(config) - Duration::days(i64::from(config.history_days))
 }
 
 fn record(m: &enms_core::sim::DemoMachine, now: DateTime<Utc>) -> MachineRecord {
@@ -97,10 +108,10 @@ async fn flush(state: &AppState, batch: &mut Vec<Reading>) -> Result<usize, Serv
 /// On a first start, trains each demo machine's baseline and then its
 /// anomaly model (on baseline residuals) as ordinary jobs, so their progress
 /// shows live and detection works from the first minute.
-pub async fn train_first_models(state: AppState, history_days: u32) {
+pub async fn train_first_models(state: AppState, config: DemoConfig) {
     // The baseline period covers the whole demo history, so analyses of any
     // part of it stay within the ranges the model has seen.
-    let start = Utc::now() - Duration::days(i64::from(history_days));
+    let (start, end) = (history_start(&config), history_end(&config));
     for m in &DEMO_MACHINES {
         match state.store.active_model(m.id, "anomaly").await {
             Ok(None) => {}
@@ -114,6 +125,7 @@ pub async fn train_first_models(state: AppState, history_days: u32) {
             let request = TrainRequest {
                 use_baseline: Some(use_baseline),
                 start: (kind == "baseline").then_some(start),
+                end: Some(end),
                 ..Default::default()
             };
             let req = request.into_job(m.id, kind, "manual", Some("demo start: first models".into()));

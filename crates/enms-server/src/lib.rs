@@ -137,7 +137,7 @@ impl App {
         let (stop_tx, stop_rx) = watch::channel(false);
         let producer = match (self.state.config.demo.clone(), self.factory) {
             (Some(demo), Some(factory)) => {
-                tokio::spawn(demo::train_first_models(self.state.clone(), demo.history_days));
+                tokio::spawn(demo::train_first_models(self.state.clone(), demo.clone()));
                 Some(tokio::spawn(demo::run_live(self.state.clone(), demo, factory, stop_rx)))
             }
             _ => None,

@@ -141,6 +141,10 @@ pub struct ServeArgs {
     /// Days of history the demo creates on first start [default: 60].
     #[arg(long, env = "ENMS_DEMO_HISTORY_DAYS")]
     pub demo_history_days: Option<u32>,
+    /// Where the demo history ends (RFC 3339, not in the future): the same
+    /// seed and end give the same data on any day [default: start-up time].
+    #[arg(long, env = "ENMS_DEMO_HISTORY_END")]
+    pub demo_history_end: Option<String>,
     /// A machine with no reading for this long is offline [default: 30m].
     #[arg(long, env = "ENMS_OFFLINE_AFTER")]
     pub offline_after: Option<String>,

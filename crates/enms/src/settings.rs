@@ -88,6 +88,7 @@ pub struct FileDemo {
     pub seed: Option<u64>,
     pub interval: Option<String>,
     pub history_days: Option<u32>,
+    pub history_end: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +146,9 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
         if demo.history_days > 3650 {
             return Err(SettingsError::Invalid { setting: "demo history days", message: "at most 3650".into() });
         }
+        if let Some(text) = args.demo_history_end.or(file.demo.history_end) {
+            demo.history_end = Some(parse_history_end(&text)?);
+        }
         server.demo = Some(demo);
     }
     let auth = args.auth.or(file.security.auth).unwrap_or(AuthMode::Auto);
@@ -153,6 +157,18 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     }
     security(&mut server, file.security)?;
     Ok(Settings { bind: args.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8080".into()), server, auth })
+}
+
+fn parse_history_end(text: &str) -> Result<chrono::DateTime<chrono::Utc>, SettingsError> {
+    let invalid = |message: String| SettingsError::Invalid { setting: "demo history end", message };
+    let end = enms_core::timestamp::parse(text)
+        .ok_or_else(|| invalid(format!("{text:?} is not an RFC 3339 time such as 2026-11-01T00:00:00Z")))?;
+    // Live readings follow the history from the real time on; a history
+    // reaching past it would interleave with them.
+    if end > chrono::Utc::now() {
+        return Err(invalid(format!("{text} is in the future")));
+    }
+    Ok(end)
 }
 
 /// The configuration file (empty without `--config`) and the database URL
@@ -393,6 +409,19 @@ mod tests {
         assert_eq!(s.server.base_path, "/api/analytics");
         assert_eq!(s.server.database_url, "sqlite://data/enms.db");
         assert_eq!(s.server.demo.expect("demo on").seed, 9);
+    }
+
+    #[test]
+    fn a_demo_history_end_is_a_past_rfc3339_time() {
+        let demo =
+            |end: &str| resolve(ServeArgs { demo: true, demo_history_end: Some(end.into()), ..ServeArgs::default() });
+        let s = demo("2026-11-01T00:00:00Z").expect("valid");
+        let end = s.server.demo.and_then(|d| d.history_end).expect("pinned");
+        assert_eq!(end.to_rfc3339(), "2026-11-01T00:00:00+00:00");
+        let err = demo("yesterday").err().expect("not a time");
+        assert!(err.to_string().contains("demo history end"), "{err}");
+        let err = demo("9999-01-01T00:00:00Z").err().expect("future");
+        assert!(err.to_string().contains("in the future"), "{err}");
     }
 
     #[test]

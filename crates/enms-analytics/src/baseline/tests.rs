@@ -96,3 +96,24 @@ fn demo_compressor_baseline_passes_g14() {
     let worst = ivs.iter().map(|iv| (model.expected_power(iv) - iv.sample.power_kw).abs()).fold(0.0, f64::max);
     assert!(worst < 0.2 * m.rated_power_kw, "worst per-reading error {worst} kW");
 }
+
+/// A week of the machine left running at full load over the nights, in the
+/// baseline period, must not bend the baseline: those periods are excluded
+/// and the coefficients stay those of normal operation.
+#[test]
+fn anomalous_periods_are_excluded_from_the_fit() {
+    let clean = synthetic(24 * 60, 1.0);
+    let mut dirty = clean.clone();
+    let nights: Vec<usize> = (0..dirty.len()).filter(|i| i / 24 < 7 && i % 24 < 5).collect();
+    for &i in &nights {
+        dirty[i].mean_kw += 150.0;
+    }
+    let spec = BaselineSpec { variables: Some(vec![Variable::Production, Variable::Hdd]), ..Default::default() };
+    let reference = BaselineModel::fit(&clean, &spec).unwrap();
+    let model = BaselineModel::fit(&dirty, &spec).unwrap();
+    assert_eq!(model.excluded_periods, nights.len(), "the anomalous nights, and only them");
+    for (got, want) in model.coefficients.iter().zip(&reference.coefficients) {
+        assert!((got.estimate - want.estimate).abs() < 0.05 * want.estimate.abs().max(1.0), "{got:?} vs {want:?}");
+    }
+    assert!(model.quality.g14.pass);
+}

@@ -88,3 +88,60 @@ fn a_model_survives_a_json_round_trip() {
     let back: AnomalyModel = serde_json::from_str(&text).unwrap();
     assert_eq!(back, m);
 }
+
+/// Like [`history`], but the noise is ±6 % of the load, as meters and
+/// processes make it: ±0.6 kW idle, ±4 kW at full load.
+fn proportional_history(days: i64) -> Vec<Sample> {
+    history(days)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            let level = s.power_kw.round();
+            s.power_kw = level * (1.0 + 0.06 * (((i * 7919) % 41) as f64 / 20.0 - 1.0));
+            s
+        })
+        .collect()
+}
+
+/// σ follows the load: 7 kW off a running machine is within its ordinary
+/// wobble (2.5 σ at its load; one σ pooled over all loads would make it 5),
+/// 7 kW on top of its idle draw is an anomaly.
+#[test]
+fn the_same_deviation_is_normal_at_full_load_and_an_anomaly_at_idle() {
+    let rows = intervals(&proportional_history(28));
+    let m = model(&rows);
+    let judge = |iv: &Interval| m.judge(iv, &Expectation::Profile, &mut Recent::default());
+    let busy: Vec<Interval> = rows.iter().filter(|iv| iv.operating()).skip(300).take(100).copied().collect();
+    let flagged = busy
+        .iter()
+        .map(|iv| {
+            let mut iv = *iv;
+            iv.sample.power_kw = judge(&iv).expected_kw - 7.0;
+            judge(&iv)
+        })
+        .filter(|f| f.anomaly_type.is_some())
+        .count();
+    assert_eq!(flagged, 0, "7 kW below expected at ~62 kW flagged {flagged} times of 100");
+    let mut idle = *rows.iter().find(|iv| !iv.operating() && iv.sample.timestamp.hour() == 2).unwrap();
+    idle.sample.power_kw = judge(&idle).expected_kw + 7.0;
+    let f = judge(&idle);
+    assert_eq!((f.anomaly_type, f.severity), (Some(AnomalyType::OffHours), Severity::Critical), "{f:?}");
+}
+
+/// Below half a percent of full load a deviation is not worth a finding,
+/// however steady the idle draw was in training.
+#[test]
+fn a_deviation_below_the_full_load_floor_is_normal() {
+    let mut samples = history(28);
+    for s in samples.iter_mut().filter(|s| s.production_units == Some(0.0)) {
+        s.power_kw = 0.3;
+    }
+    let rows = intervals(&samples);
+    let m = model(&rows);
+    assert!(m.sigma_floor_kw > 0.25 && m.sigma_floor_kw < 0.4, "floor {} kW", m.sigma_floor_kw);
+    let mut idle = *rows.iter().find(|iv| !iv.operating() && iv.sample.timestamp.hour() == 3).unwrap();
+    idle.sample.power_kw = 0.6;
+    assert_eq!(m.judge(&idle, &Expectation::Profile, &mut Recent::default()).severity, Severity::Normal);
+    idle.sample.power_kw = 3.0;
+    assert_ne!(m.judge(&idle, &Expectation::Profile, &mut Recent::default()).severity, Severity::Normal);
+}

@@ -187,9 +187,10 @@ async fn baseline(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Re
     t.progress(
         70.0,
         format!(
-            "fitted: R² {:.3} on {}",
+            "fitted: R² {:.3} on {}; {} anomalous periods left out",
             model.r_squared,
-            if names.is_empty() { "intercept only".into() } else { names.join(", ") }
+            if names.is_empty() { "intercept only".into() } else { names.join(", ") },
+            model.excluded_periods
         ),
     )
     .await;
@@ -326,6 +327,7 @@ pub fn baseline_metrics(m: &BaselineModel) -> Value {
         "heating_base_c": m.heating_base_c,
         "cooling_base_c": m.cooling_base_c,
         "n": m.quality.n,
+        "excluded_periods": m.excluded_periods,
         "r_squared": m.r_squared,
         "adj_r_squared": m.adj_r_squared,
         "cv_rmse_pct": m.quality.cv_rmse_pct,

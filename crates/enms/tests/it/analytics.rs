@@ -431,12 +431,24 @@ async fn jobs_of_a_stopped_instance_are_taken_over_running_failed_queued_rerun()
     s.stop().await;
 }
 
-/// The demo trains its first models as jobs at start; batch detection over
-/// its history on baseline residuals must find the injected anomalies.
-#[tokio::test]
-async fn demo_trains_at_start_and_detection_recalls_the_injected_anomalies() {
-    let started = Utc::now();
-    let s = TestServer::demo(42).await;
+/// What batch detection over the demo's history found, against what the
+/// demo injected.
+struct DemoRecall {
+    injected: usize,
+    /// Injected anomalies with at least one finding in their window.
+    found: usize,
+    /// Findings outside every injected window, by severity.
+    false_warnings: usize,
+    false_critical: usize,
+    critical: usize,
+}
+
+/// Starts the demo with its 60-day history ending at `end`, waits for the
+/// first models its start trains as jobs, and runs batch detection (on
+/// baseline residuals) over the whole history of every demo machine.
+async fn demo_recall(end: &str) -> DemoRecall {
+    let end = enms_core::timestamp::parse(end).expect("a time");
+    let s = TestServer::demo_until(42, Some(end)).await;
     let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training?last_event_id=0-0").await;
     let mut completed = 0;
     while completed < 10 {
@@ -447,51 +459,59 @@ async fn demo_trains_at_start_and_detection_recalls_the_injected_anomalies() {
         }
     }
     let (_, injected) = s.get("/api/v1/demo/injected").await;
-    let history: Vec<&Value> = injected
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter(|a| a["end"].as_str().and_then(enms_core::timestamp::parse).is_some_and(|t| t < started))
-        .collect();
-    let (mut found, mut flagged, mut critical, mut outside) = (0, 0, 0, 0);
+    let at = |a: &Value, k: &str| a[k].as_str().and_then(enms_core::timestamp::parse).expect("time");
+    let history: Vec<&Value> = injected.as_array().expect("list").iter().filter(|a| at(a, "end") < end).collect();
+    let mut r = DemoRecall { injected: history.len(), found: 0, false_warnings: 0, false_critical: 0, critical: 0 };
     for i in 1..=5 {
         let machine = format!("c0000000-0000-0000-0000-00000000000{i}");
-        let body = json!({"machine_id": machine, "start": (started - Duration::days(61)).to_rfc3339(),
-                          "end": started.to_rfc3339(), "contamination": 0.1, "use_baseline": true});
+        let body = json!({"machine_id": machine, "start": (end - Duration::days(61)).to_rfc3339(),
+                          "end": end.to_rfc3339(), "contamination": 0.1, "use_baseline": true});
         let (status, out) = s.post("/api/v1/anomaly/detect", &body).await;
         assert_eq!(status, StatusCode::OK, "{out}");
         let anomalies = out["anomalies"].as_array().expect("anomalies");
-        let at = |a: &Value, k: &str| a[k].as_str().and_then(enms_core::timestamp::parse).expect("time");
-        let mine: Vec<&&Value> = history.iter().filter(|h| h["machine_id"] == machine.as_str()).collect();
-        for h in &mine {
-            let (from, to) = (at(h, "start"), at(h, "end") + Duration::minutes(15));
-            if anomalies.iter().any(|a| (from..=to).contains(&at(a, "timestamp"))) {
-                found += 1;
+        // A finding up to one reading after an injected window still is its echo.
+        let windows: Vec<_> = history
+            .iter()
+            .filter(|h| h["machine_id"] == machine.as_str())
+            .map(|h| at(h, "start")..=at(h, "end") + Duration::minutes(15))
+            .collect();
+        r.found += windows.iter().filter(|w| anomalies.iter().any(|a| w.contains(&at(a, "timestamp")))).count();
+        for a in anomalies {
+            let critical = a["severity"] == "critical";
+            r.critical += usize::from(critical);
+            if !windows.iter().any(|w| w.contains(&at(a, "timestamp"))) {
+                *(if critical { &mut r.false_critical } else { &mut r.false_warnings }) += 1;
             }
         }
-        flagged += anomalies.len();
-        critical += anomalies.iter().filter(|a| a["severity"] == "critical").count();
-        outside += anomalies
-            .iter()
-            .filter(|a| a["severity"] == "critical")
-            .filter(|a| {
-                !mine
-                    .iter()
-                    .any(|h| (at(h, "start")..=at(h, "end") + Duration::minutes(15)).contains(&at(a, "timestamp")))
-            })
-            .count();
     }
     println!(
-        "demo recall: {found} of {} injected anomalies; {flagged} readings flagged, {critical} critical, \
-         {outside} critical outside injected windows",
-        history.len()
+        "demo to {end}: {} of {} injected anomalies found; {} critical findings, {} of them false; {} false warnings",
+        r.found, r.injected, r.critical, r.false_critical, r.false_warnings
     );
-    assert!(found * 6 >= history.len() * 5, "recall {found}/{}", history.len());
-    // Warnings follow the requested contamination (10 % here); critical
-    // findings must be mostly real. The demo's history ends now, so its
-    // weather, weekdays and shifts move with the calendar and the share
-    // moves with them: 16 % false on seed 42 when written, 20.3 % (16 of
-    // 79) on 2026-11-22. At most a quarter.
-    assert!(outside * 4 <= critical.max(4), "{outside} of {critical} critical findings are false alarms");
     s.stop().await;
+    r
+}
+
+// The demo's weather, weekdays and shifts follow the calendar, so these
+// tests pin where its history ends: detection quality moves with the season
+// (docs/analytics.md gives the figures for twelve months), and a bound that
+// held on the day it was written must not fail on another.
+
+/// Winter: heating load, long nights.
+#[tokio::test]
+async fn demo_detection_in_winter_finds_every_injected_anomaly_without_false_criticals() {
+    let r = demo_recall("2026-01-15T00:00:00Z").await;
+    assert_eq!(r.found, r.injected, "recall");
+    assert!(r.critical >= 20, "injected faults are critical: {} critical findings", r.critical);
+    assert_eq!(r.false_critical, 0, "false critical findings");
+    assert!(r.false_warnings <= 100, "{} false warnings over 5 machines × 60 days", r.false_warnings);
+}
+
+/// Summer: hot weekend afternoons, where HVAC setback is hardest to predict.
+#[tokio::test]
+async fn demo_detection_in_summer_finds_every_injected_anomaly_with_few_false_criticals() {
+    let r = demo_recall("2026-07-15T00:00:00Z").await;
+    assert_eq!(r.found, r.injected, "recall");
+    assert!(r.false_critical * 8 <= r.critical, "{} of {} critical findings are false", r.false_critical, r.critical);
+    assert!(r.false_warnings <= 150, "{} false warnings over 5 machines × 60 days", r.false_warnings);
 }

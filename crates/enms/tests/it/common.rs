@@ -41,7 +41,13 @@ impl TestServer {
     }
 
     pub async fn demo(seed: u64) -> Self {
-        Self::with(|c| c.demo = Some(DemoConfig { seed, interval: Duration::from_millis(100), history_days: 60 })).await
+        Self::demo_until(seed, None).await
+    }
+
+    /// A demo whose history ends at `history_end` (`None`: now).
+    pub async fn demo_until(seed: u64, history_end: Option<chrono::DateTime<chrono::Utc>>) -> Self {
+        let demo = DemoConfig { seed, interval: Duration::from_millis(100), history_days: 60, history_end };
+        Self::with(|c| c.demo = Some(demo)).await
     }
 
     /// Starts on the database in `dir`, which outlives the server.

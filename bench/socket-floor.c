@@ -12,7 +12,12 @@
  * system, from getrusage) and how long one round — one event to every
  * socket — took.
  *
- * usage: socket-floor N ROUNDS ROUNDS_PER_S BATCH   (see socket-floor.sh)
+ * SUBMIT is `write` (one write(2) per socket, as a tokio server does) or
+ * `uring`: one io_uring submission carries the round's sends to every
+ * socket (up to 4096 per io_uring_enter), the syscall per message gone —
+ * what a fan-out that handed its writes to io_uring could save.
+ *
+ * usage: socket-floor N ROUNDS ROUNDS_PER_S BATCH [write|uring]   (see socket-floor.sh)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,8 +33,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <liburing.h>
+#include <string.h>
 
 #define MSG 300
+#define RING 4096
 
 static void pin(int cpu) {
     cpu_set_t set;
@@ -76,11 +84,31 @@ static void drain(int *fds, int n, long want) {
     _exit(got == want ? 0 : 1);
 }
 
+/* Sends `len` bytes of `msg` to every writer through `ring`; 0 when all went. */
+static int send_all(struct io_uring *ring, const int *writers, int n, const char *msg, size_t len) {
+    for (int i = 0; i < n;) {
+        int k = 0;
+        for (; i < n && k < RING; i++, k++) io_uring_prep_send(io_uring_get_sqe(ring), writers[i], msg, len, 0);
+        if (io_uring_submit_and_wait(ring, k) < 0) return -1;
+        struct io_uring_cqe *c;
+        unsigned head, seen = 0;
+        int bad = 0;
+        io_uring_for_each_cqe(ring, head, c) {
+            bad |= c->res != (int)len;
+            seen++;
+        }
+        io_uring_cq_advance(ring, seen);
+        if (bad || (int)seen != k) return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s N ROUNDS ROUNDS_PER_S BATCH\n", argv[0]);
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s N ROUNDS ROUNDS_PER_S BATCH [write|uring]\n", argv[0]);
         return 2;
     }
+    int uring = argc == 6 && strcmp(argv[5], "uring") == 0;
     int n = atoi(argv[1]), rounds = atoi(argv[2]), batch = atoi(argv[4]);
     double rate = atof(argv[3]);
     if (n <= 0 || rounds <= 0 || batch <= 0 || rounds % batch) {
@@ -107,6 +135,13 @@ int main(int argc, char **argv) {
     if (reader == 0) drain(readers, n, (long)n * rounds * MSG);
 
     pin(0);
+    struct io_uring ring;
+    /* Completions are reaped by this thread only, right after submitting. */
+    struct io_uring_params params = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
+    if (uring && io_uring_queue_init_params(RING, &ring, &params)) {
+        perror("io_uring");
+        return 1;
+    }
     size_t len = (size_t)MSG * batch;
     char *msg = calloc(len, 1);
     double *round_s = calloc(rounds / batch, sizeof(double));
@@ -123,7 +158,11 @@ int main(int argc, char **argv) {
             }
         }
         double start = now();
-        for (int i = 0; i < n; i++)
+        if (uring && send_all(&ring, writers, n, msg, len)) {
+            fprintf(stderr, "io_uring send failed\n");
+            return 1;
+        }
+        for (int i = 0; !uring && i < n; i++)
             if (write(writers[i], msg, len) != (ssize_t)len) {
                 perror("write");
                 return 1;
@@ -133,7 +172,8 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &r1);
     double cpu = cpu_seconds(&r1) - cpu_seconds(&r0);
     qsort(round_s, done, sizeof(double), by_value);
-    printf("%d sockets · %d messages of %d bytes each · %g rounds/s · %d per write\n", n, rounds, MSG, rate, batch);
+    printf("%d sockets · %d messages of %d bytes each · %g rounds/s · %d per write · %s\n", n, rounds, MSG, rate, batch,
+           uring ? "io_uring" : "write(2)");
     printf("cpu          %.2f us per message\n", cpu * 1e6 / ((double)n * rounds));
     printf("round ms     p50 %.2f · p95 %.2f · p99 %.2f · max %.2f\n", round_s[done / 2] * 1e3,
            round_s[done * 95 / 100] * 1e3, round_s[done * 99 / 100] * 1e3, round_s[done - 1] * 1e3);

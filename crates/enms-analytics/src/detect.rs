@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::BaselineModel;
 use crate::iforest::{ForestError, ForestParams, IsolationForest};
-use crate::scale::NoiseScale;
+use crate::scale::{NoiseScale, median};
 use crate::series::Interval;
 
 pub const STUCK_RUN: usize = 4;
@@ -140,15 +140,6 @@ impl HourProfile {
 
 fn profile_key(iv: &Interval) -> usize {
     iv.sample.timestamp.hour() as usize * 2 + usize::from(iv.operating())
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
 }
 
 /// Where the expected power comes from.
@@ -299,7 +290,7 @@ impl AnomalyModel {
 fn full_load(rows: &[Interval]) -> f64 {
     let mut powers: Vec<f64> = rows.iter().map(|iv| iv.sample.power_kw).filter(|p| p.is_finite()).collect();
     powers.sort_by(f64::total_cmp);
-    powers.get(powers.len() * 99 / 100).copied().unwrap_or(0.0).max(0.0)
+    crate::iforest::percentile(&powers, 99.0).max(0.0)
 }
 
 /// The forest's input for one reading.

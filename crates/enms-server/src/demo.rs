@@ -34,12 +34,11 @@ pub async fn prepare(state: &AppState, config: &DemoConfig) -> Result<Factory, S
             }
         }
     }
-    let end = history_end(config);
+    let (history_start, end) = history_window(config);
     let start = if fresh {
-        let start = history_start(config);
-        let plan = factory.plan_history(start, i64::from(config.history_days));
+        let plan = factory.plan_history(history_start, i64::from(config.history_days));
         state.store.record_injected(&plan).await?;
-        start
+        history_start
     } else {
         oldest_last.map_or(end, |last| last.duration_trunc(HISTORY_STEP).unwrap_or(last))
     };
@@ -52,15 +51,13 @@ pub async fn prepare(state: &AppState, config: &DemoConfig) -> Result<Factory, S
     Ok(factory)
 }
 
-/// The end of the backfilled history: the configured one or now, on the
-/// 15-minute grid.
-fn history_end(config: &DemoConfig) -> DateTime<Utc> {
+/// Start and end of the backfilled history: it ends where configured or
+/// now, on the 15-minute grid. One reading of the clock for both, so the two
+/// cannot straddle a grid step.
+fn history_window(config: &DemoConfig) -> (DateTime<Utc>, DateTime<Utc>) {
     let end = config.history_end.unwrap_or_else(Utc::now);
-    end.duration_trunc(HISTORY_STEP).unwrap_or(end)
-}
-
-fn history_start(config: &DemoConfig) -> DateTime<Utc> {
-    history_end(config) - Duration::days(i64::from(config.history_days))
+    let end = end.duration_trunc(HISTORY_STEP).unwrap_or(end);
+    (end - Duration::days(i64::from(config.history_days)), end)
 }
 
 fn record(m: &enms_core::sim::DemoMachine, now: DateTime<Utc>) -> MachineRecord {
@@ -111,7 +108,7 @@ async fn flush(state: &AppState, batch: &mut Vec<Reading>) -> Result<usize, Serv
 pub async fn train_first_models(state: AppState, config: DemoConfig) {
     // The baseline period covers the whole demo history, so analyses of any
     // part of it stay within the ranges the model has seen.
-    let (start, end) = (history_start(&config), history_end(&config));
+    let (start, end) = history_window(&config);
     for m in &DEMO_MACHINES {
         match state.store.active_model(m.id, "anomaly").await {
             Ok(None) => {}

@@ -68,6 +68,8 @@ pub struct FileRealtime {
     pub queue_messages: Option<usize>,
     pub queue_bytes: Option<usize>,
     pub write_timeout: Option<String>,
+    /// Batch the fan-out's socket writes through io_uring (default true).
+    pub io_uring: Option<bool>,
     pub drain_timeout: Option<String>,
     pub window_events: Option<usize>,
     pub window_age: Option<String>,
@@ -262,6 +264,9 @@ fn realtime(server: &mut ServerConfig, args: &RealtimeFlags, file: &FileRealtime
     positive("queue_messages", file.queue_messages, &mut gw.queue.messages)?;
     positive("queue_bytes", file.queue_bytes, &mut gw.queue.bytes)?;
     positive("window_events", file.window_events, &mut server.bus.window_events)?;
+    if let Some(on) = file.io_uring {
+        gw.io_uring = on;
+    }
     if let Some(redis) = server.redis.as_mut() {
         positive("stream_max_len", file.stream_max_len, &mut redis.stream_max_len)?;
         positive("bus_buffer", file.bus_buffer, &mut redis.buffer)?;

@@ -12,6 +12,7 @@ mod messages;
 pub mod params;
 pub mod socket;
 pub mod sse;
+pub mod uring;
 pub mod ws;
 
 use std::collections::{HashMap, HashSet};
@@ -41,6 +42,9 @@ pub struct GatewayConfig {
     pub queue: QueueLimits,
     /// A write blocked this long marks the client as slow.
     pub write_timeout: Duration,
+    /// Fan-out socket writes batched through io_uring where the kernel
+    /// allows; false sends each with its own `send`.
+    pub io_uring: bool,
     /// Time given to connections to close on shutdown.
     pub drain_timeout: Duration,
     /// Most missed events replayed on resume.
@@ -57,6 +61,7 @@ impl Default for GatewayConfig {
             max_connections: 10_000,
             queue: QueueLimits::default(),
             write_timeout: Duration::from_secs(10),
+            io_uring: true,
             drain_timeout: Duration::from_secs(10),
             max_replay: 100_000,
             max_per_token: 500,

@@ -1,9 +1,12 @@
 //! A WebSocket connection's socket, shared by the hub and the connection task.
 //!
 //! The hub writes each event straight to the socket from the dispatching
-//! task (`try_write` of a frame header and the shared payload in one
-//! vectored write) when nothing is waiting before it: no task wake-up, no
-//! queue and no copy per delivery. Whatever cannot go at once — the socket
+//! task when nothing is waiting before it: no task wake-up, no queue and no
+//! copy per delivery. A single event goes into the chunk's [`SendBatch`] —
+//! one io_uring submission for every socket of the chunk (see
+//! `gateway::uring`); while it is in flight the outbox counts as busy, so
+//! anything else for that socket queues behind it. Several events at once,
+//! or a thread without io_uring, take a direct `try_write`. Whatever cannot go at once — the socket
 //! is full, or earlier bytes are still waiting — is kept in order in
 //! `pending`, capped in messages and bytes, and the connection task writes
 //! it when the socket becomes writable, coalescing up to [`MAX_IOV`] pieces
@@ -15,6 +18,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
@@ -26,6 +30,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::bus::Delivery;
+use crate::gateway::uring;
 use crate::hub::QueueLimits;
 
 /// Slices per vectored write when draining `pending`.
@@ -73,6 +78,25 @@ struct State {
     last_id: Option<EventId>,
     /// Nothing more is accepted (slow, closing, or failed).
     closed: bool,
+    /// A frame sits in the hub's current [`SendBatch`]: nobody else may
+    /// write until the batch completes it.
+    in_flight: bool,
+}
+
+impl State {
+    /// Nothing is waiting to go out before a new frame.
+    fn idle(&self) -> bool {
+        self.pending.is_empty() && !self.in_flight
+    }
+}
+
+/// What one attempt to write `pending` achieved.
+enum Flushed {
+    All,
+    /// The socket is full: wait until it is writable.
+    Blocked,
+    /// A batched send is in flight; its completion wakes the task.
+    Busy,
 }
 
 pub struct Outbox {
@@ -95,6 +119,7 @@ impl Outbox {
                 held: Vec::new(),
                 last_id,
                 closed: false,
+                in_flight: false,
             }),
             wake: Notify::new(),
             limits,
@@ -106,8 +131,9 @@ impl Outbox {
     }
 
     /// Called by the hub with the matching events of one publish group, in
-    /// id order: one `send` for one event, one vectored write for several.
-    pub fn offer(&self, events: &[&Delivery]) -> Offer {
+    /// id order: one event joins `batch` (or is sent at once when the batch
+    /// cannot take it), several go in one vectored write.
+    pub fn offer<'a>(&'a self, events: &[&'a Delivery], batch: &mut SendBatch<'a>) -> Offer {
         let mut st = self.lock();
         if st.closed {
             return Offer::Queued;
@@ -125,6 +151,11 @@ impl Outbox {
         let Some(newest) = fresh.last() else { return Offer::Queued };
         st.last_id = Some(newest.id());
         match fresh {
+            [one] if batch.uring && st.idle() => {
+                st.in_flight = true;
+                batch.entries.push((self, &one.frame));
+                Offer::Sent
+            }
             [one] => self.send_bytes(&mut st, &one.frame, true),
             many => self.send_many(&mut st, many),
         }
@@ -132,7 +163,7 @@ impl Outbox {
 
     fn send_many(&self, st: &mut State, events: &[&Delivery]) -> Offer {
         let mut done = 0;
-        if st.pending.is_empty() {
+        if st.idle() {
             let slices: Vec<IoSlice<'_>> = events.iter().take(MAX_IOV).map(|e| IoSlice::new(&e.frame)).collect();
             let mut written = match self.stream.try_write_vectored(&slices) {
                 Ok(n) => n,
@@ -232,7 +263,7 @@ impl Outbox {
     /// Writes a whole frame now if nothing is waiting before it (one `send`
     /// of the shared bytes), else queues it, within the caps when `capped`.
     fn send_bytes(&self, st: &mut State, frame: &Bytes, capped: bool) -> Offer {
-        if st.pending.is_empty() {
+        if st.idle() {
             match self.stream.try_write(frame) {
                 Ok(written) if written == frame.len() => return Offer::Sent,
                 Ok(written) => {
@@ -262,14 +293,45 @@ impl Outbox {
         Offer::Queued
     }
 
+    /// The end of a batched send of `frame`: `result` is what the socket
+    /// took, or `None` when the batch could not send it (no io_uring on this
+    /// thread), in which case it is written here. A remainder goes first in
+    /// `pending` — frames queued meanwhile were behind it.
+    fn complete(&self, frame: &Bytes, result: Option<io::Result<usize>>) {
+        let mut st = self.lock();
+        st.in_flight = false;
+        let result = match result {
+            Some(result) => result,
+            None if st.pending.is_empty() => self.stream.try_write(frame),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        };
+        let rest = match result {
+            Ok(written) => frame.slice(written.min(frame.len())..),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => frame.clone(),
+            // The connection task sees the failure on its next read.
+            Err(_) => {
+                st.closed = true;
+                Bytes::new()
+            }
+        };
+        if !rest.is_empty() {
+            st.pending_bytes += rest.len();
+            st.pending_messages += 1;
+            st.pending.push_front(rest);
+        }
+        if !st.pending.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
     /// Writes pending bytes until none are left, waiting for the socket as
     /// needed. Cancel-safe: progress is kept in `pending`.
     pub async fn flush(&self) -> io::Result<()> {
         loop {
-            match self.write_pending() {
-                Ok(true) => return Ok(()),
-                Ok(false) => self.stream.writable().await?,
-                Err(e) => return Err(e),
+            match self.write_pending()? {
+                Flushed::All => return Ok(()),
+                Flushed::Blocked => self.stream.writable().await?,
+                Flushed::Busy => self.wake.notified().await,
             }
         }
     }
@@ -278,14 +340,18 @@ impl Outbox {
         !self.lock().pending.is_empty()
     }
 
-    /// One vectored write of the pending pieces; true when all are gone.
-    fn write_pending(&self) -> io::Result<bool> {
+    /// Vectored writes of the pending pieces until they are gone or the
+    /// socket is full.
+    fn write_pending(&self) -> io::Result<Flushed> {
         let mut st = self.lock();
+        if st.in_flight && !st.pending.is_empty() {
+            return Ok(Flushed::Busy);
+        }
         while !st.pending.is_empty() {
             let slices: Vec<IoSlice<'_>> = st.pending.iter().take(MAX_IOV).map(|b| IoSlice::new(b)).collect();
             let written = match self.stream.try_write_vectored(&slices) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
                 Err(e) => return Err(e),
             };
             drop(slices);
@@ -304,7 +370,49 @@ impl Outbox {
         }
         // Messages are counted in whole; once empty nothing is outstanding.
         st.pending_messages = 0;
-        Ok(true)
+        Ok(Flushed::All)
+    }
+}
+
+/// The single-event sends of one hub chunk, submitted together by
+/// [`SendBatch::flush`]. Each outbox in it is busy until then, so the batch
+/// is flushed before every await (and on drop, should a panic unwind past).
+pub struct SendBatch<'a> {
+    uring: bool,
+    entries: Vec<(&'a Outbox, &'a Bytes)>,
+    sends: Vec<(RawFd, &'a [u8])>,
+    results: Vec<io::Result<usize>>,
+}
+
+impl<'a> SendBatch<'a> {
+    /// `uring: false` makes every offer write at once, as without a batch.
+    pub fn new(uring: bool, capacity: usize) -> Self {
+        Self {
+            uring,
+            entries: Vec::with_capacity(if uring { capacity } else { 0 }),
+            sends: Vec::new(),
+            results: Vec::new(),
+        }
+    }
+
+    /// Sends every frame of the batch and hands each outbox its result.
+    pub fn flush(&mut self) {
+        if self.entries.is_empty() {
+            return;
+        }
+        self.sends.clear();
+        self.sends.extend(self.entries.iter().map(|(outbox, frame)| (outbox.stream.as_raw_fd(), &frame[..])));
+        let sent = uring::send_all(&self.sends, &mut self.results);
+        let mut results = self.results.drain(..);
+        for (outbox, frame) in self.entries.drain(..) {
+            outbox.complete(frame, if sent { results.next() } else { None });
+        }
+    }
+}
+
+impl Drop for SendBatch<'_> {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 

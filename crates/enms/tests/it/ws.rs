@@ -325,9 +325,21 @@ async fn resume_after_a_server_restart_comes_from_the_durable_log() {
 
 #[tokio::test]
 async fn a_slow_consumer_is_closed_with_4008_while_fifty_others_get_everything() {
+    slow_consumer_among_fifty(true).await;
+}
+
+/// The same with one `send` per delivery: the path of a kernel that
+/// refuses io_uring, and of `[realtime] io_uring = false`.
+#[tokio::test]
+async fn without_io_uring_a_slow_consumer_is_closed_while_fifty_others_get_everything() {
+    slow_consumer_among_fifty(false).await;
+}
+
+async fn slow_consumer_among_fifty(io_uring: bool) {
     let s = TestServer::with(|c| {
         c.gateway.queue.messages = 64;
         c.gateway.queue.bytes = 64 << 10;
+        c.gateway.io_uring = io_uring;
     })
     .await;
     // The slow client shrinks its receive buffer and then never reads.
@@ -381,6 +393,7 @@ async fn a_slow_consumer_is_closed_with_4008_while_fifty_others_get_everything()
     }
     let (_, health) = s.get("/api/v1/health").await;
     assert_eq!(health["websocket"]["slow_consumer_disconnects"], 1, "{health}");
+    assert_eq!(health["websocket"]["io_uring"], io_uring, "{health}");
     assert!(health["websocket"]["messages_sent"].as_u64() >= Some(50 * published as u64), "{health}");
     assert!(health["websocket"]["messages_dropped"].as_u64() > Some(0), "{health}");
     s.stop().await;

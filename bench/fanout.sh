@@ -6,6 +6,8 @@
 #   c5000   5000 clients x 10 events/s, 300 events
 #   peak    1000 clients x 400 events/s, 4000 events (deliveries/s ceiling)
 #   idle    10000 idle clients (RSS per connection, connect time)
+# SERVER_CPUS and LOAD_CPUS (taskset lists, default 0 and 1) move them, e.g.
+# SERVER_CPUS=0,1 LOAD_CPUS=0,1 to let the fan-out run on both cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -19,11 +21,11 @@ run() {
   local dir port
   dir=$(mktemp -d)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  taskset -c 0 $bin serve --data-dir "$dir" --bind "127.0.0.1:$port" --log-level warn --max-connections 20000 >/dev/null &
+  taskset -c "${SERVER_CPUS:-0}" $bin serve --data-dir "$dir" --bind "127.0.0.1:$port" --log-level warn --max-connections 20000 >/dev/null &
   server=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/v1/health" >/dev/null && break; sleep 0.1; done
   echo "== $name"
-  taskset -c 1 $bin bench fanout --url "http://127.0.0.1:$port" --pid $server "$@" | tee "bench/out/fanout-$name.txt"
+  taskset -c "${LOAD_CPUS:-1}" $bin bench fanout --url "http://127.0.0.1:$port" --pid $server "$@" | tee "bench/out/fanout-$name.txt"
   kill $server; wait $server 2>/dev/null || true
   rm -rf "$dir"
 }

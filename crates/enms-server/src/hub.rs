@@ -20,10 +20,16 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 
 use crate::bus::{Delivery, Filter};
+use crate::gateway::GatewayConfig;
 use crate::gateway::socket::{Offer, Outbox, SendBatch};
 
 /// Subscribers served between two yields of a fan-out.
 const YIELD_EVERY: usize = 64;
+
+/// Fewest subscribers worth a part of their own in a parallel fan-out:
+/// about a millisecond of sends, against a few microseconds to hand a
+/// task to another worker.
+const MIN_PART: usize = 128;
 
 /// Caps on one subscriber's queue of undelivered events.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +131,8 @@ struct Inner {
     limits: QueueLimits,
     /// Batch socket writes through io_uring (else one `send` each).
     uring: bool,
+    /// Most parts one fan-out is split into.
+    parallelism: usize,
     counters: Counters,
     /// Publish → handed to every local subscriber, one sample per event.
     delivery: metrics::Histogram,
@@ -149,20 +157,30 @@ pub struct HubStats {
     /// Socket writes are batched through io_uring (`[realtime] io_uring`
     /// and a kernel that allows it).
     pub io_uring: bool,
+    /// Most parts, run on as many threads at once, that a fan-out to many
+    /// subscribers is split into (`[realtime] fanout_parallelism`).
+    pub fanout_parallelism: usize,
 }
 
 impl Hub {
-    /// `uring` asks for io_uring batched writes; it is dropped, with a log
-    /// line, where the kernel refuses io_uring.
-    pub fn new(limits: QueueLimits, uring: bool, delivery: metrics::Histogram) -> Self {
-        let uring = uring && crate::gateway::uring::available();
-        tracing::debug!(io_uring = uring, "fan-out socket writes");
+    /// Takes the queue limits and the fan-out settings from `config`.
+    /// io_uring is dropped, with a log line, where the kernel refuses it; a
+    /// parallelism of 0 means one part per worker thread of the runtime
+    /// this is called on.
+    pub fn new(config: &GatewayConfig, delivery: metrics::Histogram) -> Self {
+        let uring = config.io_uring && crate::gateway::uring::available();
+        let parallelism = match config.fanout_parallelism {
+            0 => tokio::runtime::Handle::try_current().map_or(1, |rt| rt.metrics().num_workers()),
+            n => n,
+        };
+        tracing::debug!(io_uring = uring, parallelism, "fan-out");
         Self {
             inner: Arc::new(Inner {
                 registry: Mutex::new(Registry::default()),
                 next_id: AtomicU64::new(1),
-                limits,
+                limits: config.queue,
                 uring,
+                parallelism,
                 counters: Counters::default(),
                 delivery,
             }),
@@ -206,89 +224,75 @@ impl Hub {
     /// waiting for any of them. Socket writes happen here, one batch per
     /// [`YIELD_EVERY`] subscribers, and the loop yields after each: requests
     /// (and publishes, which then coalesce into the next group) are not held
-    /// up by a large fan-out.
+    /// up by a large fan-out. A list long enough is cut into parts that run
+    /// on the runtime's worker threads at once (see [`Hub::parts_for`]).
     pub async fn dispatch(&self, events: &[Delivery]) {
-        let mut overflowed = Vec::new();
-        let mut closed = Vec::new();
-        let mut written = 0;
-        let mut matching: Vec<&Delivery> = Vec::with_capacity(events.len());
         let list = self.registry().list();
-        let mut batch = SendBatch::new(self.inner.uring, YIELD_EVERY);
-        for (n, slot) in list.iter().enumerate() {
-            prefetch_ahead(&list, n);
-            let id = slot.id;
-            if n % YIELD_EVERY == YIELD_EVERY - 1 {
-                // Never across an await: the batch's outboxes are busy.
-                batch.flush();
-                tokio::task::yield_now().await;
-            }
-            let filter = slot.filter.read().unwrap_or_else(|p| p.into_inner());
-            let tx = match &slot.sink {
-                // A slow socket's outbox is closed and refuses by itself;
-                // not reading `shared` here saves a cache miss per delivery.
-                Sink::Socket(outbox) => {
-                    // Every matching event of the group in one write.
-                    matching.clear();
-                    matching.extend(events.iter().filter(|e| filter.matches(e)));
-                    if matching.is_empty() {
-                        continue;
-                    }
-                    match outbox.offer(&matching, &mut batch) {
-                        Offer::Slow => overflowed.push(id),
-                        Offer::Sent | Offer::Queued => written += matching.len() as u64,
-                    }
-                    continue;
-                }
-                Sink::Queue(_) if slot.shared.slow.load(Ordering::Relaxed) => continue,
-                Sink::Queue(tx) => tx,
-            };
-            for event in events {
-                if !filter.matches(event) {
-                    continue;
-                }
-                let len = event.text.len();
-                let queued = slot.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-                if queued + len > self.inner.limits.bytes {
-                    slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                    overflowed.push(id);
-                    break;
-                }
-                match tx.try_send(event.clone()) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                        overflowed.push(id);
-                        break;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        closed.push(id);
-                        break;
-                    }
-                }
-            }
-        }
-        batch.flush();
-        self.inner.counters.sent.fetch_add(written, Ordering::Relaxed);
+        let parts = self.parts_for(list.len());
+        let outcome = if parts <= 1 {
+            fan_out_part(&self.inner, events, &list).await
+        } else {
+            self.fan_out_parallel(events, list, parts).await
+        };
+        self.inner.counters.sent.fetch_add(outcome.written, Ordering::Relaxed);
         let now = chrono::Utc::now();
         for event in events {
             let age = (now - event.event.timestamp).to_std().unwrap_or_default();
             self.inner.delivery.record(age.as_secs_f64());
         }
-        if overflowed.is_empty() && closed.is_empty() {
+        if outcome.overflowed.is_empty() && outcome.closed.is_empty() {
             return;
         }
         self.write_slots(|slots| {
-            for id in &overflowed {
+            for id in &outcome.overflowed {
                 if let Some(slot) = slots.remove(id) {
                     self.inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
                     slot.shared.slow.store(true, Ordering::Release);
                     slot.shared.slow_signal.notify_one();
                 }
             }
-            for id in &closed {
+            for id in &outcome.closed {
                 slots.remove(id);
             }
         });
+    }
+
+    /// How many parts a fan-out to `subscribers` runs in: one per worker
+    /// (`[realtime] fanout_parallelism`), but none smaller than
+    /// [`MIN_PART`] — below that, waking another thread costs more than the
+    /// sends it would take over.
+    fn parts_for(&self, subscribers: usize) -> usize {
+        self.inner.parallelism.min(subscribers / MIN_PART).max(1)
+    }
+
+    /// Runs the parts as tasks and waits for all of them. Order holds per
+    /// subscriber because a dispatch ends only when every part has, so the
+    /// next group's sends always come after this one's, whichever part or
+    /// thread a subscriber lands in.
+    async fn fan_out_parallel(&self, events: &[Delivery], list: Arc<[Arc<Slot>]>, parts: usize) -> PartOutcome {
+        let events: Arc<[Delivery]> = events.into();
+        let len = list.len();
+        // Every part is spawned (none run inline): the last task spawned
+        // waits in the worker's LIFO slot, which other workers cannot steal
+        // from, so running part 0 here would serialise it behind this one.
+        let tasks: Vec<_> = (0..parts)
+            .map(|k| {
+                let (inner, events, list) = (self.inner.clone(), events.clone(), list.clone());
+                tokio::spawn(async move {
+                    fan_out_part(&inner, &events, &list[k * len / parts..(k + 1) * len / parts]).await
+                })
+            })
+            .collect();
+        let mut total = PartOutcome::default();
+        for task in tasks {
+            match task.await {
+                Ok(part) => total.merge(part),
+                // A panic in a part is a bug; its batch was flushed while
+                // unwinding, and the remaining parts still delivered.
+                Err(e) => tracing::error!(error = %e, "a fan-out part failed"),
+            }
+        }
+        total
     }
 
     pub fn stats(&self) -> HubStats {
@@ -302,6 +306,7 @@ impl Hub {
             messages_dropped: c.dropped.load(Ordering::Relaxed),
             slow_consumer_disconnects: c.slow_disconnects.load(Ordering::Relaxed),
             io_uring: self.inner.uring,
+            fanout_parallelism: self.inner.parallelism,
         }
     }
 
@@ -316,6 +321,85 @@ impl Hub {
         f(&mut registry.slots);
         registry.list = None;
     }
+}
+
+/// What one part of a fan-out did: deliveries written, and the subscribers
+/// to drop (overflowed: slow; closed: gone).
+#[derive(Default)]
+struct PartOutcome {
+    written: u64,
+    overflowed: Vec<u64>,
+    closed: Vec<u64>,
+}
+
+impl PartOutcome {
+    fn merge(&mut self, other: PartOutcome) {
+        self.written += other.written;
+        self.overflowed.extend(other.overflowed);
+        self.closed.extend(other.closed);
+    }
+}
+
+/// Sends `events` to the matching subscribers of `list`, in list order.
+async fn fan_out_part(inner: &Inner, events: &[Delivery], list: &[Arc<Slot>]) -> PartOutcome {
+    let mut out = PartOutcome::default();
+    let mut matching: Vec<&Delivery> = Vec::with_capacity(events.len());
+    let mut batch = SendBatch::new(inner.uring, YIELD_EVERY);
+    for (n, slot) in list.iter().enumerate() {
+        prefetch_ahead(list, n);
+        let id = slot.id;
+        if n % YIELD_EVERY == YIELD_EVERY - 1 {
+            // Never across an await: the batch's outboxes are busy.
+            batch.flush();
+            tokio::task::yield_now().await;
+        }
+        let filter = slot.filter.read().unwrap_or_else(|p| p.into_inner());
+        let tx = match &slot.sink {
+            // A slow socket's outbox is closed and refuses by itself;
+            // not reading `shared` here saves a cache miss per delivery.
+            Sink::Socket(outbox) => {
+                // Every matching event of the group in one write.
+                matching.clear();
+                matching.extend(events.iter().filter(|e| filter.matches(e)));
+                if matching.is_empty() {
+                    continue;
+                }
+                match outbox.offer(&matching, &mut batch) {
+                    Offer::Slow => out.overflowed.push(id),
+                    Offer::Sent | Offer::Queued => out.written += matching.len() as u64,
+                }
+                continue;
+            }
+            Sink::Queue(_) if slot.shared.slow.load(Ordering::Relaxed) => continue,
+            Sink::Queue(tx) => tx,
+        };
+        for event in events {
+            if !filter.matches(event) {
+                continue;
+            }
+            let len = event.text.len();
+            let queued = slot.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
+            if queued + len > inner.limits.bytes {
+                slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                out.overflowed.push(id);
+                break;
+            }
+            match tx.try_send(event.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    slot.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                    out.overflowed.push(id);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    out.closed.push(id);
+                    break;
+                }
+            }
+        }
+    }
+    batch.flush();
+    out
 }
 
 /// Starts loading what the fan-out touches next while this subscriber's send

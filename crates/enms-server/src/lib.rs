@@ -103,7 +103,7 @@ impl App {
     pub async fn build(config: ServerConfig) -> Result<Self, ServerError> {
         let store = enms_store::connect(&config.database_url).await?;
         let telemetry = telemetry::Metrics::new();
-        let hub = hub::Hub::new(config.gateway.queue, config.gateway.io_uring, telemetry.delivery.clone());
+        let hub = hub::Hub::new(&config.gateway, telemetry.delivery.clone());
         let bus: Arc<dyn bus::EventBus> = match &config.redis {
             Some(redis) => Arc::new(
                 bus::redis::RedisBus::start(store.clone(), config.bus.clone(), redis.clone(), hub.clone()).await?,

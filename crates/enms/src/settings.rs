@@ -70,6 +70,8 @@ pub struct FileRealtime {
     pub write_timeout: Option<String>,
     /// Batch the fan-out's socket writes through io_uring (default true).
     pub io_uring: Option<bool>,
+    /// Most parts a large fan-out runs in at once (0: one per worker thread).
+    pub fanout_parallelism: Option<usize>,
     pub drain_timeout: Option<String>,
     pub window_events: Option<usize>,
     pub window_age: Option<String>,
@@ -266,6 +268,9 @@ fn realtime(server: &mut ServerConfig, args: &RealtimeFlags, file: &FileRealtime
     positive("window_events", file.window_events, &mut server.bus.window_events)?;
     if let Some(on) = file.io_uring {
         gw.io_uring = on;
+    }
+    if let Some(n) = file.fanout_parallelism {
+        gw.fanout_parallelism = n;
     }
     if let Some(redis) = server.redis.as_mut() {
         positive("stream_max_len", file.stream_max_len, &mut redis.stream_max_len)?;

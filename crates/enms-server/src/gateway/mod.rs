@@ -45,6 +45,9 @@ pub struct GatewayConfig {
     /// Fan-out socket writes batched through io_uring where the kernel
     /// allows; false sends each with its own `send`.
     pub io_uring: bool,
+    /// Most parts a fan-out to many subscribers is split into, each run on
+    /// a worker thread at once; 0 means one per worker thread.
+    pub fanout_parallelism: usize,
     /// Time given to connections to close on shutdown.
     pub drain_timeout: Duration,
     /// Most missed events replayed on resume.
@@ -62,6 +65,7 @@ impl Default for GatewayConfig {
             queue: QueueLimits::default(),
             write_timeout: Duration::from_secs(10),
             io_uring: true,
+            fanout_parallelism: 0,
             drain_timeout: Duration::from_secs(10),
             max_replay: 100_000,
             max_per_token: 500,

@@ -483,3 +483,54 @@ async fn health_reports_connections_and_the_bus() {
     assert_eq!(health["bus"]["last_event_id"], id);
     s.stop().await;
 }
+
+/// 384 clients with `fanout_parallelism = 3`: every fan-out is cut into
+/// three parts of 128 that run on two worker threads at once, while four
+/// publishers post concurrently so groups of several events coalesce. Every
+/// client must get every event once, in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_split_across_threads_keeps_every_clients_order() {
+    let s = TestServer::with(|c| c.gateway.fanout_parallelism = 3).await;
+    const CLIENTS: usize = 384;
+    const EVENTS: usize = 200;
+    let mut readers = Vec::new();
+    for _ in 0..CLIENTS {
+        let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/events").await;
+        readers.push(tokio::spawn(async move {
+            let got = ws.events(EVENTS).await;
+            got.iter()
+                .map(|e| {
+                    (e["id"].as_str().expect("id").to_owned(), e["data"]["message"].as_str().expect("msg").to_owned())
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let publishers: Vec<_> =
+        (0..4).map(|p| spawn_alerts(&s, (0..EVENTS / 4).map(|n| format!("p{p}-{n}")).collect())).collect();
+    for publisher in publishers {
+        publisher.await.expect("publisher");
+    }
+    let mut first: Option<Vec<(String, String)>> = None;
+    for reader in readers {
+        let got = reader.await.expect("reader");
+        let messages: HashSet<&str> = got.iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(messages.len(), EVENTS, "every event once");
+        match &first {
+            None => {
+                let ids: Vec<&String> = got.iter().map(|(id, _)| id).collect();
+                assert!(ids.windows(2).all(|w| id_key(w[0]) < id_key(w[1])), "in id order: {ids:?}");
+                first = Some(got);
+            }
+            Some(first) => assert!(&got == first, "every client sees the same sequence"),
+        }
+    }
+    let (_, health) = s.get("/api/v1/health").await;
+    assert_eq!(health["websocket"]["fanout_parallelism"], 3, "{health}");
+    s.stop().await;
+}
+
+/// `<ms>-<seq>` as numbers, so `9-0` sorts before `10-0`.
+fn id_key(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').expect("ms-seq id");
+    (ms.parse().expect("ms"), seq.parse().expect("seq"))
+}

@@ -5,9 +5,8 @@
 //! once, already encoded. For a WebSocket the hub writes the shared frame
 //! bytes straight to the socket — a chunk of subscribers' sends in one
 //! io_uring submission where the kernel allows (see `gateway::socket` and
-//! `gateway::uring`); for SSE it clones
-//! them into the subscriber's queue with `try_send`. Nothing here waits for a
-//! reader. A subscriber whose backlog would pass its message or byte cap is
+//! `gateway::uring`); for SSE it clones them into the subscriber's queue
+//! with `try_send`. Nothing here waits for a reader. A subscriber whose backlog would pass its message or byte cap is
 //! cut off and told it is slow; its connection closes with 4008 and the
 //! client resumes from its last id. The registry lock is a plain `Mutex`,
 //! held only to take the subscriber list, never across an await.

@@ -503,6 +503,26 @@ mod tests {
     }
 
     #[test]
+    fn fan_out_settings_are_read_and_bad_values_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("enms.toml");
+        let serve =
+            |path: &std::path::Path| resolve(ServeArgs { db: DatabaseArgs::file(path.into()), ..ServeArgs::default() });
+        let defaults = resolve(ServeArgs::default()).expect("defaults");
+        assert!(defaults.server.gateway.io_uring);
+        assert_eq!(defaults.server.gateway.fanout_parallelism, 0, "auto by default");
+        std::fs::write(&path, "[realtime]\nio_uring = false\nfanout_parallelism = 3\n").expect("write");
+        let s = serve(&path).expect("valid");
+        assert!(!s.server.gateway.io_uring);
+        assert_eq!(s.server.gateway.fanout_parallelism, 3);
+        for (bad, key) in [("io_uring = \"yes\"", "io_uring"), ("fanout_parallelism = -1", "fanout_parallelism")] {
+            std::fs::write(&path, format!("[realtime]\n{bad}\n")).expect("write");
+            let err = serve(&path).err().expect("bad value");
+            assert!(err.to_string().contains(key), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn security_settings_are_read_and_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("enms.toml");

@@ -6,11 +6,11 @@
 //! one io_uring submission for every socket of the chunk (see
 //! `gateway::uring`); while it is in flight the outbox counts as busy, so
 //! anything else for that socket queues behind it. Several events at once,
-//! or a thread without io_uring, take a direct `try_write`. Whatever cannot go at once — the socket
-//! is full, or earlier bytes are still waiting — is kept in order in
-//! `pending`, capped in messages and bytes, and the connection task writes
-//! it when the socket becomes writable, coalescing up to [`MAX_IOV`] pieces
-//! per write. Going over a cap makes the client a slow consumer.
+//! or a thread without io_uring, take a direct `try_write`. Whatever cannot
+//! go at once — the socket is full, or earlier bytes are still waiting — is
+//! kept in order in `pending`, capped in messages and bytes, and the
+//! connection task writes it when the socket becomes writable, coalescing
+//! up to [`MAX_IOV`] pieces per write. Going over a cap makes the client a slow consumer.
 //!
 //! Reading stays with tungstenite (masking, fragments, control frames, size
 //! limits) through [`ReadSide`]; the frames it writes itself (pong, close

@@ -54,26 +54,19 @@ pub fn send_all(sends: &[(RawFd, &[u8])], results: &mut Vec<io::Result<usize>>) 
     RING.with(|cell| {
         let mut slot = cell.borrow_mut();
         let Some(ring) = ring_of(&mut slot) else { return false };
+        // Requests that never reach the kernel stay `WouldBlock`, so their
+        // bytes are queued, not lost.
         results.clear();
-        let mut codes = vec![0i32; sends.len()];
-        let mut failed = None;
-        for (n, chunk) in sends.chunks(RING_ENTRIES as usize).enumerate() {
-            let base = n * RING_ENTRIES as usize;
-            if let Err(e) = submit_chunk(ring, chunk, &mut codes[base..base + chunk.len()]) {
-                failed = Some(e);
+        results.resize_with(sends.len(), || Err(io::ErrorKind::WouldBlock.into()));
+        for (chunk, out) in sends.chunks(RING_ENTRIES as usize).zip(results.chunks_mut(RING_ENTRIES as usize)) {
+            if let Err(e) = submit_chunk(ring, chunk, out) {
+                // Nothing is in flight (see the module's note); a ring that
+                // fails here is not trusted again on this thread.
+                tracing::warn!(error = %e, "io_uring send failed; this thread sends with plain writes from now on");
+                *slot = Ring::Unavailable;
                 break;
             }
         }
-        if let Some(e) = failed {
-            // Nothing is in flight (see the module's note); a ring that fails
-            // here is not trusted again on this thread.
-            tracing::warn!(error = %e, "io_uring send failed; this thread sends with plain writes from now on");
-            *slot = Ring::Unavailable;
-        }
-        results.extend(codes.iter().map(|&code| match code {
-            n if n >= 0 => Ok(n as usize),
-            n => Err(io::Error::from_raw_os_error(-n)),
-        }));
         true
     })
 }
@@ -104,10 +97,8 @@ fn build_ring() -> io::Result<IoUring> {
 }
 
 /// Submits up to [`RING_ENTRIES`] sends and waits for all their completions;
-/// `codes[i]` gets request i's result. Requests that never reached the
-/// kernel are reported as `EAGAIN`, so their bytes are queued, not lost.
-fn submit_chunk(ring: &mut IoUring, sends: &[(RawFd, &[u8])], codes: &mut [i32]) -> io::Result<()> {
-    codes.fill(-libc::EAGAIN);
+/// `results[i]` gets request i's result.
+fn submit_chunk(ring: &mut IoUring, sends: &[(RawFd, &[u8])], results: &mut [io::Result<usize>]) -> io::Result<()> {
     {
         let mut sq = ring.submission();
         for (i, (fd, bytes)) in sends.iter().enumerate() {
@@ -131,19 +122,22 @@ fn submit_chunk(ring: &mut IoUring, sends: &[(RawFd, &[u8])], codes: &mut [i32])
             Err(e) => {
                 // The caller gives the ring up, so requests the kernel did
                 // not take are never submitted; they stay `EAGAIN` here.
-                reap(ring, codes, &mut done);
+                reap(ring, results, &mut done);
                 return Err(e);
             }
         }
-        reap(ring, codes, &mut done);
+        reap(ring, results, &mut done);
     }
     Ok(())
 }
 
-fn reap(ring: &mut IoUring, codes: &mut [i32], done: &mut usize) {
+fn reap(ring: &mut IoUring, results: &mut [io::Result<usize>], done: &mut usize) {
     for cqe in ring.completion() {
-        if let Some(code) = codes.get_mut(cqe.user_data() as usize) {
-            *code = cqe.result();
+        if let Some(result) = results.get_mut(cqe.user_data() as usize) {
+            *result = match cqe.result() {
+                n if n >= 0 => Ok(n as usize),
+                n => Err(io::Error::from_raw_os_error(-n)),
+            };
             *done += 1;
         }
     }

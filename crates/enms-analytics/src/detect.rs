@@ -1,55 +1,81 @@
-//! Anomaly detection per reading: the features the isolation forest sees,
-//! the anomaly model (forest plus what it needs to explain a finding), and
-//! the documented rules that give each finding a severity, a type and an
-//! expected value. Shared by batch detection and the streaming path, so a
-//! reading is judged the same way by both.
+//! Anomaly detection per reading: the signals and features an anomaly model
+//! sees, its training with calibrated thresholds, and the rules that give a
+//! finding its score, severity, type, contributing signal and expected
+//! value. Shared by batch detection and the streaming path, so a reading is
+//! judged the same way by both.
 //!
-//! Rules (docs/analytics.md repeats them):
-//! - *Expected value*: the active baseline's prediction for the reading's
-//!   conditions when one is used, else the median power of the training data
-//!   at the same hour of day and operating state.
-//! - *Deviation* `z = (actual − expected) / σ`, σ the typical deviation of
-//!   a training reading from its expected value at the same expected level
-//!   ([`NoiseScale`]: 1.4826 × the median absolute deviation per level bin,
-//!   and by operating state, so anomalies in the training data do not
-//!   inflate it), floored at 1 % of the expected value and at 0.5 % of the
-//!   machine's full load (the 99th percentile of training power): a
-//!   hundred watts off an idle conveyor is not worth anyone's attention.
-//! - *Flagged* when the forest isolates the reading (`score < offset`) and
-//!   `|z| ≥ 3`; when `|z| ≥ 6` whatever the forest says (with eight
-//!   features, a reading extreme in power alone is isolated only slowly, yet
-//!   no operator would call six sigma normal); or when the meter is stuck
-//!   (the same power in at least [`STUCK_RUN`] consecutive readings while
-//!   the machine runs).
-//! - *Severity*: critical when `|z| ≥ 6` or the score is 0.1 below the
-//!   offset; otherwise warning. Unflagged readings are normal.
-//! - *Type*, first match: `stuck` (above); `off_hours` (no production and
-//!   above expected); `drift` (|z| < 6 while the mean z of the last
-//!   [`DRIFT_WINDOW`] readings is beyond ±2 with the same sign); `spike`
-//!   (above expected); `drop` (below).
+//! Layout: [`signal`] names what can be judged, [`calibrate`] turns a
+//! statistic into a training-period tail share, [`episode`] groups findings
+//! into episodes. docs/analytics.md states the rules; in short:
+//!
+//! - Per signal an *expected value* (power: the active baseline, else the
+//!   median at the same hour and operating state; other signals: that
+//!   median) and a *deviation* `z = (actual − expected) / σ`, σ learnt by
+//!   expected level and operating state ([`NoiseScale`]) with floors.
+//! - The deviations together: `M² = zᵀ (R + λI)⁻¹ z`, R their correlation
+//!   in training (for one signal, `M² = z²`).
+//! - The isolation forest's anomaly score `a = 2^(−E(h)/c(ψ))`.
+//! - Both become tail shares of the training period, combined as Fisher
+//!   does: `T = −ln tail(a) − ln tail(M²)`. The reading's **score** is
+//!   `1 − tail(T)`: 0.99 means 99 % of training readings were less unusual.
+//! - **Flagged** when `T` is above the threshold that flags exactly the
+//!   contamination share of the training readings, and the deviation is
+//!   meaningful (`M²` above the training's 90th percentile and the χ²
+//!   90 % point), or when the meter is stuck longer than any run in training.
+//!   So the contamination is an alarm budget, whatever the data.
+//! - **Critical** above the threshold that a tenth of that share passes
+//!   (at most one training reading in a thousand).
+
+pub mod calibrate;
+pub mod episode;
+pub mod signal;
 
 use std::collections::VecDeque;
 
 use chrono::{Datelike, Timelike};
+use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
+use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use crate::baseline::BaselineModel;
-use crate::iforest::{ForestError, ForestParams, IsolationForest};
+use crate::iforest::{Contamination, ForestError, ForestParams, IsolationForest};
 use crate::scale::{NoiseScale, median};
 use crate::series::Interval;
+use calibrate::{Tail, threshold_for_share};
+pub use signal::{Signal, UnknownSignal};
 
+/// Shortest run of one repeated power value, while operating, that is a
+/// stuck meter (longer when training held longer runs).
 pub const STUCK_RUN: usize = 4;
 pub const DRIFT_WINDOW: usize = 12;
-pub const MIN_Z: f64 = 3.0;
-pub const CRITICAL_Z: f64 = 6.0;
-pub const CRITICAL_SCORE_MARGIN: f64 = 0.1;
-/// σ is at least this share of the machine's full load.
+/// Critical findings: this share of the alarm budget, and at most
+/// [`CRITICAL_MAX_SHARE`] of the training readings.
+pub const CRITICAL_SHARE: f64 = 0.1;
+pub const CRITICAL_MAX_SHARE: f64 = 0.001;
+/// Elevated readings (which hold an episode open): this many times the budget.
+pub const HOLD_SHARE: f64 = 3.0;
+/// σ is at least this share of the machine's full load (power).
 const FULL_LOAD_SIGMA_SHARE: f64 = 0.005;
+/// σ of power is at least this share of the expected value (a class-1 meter).
+const LEVEL_SIGMA_SHARE: f64 = 0.01;
 /// Fewest readings of one operating state for it to get its own σ.
 const MIN_STATE_ROWS: usize = 60;
 /// Fewest readings an anomaly model is trained on.
 pub const MIN_TRAINING_ROWS: usize = 100;
+/// Ridge added to the deviations' correlation before it is inverted, so
+/// that collinear signals (current and power) cannot make it singular.
+const RIDGE: f64 = 0.1;
+/// Deviations are clipped here when their correlation is learnt, so that
+/// anomalies in the training period do not shape it.
+const CLIP_Z: f64 = 6.0;
+/// The deviation gate: a finding deviates more than this share of the
+/// training readings did, and more than this share of normal-theory
+/// deviations would (for one signal: |z| ≥ 3, the quality engineer's
+/// control limit).
+const GATE_TRAINING_QUANTILE: f64 = 0.9;
+const GATE_NORMAL_QUANTILE: f64 = 0.9973;
 
+/// The forest's inputs of the default (power-only) model.
 pub const FEATURES: [&str; 8] = [
     "power_kw",
     "hour_sin",
@@ -61,7 +87,7 @@ pub const FEATURES: [&str; 8] = [
     "residual_kw",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Normal,
@@ -79,7 +105,7 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyType {
     Spike,
@@ -101,10 +127,11 @@ impl AnomalyType {
     }
 }
 
-/// Median power by (hour of day, operating): the expectation without a baseline.
+/// Median of a signal by (hour of day, operating): the expectation without
+/// a baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HourProfile {
-    /// 48 entries: hour × 2 + operating; `None` where training had none
+    /// 48 entries: hour × 2 + operating; `None` where training had too few
     /// (JSON has no NaN, and the model is stored as JSON).
     medians: Vec<Option<f64>>,
     /// Median by operating state over all hours, then overall: the
@@ -117,20 +144,20 @@ pub struct HourProfile {
 const MIN_BUCKET: usize = 8;
 
 impl HourProfile {
-    fn build(rows: &[Interval]) -> Self {
+    fn build(rows: &[Interval], values: impl Fn(usize) -> f64) -> Self {
         let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); 48];
-        for iv in rows {
-            buckets[profile_key(iv)].push(iv.sample.power_kw);
+        let mut states: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        let mut all = Vec::with_capacity(rows.len());
+        for (i, iv) in rows.iter().enumerate() {
+            let v = values(i);
+            buckets[profile_key(iv)].push(v);
+            states[usize::from(iv.operating())].push(v);
+            all.push(v);
         }
-        let mut all: Vec<f64> = rows.iter().map(|iv| iv.sample.power_kw).collect();
         let trusted = |b: &mut Vec<f64>| Some(median(b)).filter(|m| m.is_finite() && b.len() >= MIN_BUCKET);
         let medians = buckets.iter_mut().map(trusted).collect();
-        let state = |operating: bool| {
-            let mut v: Vec<f64> =
-                rows.iter().filter(|iv| iv.operating() == operating).map(|iv| iv.sample.power_kw).collect();
-            trusted(&mut v)
-        };
-        Self { medians, by_state: [state(false), state(true)], overall: median(&mut all) }
+        let [idle, busy] = &mut states;
+        Self { medians, by_state: [trusted(idle), trusted(busy)], overall: median(&mut all) }
     }
 
     fn expected(&self, iv: &Interval) -> f64 {
@@ -148,152 +175,497 @@ pub enum Expectation<'a> {
     Profile,
 }
 
-/// A trained anomaly model: the forest and what explains its findings.
+/// What a model is asked to learn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    /// `None`: power alone, with time of day, weekday, production and
+    /// temperature as context (the default model).
+    pub signals: Option<Vec<Signal>>,
+    /// The alarm budget: the share of training readings flagged, in (0, 0.5].
+    pub contamination: f64,
+    pub seed: u64,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self { signals: None, contamination: 0.01, seed: 0 }
+    }
+}
+
+/// One signal's expectation and noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalModel {
+    pub signal: Signal,
+    profile: HourProfile,
+    /// σ by expected level, while idle and while operating.
+    noise: [NoiseScale; 2],
+    /// Smallest σ.
+    pub sigma_floor: f64,
+    /// σ is also at least half the mean absolute deviation of the state.
+    spread_floor: [f64; 2],
+    /// σ is also at least this share of the expected value.
+    level_share: f64,
+    /// Value used when a reading lacks the signal.
+    fill: f64,
+}
+
+impl SignalModel {
+    fn sigma(&self, iv: &Interval, expected: f64) -> f64 {
+        self.noise[usize::from(iv.operating())]
+            .at(expected)
+            .max(self.level_share * expected.abs())
+            .max(self.sigma_floor)
+            .max(self.spread_floor[usize::from(iv.operating())])
+    }
+}
+
+/// The trained thresholds: every one a quantile of the training period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    forest: Tail,
+    deviation: Tail,
+    combined: Tail,
+    /// Flag when the combined statistic is above this…
+    pub flag: f64,
+    /// …and critical above this.
+    pub critical: f64,
+    /// Readings above this hold an open episode open.
+    pub hold: f64,
+    /// …and `M²` at least this.
+    pub gate: f64,
+    /// Repeats of one power value, while operating, that make a stuck meter.
+    pub stuck_run: usize,
+}
+
+impl Calibration {
+    /// Fisher's combination of the two tail shares: larger is more unusual.
+    fn combined_statistic(&self, forest_anomaly: f64, m2: f64) -> f64 {
+        -self.forest.upper(forest_anomaly).ln() - self.deviation.upper(m2).ln()
+    }
+
+    /// The score of a reading with this forest anomaly score and `M²`.
+    pub fn score(&self, forest_anomaly: f64, m2: f64) -> f64 {
+        1.0 - self.combined.upper(self.combined_statistic(forest_anomaly, m2))
+    }
+}
+
+/// A trained anomaly model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyModel {
     pub forest: IsolationForest,
-    /// Whether residuals against a baseline were a feature (and the baseline
-    /// model id they were computed with, kept by the caller).
+    /// Whether power is expected from a baseline (its id kept by the caller).
     pub uses_baseline: bool,
-    pub profile: HourProfile,
-    /// Typical deviation from expected, kW: the noise scale's middle, for
-    /// reports, and the only σ of models stored before the scale existed.
-    pub sigma_kw: f64,
-    /// Deviation from expected by expected level, while idle and while
-    /// operating: the expectation may fit one state better than the other.
-    #[serde(default)]
-    pub noise: Option<[NoiseScale; 2]>,
-    /// Smallest σ, kW: a share of the machine's full load (0 in models
-    /// stored before it existed).
-    #[serde(default)]
-    pub sigma_floor_kw: f64,
-    /// Value used for a missing production or temperature.
+    /// Whether the forest sees time of day, weekday, production and
+    /// temperature (the default model) or only the signals.
+    pub context: bool,
+    pub signals: Vec<SignalModel>,
+    /// `(R + λI)⁻¹`, row-major, k × k.
+    whitening: Vec<f64>,
+    pub calibration: Calibration,
+    /// Value used for a missing production rate or temperature (context).
     pub fill: [f64; 2],
+    /// Typical σ of power, kW (0 when power is not judged): for reports.
+    pub sigma_kw: f64,
+    pub contamination: f64,
     pub training_rows: usize,
+    /// Training readings the rules flag: at most `contamination` of them.
     pub training_flagged: usize,
+    pub training_critical: usize,
 }
 
 /// One reading judged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
+    /// In [0, 1]: one minus the share of training readings at least as unusual.
     pub score: f64,
-    pub expected_kw: f64,
-    pub z: f64,
     pub severity: Severity,
     /// `Some` when flagged.
     pub anomaly_type: Option<AnomalyType>,
+    /// Above the hold threshold: keeps an open episode open.
+    pub elevated: bool,
+    /// The signal that contributed most, its actual and expected value and
+    /// its deviation in σ.
+    pub signal: String,
+    pub value: f64,
+    pub expected: f64,
+    pub z: f64,
+    /// Power and its expectation, when the model judges power.
+    pub power_kw: Option<f64>,
+    pub expected_power_kw: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DetectError {
     #[error("not enough readings: {have}, at least {need} are needed")]
     InsufficientData { have: usize, need: usize },
+    #[error("no reading of the training period carries {}", .0.join(", "))]
+    MissingFeature(Vec<String>),
+    #[error("{} never change in the training period; a constant cannot be judged", .0.join(", "))]
+    ConstantFeature(Vec<String>),
+    #[error("contamination must be in (0, 0.5], got {0}")]
+    Contamination(f64),
+    #[error("{got} values given for {rows} readings of {signals} signals")]
+    Shape { got: usize, rows: usize, signals: usize },
     #[error(transparent)]
     Forest(#[from] ForestError),
 }
 
+/// Per-row statistics of a model over a series.
+struct Stats {
+    forest: f64,
+    m2: f64,
+}
+
 impl AnomalyModel {
-    /// Trains on `rows` (time-ordered intervals of one machine).
+    /// The signals a spec judges.
+    pub fn signals_of(spec: &ModelSpec) -> Vec<Signal> {
+        spec.signals.clone().unwrap_or_else(|| vec![Signal::Power])
+    }
+
+    /// Trains on `rows` (time-ordered intervals of one machine) and `values`
+    /// (row-major, one column per signal of the spec, NaN where missing).
     pub fn train(
         rows: &[Interval],
+        values: &[f64],
         baseline: Option<&BaselineModel>,
-        params: &ForestParams,
+        spec: &ModelSpec,
     ) -> Result<Self, DetectError> {
+        let c = spec.contamination;
+        if !(c > 0.0 && c <= 0.5) {
+            return Err(DetectError::Contamination(c));
+        }
+        let signals = Self::signals_of(spec);
+        let k = signals.len();
+        if values.len() != rows.len() * k {
+            return Err(DetectError::Shape { got: values.len(), rows: rows.len(), signals: k });
+        }
         if rows.len() < MIN_TRAINING_ROWS {
             return Err(DetectError::InsufficientData { have: rows.len(), need: MIN_TRAINING_ROWS });
         }
-        let profile = HourProfile::build(rows);
-        let fill = [
-            median(&mut rows.iter().map(|r| r.production_rate()).collect::<Vec<_>>()),
-            median(&mut rows.iter().filter_map(|r| r.sample.outdoor_temp_c).collect::<Vec<_>>()).max(f64::MIN),
-        ];
-        let fill = [fill[0], if fill[1].is_finite() { fill[1] } else { 0.0 }];
-        let expect = |iv: &Interval| match baseline {
+        let column = |j: usize| values.iter().skip(j).step_by(k).copied();
+        let missing: Vec<String> =
+            (0..k).filter(|&j| column(j).all(|v| !v.is_finite())).map(|j| signals[j].name()).collect();
+        if !missing.is_empty() {
+            return Err(DetectError::MissingFeature(missing));
+        }
+        let constant: Vec<String> = (0..k)
+            .filter(|&j| {
+                let mut present = column(j).filter(|v| v.is_finite());
+                let first = present.next();
+                present.all(|v| Some(v) == first)
+            })
+            .map(|j| signals[j].name())
+            .collect();
+        if !constant.is_empty() {
+            return Err(DetectError::ConstantFeature(constant));
+        }
+        let fills: Vec<f64> =
+            (0..k).map(|j| median(&mut column(j).filter(|v| v.is_finite()).collect::<Vec<_>>())).collect();
+        let value = |i: usize, j: usize| {
+            let v = values[i * k + j];
+            if v.is_finite() { v } else { fills[j] }
+        };
+        let power_expect = |iv: &Interval, profile: &HourProfile| match baseline {
             Some(b) => b.expected_power(iv),
             None => profile.expected(iv),
         };
-        // Per-reading deviations, not the baseline's hourly RMSE: averaging
-        // four quarter-hours into an hour halves the noise, so the hourly
-        // figure would double every z.
-        let deviations: Vec<(bool, f64, f64)> = rows
+        let models: Vec<SignalModel> = signals
             .iter()
-            .map(|iv| {
-                let e = expect(iv);
-                (iv.operating(), e, iv.sample.power_kw - e)
+            .enumerate()
+            .map(|(j, signal)| {
+                let profile = HourProfile::build(rows, |i| value(i, j));
+                let is_power = *signal == Signal::Power;
+                let expect = |iv: &Interval| if is_power { power_expect(iv, &profile) } else { profile.expected(iv) };
+                let deviations: Vec<(bool, f64, f64)> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, iv)| {
+                        let e = expect(iv);
+                        (iv.operating(), e, value(i, j) - e)
+                    })
+                    .collect();
+                let pooled: Vec<(f64, f64)> = deviations.iter().map(|&(_, e, d)| (e, d)).collect();
+                let pooled = NoiseScale::fit(&pooled);
+                let by_state = |operating: bool| {
+                    let own: Vec<(f64, f64)> =
+                        deviations.iter().filter(|(o, ..)| *o == operating).map(|&(_, e, d)| (e, d)).collect();
+                    if own.len() >= MIN_STATE_ROWS { NoiseScale::fit(&own) } else { pooled.clone() }
+                };
+                let mut sorted: Vec<f64> = (0..rows.len()).map(|i| value(i, j)).collect();
+                sorted.sort_by(f64::total_cmp);
+                let p = |q: f64| crate::iforest::percentile(&sorted, q);
+                // Half the mean absolute deviation: harmless for ordinary
+                // noise (about 0.4 σ), and a σ at all where more than half
+                // the residuals are exactly zero and the MAD is none.
+                let spread = |operating: bool| {
+                    let own: Vec<f64> =
+                        deviations.iter().filter(|(o, ..)| *o == operating).map(|d| d.2.abs()).collect();
+                    if own.is_empty() { 0.0 } else { 0.5 * own.iter().sum::<f64>() / own.len() as f64 }
+                };
+                let floor = if is_power { FULL_LOAD_SIGMA_SHARE * p(99.0).max(0.0) } else { 1e-3 * (p(99.0) - p(1.0)) }
+                    .max(1e-9);
+                SignalModel {
+                    signal: signal.clone(),
+                    profile: profile.clone(),
+                    noise: [by_state(false), by_state(true)],
+                    sigma_floor: floor,
+                    spread_floor: [spread(false), spread(true)],
+                    level_share: if is_power { LEVEL_SIGMA_SHARE } else { 0.0 },
+                    fill: fills[j],
+                }
             })
             .collect();
-        let pooled: Vec<(f64, f64)> = deviations.iter().map(|&(_, e, d)| (e, d)).collect();
-        let pooled = NoiseScale::fit(&pooled);
-        let by_state = |operating: bool| {
-            let own: Vec<(f64, f64)> =
-                deviations.iter().filter(|(o, ..)| *o == operating).map(|&(_, e, d)| (e, d)).collect();
-            if own.len() >= MIN_STATE_ROWS { NoiseScale::fit(&own) } else { pooled.clone() }
-        };
-        let x: Vec<f64> = rows.iter().flat_map(|iv| features(iv, expect(iv), fill)).collect();
-        let forest = IsolationForest::fit(&x, FEATURES.len(), params)?;
-        let training_flagged = forest.decision_function(&x)?.iter().filter(|d| **d < 0.0).count();
-        Ok(Self {
-            forest,
+        let context = spec.signals.is_none();
+        let fill = [
+            median(&mut rows.iter().map(|r| r.production_rate()).collect::<Vec<_>>()),
+            median(&mut rows.iter().filter_map(|r| r.sample.outdoor_temp_c).collect::<Vec<_>>()),
+        ];
+        let fill = fill.map(|v| if v.is_finite() { v } else { 0.0 });
+        let sigma_kw = models
+            .iter()
+            .find(|m| m.signal == Signal::Power)
+            .map_or(0.0, |m| m.noise[1].typical().max(m.noise[0].typical()));
+        let mut model = Self {
+            forest: IsolationForest::fit(&[0.0], 1, &ForestParams::default())?,
             uses_baseline: baseline.is_some(),
-            profile,
-            sigma_kw: pooled.typical(),
-            noise: Some([by_state(false), by_state(true)]),
-            sigma_floor_kw: FULL_LOAD_SIGMA_SHARE * full_load(rows),
+            context,
+            signals: models,
+            whitening: identity(k),
+            calibration: Calibration {
+                forest: Tail::fit(&[]),
+                deviation: Tail::fit(&[]),
+                combined: Tail::fit(&[]),
+                flag: f64::MAX,
+                critical: f64::MAX,
+                hold: f64::MAX,
+                gate: 0.0,
+                stuck_run: STUCK_RUN,
+            },
             fill,
+            sigma_kw,
+            contamination: c,
             training_rows: rows.len(),
-            training_flagged,
-        })
+            training_flagged: 0,
+            training_critical: 0,
+        };
+        let expectation = match baseline {
+            Some(b) => Expectation::Baseline(b),
+            None => Expectation::Profile,
+        };
+        // Deviations first: their correlation whitens M².
+        let row_values = |i: usize| (0..k).map(|j| value(i, j)).collect::<Vec<f64>>();
+        let zs: Vec<Vec<f64>> =
+            rows.iter().enumerate().map(|(i, iv)| model.deviations(iv, &row_values(i), &expectation).1).collect();
+        model.whitening = whitening(&zs, k);
+        let x: Vec<f64> = rows
+            .iter()
+            .enumerate()
+            .flat_map(|(i, iv)| {
+                let (expected, _) = model.deviations(iv, &row_values(i), &expectation);
+                model.features(iv, &row_values(i), &expected)
+            })
+            .collect();
+        let width = model.feature_count();
+        let params = ForestParams { contamination: Contamination::Fraction(c), seed: spec.seed, ..Default::default() };
+        model.forest = IsolationForest::fit(&x, width, &params)?;
+        let forest_scores = model.forest.score_samples(&x)?;
+        let stats: Vec<Stats> =
+            forest_scores.iter().zip(&zs).map(|(s, z)| Stats { forest: -s, m2: model.m2(z).0 }).collect();
+        let forest_values: Vec<f64> = stats.iter().map(|s| s.forest).collect();
+        let m2_values: Vec<f64> = stats.iter().map(|s| s.m2).collect();
+        let cal = &mut model.calibration;
+        cal.forest = Tail::fit(&forest_values);
+        cal.deviation = Tail::fit(&m2_values);
+        let combined: Vec<f64> = stats.iter().map(|s| cal.combined_statistic(s.forest, s.m2)).collect();
+        cal.combined = Tail::fit(&combined);
+        let mut sorted_m2 = m2_values.clone();
+        sorted_m2.sort_by(f64::total_cmp);
+        let chi2 = ChiSquared::new(k as f64).map(|d| d.inverse_cdf(GATE_NORMAL_QUANTILE)).unwrap_or(0.0);
+        cal.gate = crate::iforest::percentile(&sorted_m2, 100.0 * GATE_TRAINING_QUANTILE).max(chi2);
+        let gated: Vec<f64> =
+            combined.iter().zip(&m2_values).filter(|(_, m2)| **m2 >= cal.gate).map(|(t, _)| *t).collect();
+        // The flag threshold: exactly floor(c·n) gated training readings
+        // lie above it (fewer on ties); all of them when fewer are gated.
+        let allowed = (c * rows.len() as f64).floor() as usize;
+        let mut sorted_gated = gated.clone();
+        sorted_gated.sort_by(f64::total_cmp);
+        cal.flag =
+            if sorted_gated.len() <= allowed { f64::MIN } else { sorted_gated[sorted_gated.len() - 1 - allowed] };
+        // Critical: what a tenth of the budget passes among all training
+        // readings. Over gated ones only, a clean training period (fewer
+        // gated readings than the budget) would make every finding critical.
+        cal.critical = threshold_for_share(&combined, (c * CRITICAL_SHARE).min(CRITICAL_MAX_SHARE)).max(cal.flag);
+        cal.hold = threshold_for_share(&combined, (HOLD_SHARE * c).min(0.5)).min(cal.flag);
+        cal.stuck_run = stuck_run(rows);
+        model.training_flagged = gated.iter().filter(|t| **t > cal.flag).count();
+        let critical = cal.critical;
+        model.training_critical = gated.iter().filter(|t| **t > critical).count();
+        Ok(model)
     }
 
-    /// Judges one reading; `recent` holds the machine's preceding readings
-    /// and is updated.
-    pub fn judge(&self, iv: &Interval, expectation: &Expectation<'_>, recent: &mut Recent) -> Finding {
-        let expected_kw = match expectation {
-            Expectation::Baseline(b) => b.expected_power(iv),
-            Expectation::Profile => self.profile.expected(iv),
-        };
-        let score = self.forest.score_one(&features(iv, expected_kw, self.fill));
-        let scale = self.noise.as_ref().map(|n| &n[usize::from(iv.operating())]);
-        let sigma =
-            scale.map_or(self.sigma_kw, |s| s.at(expected_kw)).max(0.01 * expected_kw.abs()).max(self.sigma_floor_kw);
-        let z = (iv.sample.power_kw - expected_kw) / sigma;
-        recent.push(iv.sample.power_kw, z);
-        let stuck = recent.stuck() && iv.operating();
-        let isolated = score < self.forest.offset;
-        let flagged = stuck || (isolated && z.abs() >= MIN_Z) || z.abs() >= CRITICAL_Z;
-        if !flagged {
-            return Finding { score, expected_kw, z, severity: Severity::Normal, anomaly_type: None };
+    fn feature_count(&self) -> usize {
+        if self.context { FEATURES.len() } else { 2 * self.signals.len() }
+    }
+
+    /// Expected value and deviation (σ) of each signal.
+    fn deviations(&self, iv: &Interval, values: &[f64], expectation: &Expectation<'_>) -> (Vec<f64>, Vec<f64>) {
+        self.signals
+            .iter()
+            .zip(values)
+            .map(|(m, v)| {
+                let e = match (&m.signal, expectation) {
+                    (Signal::Power, Expectation::Baseline(b)) => b.expected_power(iv),
+                    _ => m.profile.expected(iv),
+                };
+                let v = if v.is_finite() { *v } else { m.fill };
+                (e, (v - e) / m.sigma(iv, e))
+            })
+            .unzip()
+    }
+
+    /// `M²` and each signal's share of it.
+    fn m2(&self, z: &[f64]) -> (f64, Vec<f64>) {
+        let k = z.len();
+        let wz: Vec<f64> = (0..k).map(|i| (0..k).map(|j| self.whitening[i * k + j] * z[j]).sum()).collect();
+        let parts: Vec<f64> = z.iter().zip(&wz).map(|(a, b)| a * b).collect();
+        (parts.iter().sum::<f64>().max(0.0), parts)
+    }
+
+    /// The forest's input for one reading.
+    fn features(&self, iv: &Interval, values: &[f64], expected: &[f64]) -> Vec<f64> {
+        if self.context {
+            return features(iv, expected[0], self.fill).to_vec();
         }
-        let critical = z.abs() >= CRITICAL_Z || score < self.forest.offset - CRITICAL_SCORE_MARGIN;
+        let filled: Vec<f64> =
+            values.iter().zip(&self.signals).map(|(v, m)| if v.is_finite() { *v } else { m.fill }).collect();
+        filled.iter().copied().chain(filled.iter().zip(expected).map(|(v, e)| v - e)).collect()
+    }
+
+    /// The values this model judges, from a reading's power (the default
+    /// model) — a convenience for power-only callers.
+    pub fn power_values(rows: &[Interval]) -> Vec<f64> {
+        rows.iter().map(|iv| iv.sample.power_kw).collect()
+    }
+
+    /// Judges one reading; `values` holds its signals in the model's order
+    /// (NaN where missing); `recent` holds the machine's preceding readings
+    /// and is updated.
+    pub fn judge(&self, iv: &Interval, values: &[f64], expectation: &Expectation<'_>, recent: &mut Recent) -> Finding {
+        let (expected, z) = self.deviations(iv, values, expectation);
+        let forest = -self.forest.score_one(&self.features(iv, values, &expected));
+        let (m2, parts) = self.m2(&z);
+        let cal = &self.calibration;
+        let t = cal.combined_statistic(forest, m2);
+        let score = 1.0 - cal.combined.upper(t);
+        // The contributing signal: the largest share of M² (for one signal,
+        // that signal).
+        let top = (0..z.len()).max_by(|&a, &b| parts[a].total_cmp(&parts[b])).unwrap_or(0);
+        let power = self.signals.iter().position(|m| m.signal == Signal::Power);
+        let power_kw = power.map(|_| iv.sample.power_kw);
+        recent.push(iv.sample.power_kw, z[top], top, cal.stuck_run);
+        let stuck = power.is_some() && recent.stuck(cal.stuck_run) && iv.operating();
+        let flagged = stuck || (m2 >= cal.gate && t > cal.flag);
+        let value = if values[top].is_finite() { values[top] } else { self.signals[top].fill };
+        let mut finding = Finding {
+            score,
+            severity: Severity::Normal,
+            anomaly_type: None,
+            elevated: t > cal.hold,
+            signal: self.signals[top].signal.name(),
+            value,
+            expected: expected[top],
+            z: z[top],
+            power_kw,
+            expected_power_kw: power.map(|p| expected[p]),
+        };
+        if !flagged {
+            return finding;
+        }
+        let critical = stuck || t > cal.critical;
         let kind = if stuck {
             AnomalyType::Stuck
-        } else if !iv.operating() && z > 0.0 {
+        } else if Some(top) == power && !iv.operating() && z[top] > 0.0 {
             AnomalyType::OffHours
-        } else if z.abs() < CRITICAL_Z && recent.drifting(z) {
+        } else if !critical && recent.drifting(top, z[top]) {
             AnomalyType::Drift
-        } else if z > 0.0 {
+        } else if z[top] > 0.0 {
             AnomalyType::Spike
         } else {
             AnomalyType::Drop
         };
-        Finding {
-            score,
-            expected_kw,
-            z,
-            severity: if critical { Severity::Critical } else { Severity::Warning },
-            anomaly_type: Some(kind),
+        if stuck && let Some(p) = power {
+            finding.signal = self.signals[p].signal.name();
+            finding.value = iv.sample.power_kw;
+            finding.expected = expected[p];
+            finding.z = z[p];
         }
+        finding.severity = if critical { Severity::Critical } else { Severity::Warning };
+        finding.anomaly_type = Some(kind);
+        finding.elevated = true;
+        finding
+    }
+
+    /// The names of the judged signals, in order.
+    pub fn signal_names(&self) -> Vec<String> {
+        self.signals.iter().map(|m| m.signal.name()).collect()
+    }
+
+    /// Share of training readings flagged: the budget realised.
+    pub fn training_rate(&self) -> f64 {
+        self.training_flagged as f64 / self.training_rows.max(1) as f64
     }
 }
 
-/// The 99th percentile of power: full load, without a rare spike.
-fn full_load(rows: &[Interval]) -> f64 {
-    let mut powers: Vec<f64> = rows.iter().map(|iv| iv.sample.power_kw).filter(|p| p.is_finite()).collect();
-    powers.sort_by(f64::total_cmp);
-    crate::iforest::percentile(&powers, 99.0).max(0.0)
+fn identity(k: usize) -> Vec<f64> {
+    (0..k * k).map(|i| if i / k == i % k { 1.0 } else { 0.0 }).collect()
 }
 
-/// The forest's input for one reading.
+/// `(R + λI)⁻¹` of clipped training deviations, rescaled so that one signal
+/// alone keeps `M² = z²`.
+fn whitening(zs: &[Vec<f64>], k: usize) -> Vec<f64> {
+    if k == 1 {
+        return vec![1.0];
+    }
+    let n = zs.len().max(1) as f64;
+    let clipped: Vec<Vec<f64>> = zs.iter().map(|z| z.iter().map(|v| v.clamp(-CLIP_Z, CLIP_Z)).collect()).collect();
+    let mean: Vec<f64> = (0..k).map(|j| clipped.iter().map(|z| z[j]).sum::<f64>() / n).collect();
+    let mut cov = DMatrix::<f64>::zeros(k, k);
+    for z in &clipped {
+        let d = DVector::from_iterator(k, z.iter().zip(&mean).map(|(v, m)| v - m));
+        cov += &d * d.transpose();
+    }
+    cov /= n;
+    let sd: Vec<f64> = (0..k).map(|j| cov[(j, j)].sqrt().max(1e-9)).collect();
+    let mut r = DMatrix::<f64>::from_fn(k, k, |i, j| cov[(i, j)] / (sd[i] * sd[j]));
+    for i in 0..k {
+        r[(i, i)] = 1.0 + RIDGE;
+    }
+    let Some(inv) = r.try_inverse() else { return identity(k) };
+    let scale = 1.0 + RIDGE;
+    (0..k * k).map(|i| inv[(i / k, i % k)] * scale).collect()
+}
+
+/// The longest run of one repeated power value while operating in training,
+/// plus one, and at least [`STUCK_RUN`]: a meter that reports in coarse
+/// steps repeats itself without being stuck.
+fn stuck_run(rows: &[Interval]) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    let mut last = f64::NAN;
+    for iv in rows {
+        let p = iv.sample.power_kw;
+        if iv.operating() && p > 0.0 && p == last {
+            run += 1;
+        } else {
+            run = usize::from(iv.operating() && p > 0.0);
+        }
+        last = p;
+        longest = longest.max(run);
+    }
+    (longest + 1).max(STUCK_RUN)
+}
+
+/// The default model's forest input for one reading.
 pub fn features(iv: &Interval, expected_kw: f64, fill: [f64; 2]) -> [f64; 8] {
     use std::f64::consts::TAU;
     let t = iv.sample.timestamp;
@@ -316,14 +688,15 @@ pub fn features(iv: &Interval, expected_kw: f64, fill: [f64; 2]) -> [f64; 8] {
 #[derive(Debug, Clone, Default)]
 pub struct Recent {
     powers: VecDeque<f64>,
-    zs: VecDeque<f64>,
+    /// (contributing signal, its z).
+    zs: VecDeque<(usize, f64)>,
 }
 
 impl Recent {
-    fn push(&mut self, power: f64, z: f64) {
+    fn push(&mut self, power: f64, z: f64, signal: usize, stuck_run: usize) {
         self.powers.push_back(power);
-        self.zs.push_back(z);
-        while self.powers.len() > STUCK_RUN {
+        self.zs.push_back((signal, z));
+        while self.powers.len() > stuck_run {
             self.powers.pop_front();
         }
         while self.zs.len() > DRIFT_WINDOW {
@@ -331,16 +704,16 @@ impl Recent {
         }
     }
 
-    fn stuck(&self) -> bool {
-        self.powers.len() == STUCK_RUN && self.powers.iter().all(|p| *p == self.powers[0] && *p > 0.0)
+    fn stuck(&self, run: usize) -> bool {
+        self.powers.len() == run && self.powers.iter().all(|p| *p == self.powers[0] && *p > 0.0)
     }
 
-    fn drifting(&self, z: f64) -> bool {
-        if self.zs.len() < DRIFT_WINDOW {
+    fn drifting(&self, signal: usize, z: f64) -> bool {
+        if self.zs.len() < DRIFT_WINDOW || self.zs.iter().any(|(s, _)| *s != signal) {
             return false;
         }
-        let mean = self.zs.iter().sum::<f64>() / self.zs.len() as f64;
-        mean.abs() >= 2.0 && mean.signum() == z.signum() && self.zs.iter().all(|v| v.signum() == z.signum())
+        let mean = self.zs.iter().map(|(_, v)| v).sum::<f64>() / self.zs.len() as f64;
+        mean.abs() >= 2.0 && mean.signum() == z.signum() && self.zs.iter().all(|(_, v)| v.signum() == z.signum())
     }
 }
 

@@ -47,6 +47,12 @@ impl Interval {
 
 /// Pairs time-ordered samples with the interval each covers.
 pub fn intervals(samples: &[Sample]) -> Vec<Interval> {
+    indexed_intervals(samples).into_iter().map(|(_, iv)| iv).collect()
+}
+
+/// As [`intervals`], with the index of each interval's sample (a sample
+/// that covers no time, a repeated timestamp, has none).
+pub fn indexed_intervals(samples: &[Sample]) -> Vec<(usize, Interval)> {
     let gap =
         |a: &Sample, b: &Sample| ((b.timestamp - a.timestamp).num_milliseconds() as f64 / 3.6e6).min(MAX_INTERVAL_H);
     let first = match samples {
@@ -56,8 +62,8 @@ pub fn intervals(samples: &[Sample]) -> Vec<Interval> {
     samples
         .iter()
         .enumerate()
-        .map(|(i, s)| Interval { sample: *s, hours: if i == 0 { first } else { gap(&samples[i - 1], s) } })
-        .filter(|iv| iv.hours > 0.0)
+        .map(|(i, s)| (i, Interval { sample: *s, hours: if i == 0 { first } else { gap(&samples[i - 1], s) } }))
+        .filter(|(_, iv)| iv.hours > 0.0)
         .collect()
 }
 

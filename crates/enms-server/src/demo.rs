@@ -125,7 +125,9 @@ pub async fn train_first_models(state: AppState, config: DemoConfig) {
                 end: Some(end),
                 ..Default::default()
             };
-            let req = request.into_job(m.id, kind, "manual", Some("demo start: first models".into()));
+            let req = request
+                .into_job(m.id, kind, "manual", Some("demo start: first models".into()), None)
+                .map(|(_, req)| req);
             let finished = match req {
                 Ok(req) => state.analytics.jobs.submit(req).await,
                 Err(e) => Err(e),

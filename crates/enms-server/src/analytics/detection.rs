@@ -2,23 +2,23 @@
 //! against its machine's active anomaly model, batch detection over a
 //! window, model activation, and saving + announcing what was found.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use enms_analytics::baseline::BaselineModel;
-use enms_analytics::detect::{AnomalyModel, Expectation, Finding, Recent};
-use enms_analytics::iforest::{Contamination, ForestParams};
-use enms_analytics::series::{self, Interval, MAX_INTERVAL_H, Sample};
+use enms_analytics::detect::episode::{self, Episode};
+use enms_analytics::detect::{AnomalyModel, Expectation, Finding, ModelSpec, Recent, Signal};
+use enms_analytics::series::{Interval, MAX_INTERVAL_H, Sample};
 use enms_core::Reading;
 use enms_core::event::EventType;
 use enms_store::{AnomalyRecord, ModelRecord, Store, StoreError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{blocking, load_samples};
+use super::training::detect_error;
+use super::{SignalRows, blocking, load_signal_rows, reading_value};
 use crate::bus::EventBus;
 use crate::error::ApiError;
 
@@ -178,7 +178,9 @@ impl Detector {
             Some(b) => Expectation::Baseline(b),
             None => Expectation::Profile,
         };
-        let finding = self.model.judge(&iv, &expectation, &mut state.recent);
+        let values: Vec<f64> =
+            self.model.signals.iter().map(|m| reading_value(r, &m.signal).unwrap_or(f64::NAN)).collect();
+        let finding = self.model.judge(&iv, &values, &expectation, &mut state.recent);
         record(r.machine_id, &iv, &finding, "stream", Some(self.model_id))
     }
 }
@@ -198,11 +200,11 @@ fn record(machine: Uuid, iv: &Interval, f: &Finding, source: &str, model_id: Opt
         id: Uuid::new_v4(),
         machine_id: machine,
         timestamp: iv.sample.timestamp,
-        metric: "power_kw".into(),
+        metric: f.signal.clone(),
         severity: f.severity.as_str().into(),
         anomaly_type: kind.as_str().into(),
-        value: iv.sample.power_kw,
-        expected_value: (f.expected_kw * 1000.0).round() / 1000.0,
+        value: f.value,
+        expected_value: (f.expected * 1000.0).round() / 1000.0,
         anomaly_score: f.score,
         deviation: f.z,
         source: source.into(),
@@ -241,35 +243,138 @@ pub struct DetectRequest {
     /// Default: `end` minus 24 h.
     #[serde(default, deserialize_with = "enms_core::timestamp::deserialize_opt")]
     pub start: Option<DateTime<Utc>>,
-    /// Default: now; at most 92 days after `start`.
+    /// Default: now. Windows over 92 days run as a detection job (202).
     #[serde(default, deserialize_with = "enms_core::timestamp::deserialize_opt")]
     pub end: Option<DateTime<Utc>>,
-    /// Expected share of anomalies; default 0.1.
+    /// The alarm budget: at most this share of the fitted readings is
+    /// flagged; default 0.1.
     #[schema(exclusive_minimum = 0.0, maximum = 0.5)]
     pub contamination: Option<f64>,
     /// Judge the residuals of the active baseline; default false.
     pub use_baseline: Option<bool>,
+    /// The signals judged together (as for anomaly training); default power.
+    #[schema(min_items = 1, max_items = 16)]
+    pub features: Option<Vec<String>>,
+}
+
+/// A validated detection request, as a detection job stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DetectPlan {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub contamination: f64,
+    pub use_baseline: bool,
+    #[serde(default)]
+    pub signals: Option<Vec<Signal>>,
+}
+
+/// Most episodes and anomalies a detection answer lists (all are saved).
+pub const MAX_LISTED: usize = 500;
+/// Normal readings in a row that end an episode of a batch detection.
+pub const QUIET_READINGS: usize = episode::DEFAULT_QUIET;
+
+/// An episode with the anomalies it holds.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EpisodeView {
+    #[serde(flatten)]
+    pub episode: Episode,
+    pub machine_id: Uuid,
+    /// The saved anomalies (one per flagged reading) of the episode.
+    pub anomaly_ids: Vec<Uuid>,
+}
+
+/// What a detection run found in its window.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Detection {
+    pub machine_id: Uuid,
+    pub machine_name: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub contamination: f64,
+    pub use_baseline: bool,
+    /// The signals judged.
+    pub features: Vec<String>,
+    /// The baseline whose residuals were judged, when `use_baseline`.
+    pub baseline_model_id: Option<Uuid>,
+    pub readings_analyzed: usize,
+    pub anomalies_detected: usize,
+    /// Newly saved; one already known for the same reading is not saved twice.
+    pub anomalies_saved: usize,
+    pub by_severity: BTreeMap<String, usize>,
+    pub by_type: BTreeMap<String, usize>,
+    pub episodes_detected: usize,
+    /// The first episodes, each with the anomalies it holds.
+    pub episodes: Vec<EpisodeView>,
+    /// The first anomalies found (one per flagged reading).
+    pub anomalies: Vec<AnomalyRecord>,
+}
+
+impl Detection {
+    /// Summarises an outcome, listing at most `listed` episodes and anomalies.
+    pub fn new(machine_id: Uuid, machine_name: String, plan: &DetectPlan, out: DetectOutcome, listed: usize) -> Self {
+        let mut by_severity = BTreeMap::new();
+        let mut by_type = BTreeMap::new();
+        for a in &out.found {
+            *by_severity.entry(a.severity.clone()).or_insert(0) += 1;
+            *by_type.entry(a.anomaly_type.clone()).or_insert(0) += 1;
+        }
+        let spec = ModelSpec { signals: plan.signals.clone(), ..Default::default() };
+        let mut episodes = out.episodes;
+        let episodes_detected = episodes.len();
+        episodes.truncate(listed);
+        let anomalies_detected = out.found.len();
+        let mut anomalies = out.found;
+        anomalies.truncate(listed);
+        Self {
+            machine_id,
+            machine_name,
+            start: plan.start,
+            end: plan.end,
+            contamination: plan.contamination,
+            use_baseline: plan.use_baseline,
+            features: AnomalyModel::signals_of(&spec).iter().map(Signal::name).collect(),
+            baseline_model_id: out.baseline_model_id,
+            readings_analyzed: out.readings,
+            anomalies_detected,
+            anomalies_saved: out.saved,
+            by_severity,
+            by_type,
+            episodes_detected,
+            episodes,
+            anomalies,
+        }
+    }
 }
 
 pub struct DetectOutcome {
     pub readings: usize,
     pub found: Vec<AnomalyRecord>,
+    pub episodes: Vec<EpisodeView>,
     pub saved: usize,
     pub baseline_model_id: Option<Uuid>,
 }
 
-/// Batch detection over `[start, end)`: fits a forest on the window plus
-/// [`REFERENCE_DAYS`] before it (contamination sets its threshold), judges
-/// every reading of the window in order, and saves what it finds.
-pub async fn detect(
-    live: &Live,
-    machine: Uuid,
+/// Batch detection over `[start, end)`: fits a model on the window plus
+/// [`REFERENCE_DAYS`] before it (contamination is its alarm budget), judges
+/// every reading of the window in order, groups the findings into
+/// episodes and saves what it finds.
+pub async fn detect(live: &Live, machine: Uuid, plan: &DetectPlan) -> Result<DetectOutcome, ApiError> {
+    let prepared = prepare(live, machine, plan).await?;
+    judge_and_save(live, machine, prepared).await
+}
+
+/// What a detection has loaded, ready to judge.
+pub struct Prepared {
+    baseline: Option<(Uuid, BaselineModel)>,
+    data: SignalRows,
+    spec: ModelSpec,
     start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    contamination: f64,
-    use_baseline: bool,
-) -> Result<DetectOutcome, ApiError> {
-    let baseline = if use_baseline {
+    pub in_window: usize,
+}
+
+pub async fn prepare(live: &Live, machine: Uuid, plan: &DetectPlan) -> Result<Prepared, ApiError> {
+    let (start, end) = (plan.start, plan.end);
+    let baseline = if plan.use_baseline {
         let record = live.store.active_model(machine, "baseline").await?.ok_or_else(|| {
             ApiError::invalid(
                 "no_active_model",
@@ -282,8 +387,11 @@ pub async fn detect(
     } else {
         None
     };
-    let samples = load_samples(live.store.as_ref(), machine, start - Duration::days(REFERENCE_DAYS), end).await?;
-    let in_window = samples.iter().filter(|s| s.timestamp >= start).count();
+    let spec = ModelSpec { signals: plan.signals.clone(), contamination: plan.contamination, seed: 0 };
+    let signals = AnomalyModel::signals_of(&spec);
+    let data =
+        load_signal_rows(live.store.as_ref(), machine, start - Duration::days(REFERENCE_DAYS), end, &signals).await?;
+    let in_window = data.rows.iter().filter(|iv| iv.sample.timestamp >= start).count();
     if in_window == 0 {
         return Err(ApiError::invalid(
             "empty_window",
@@ -291,34 +399,102 @@ pub async fn detect(
             format!("machine {machine} has no readings from {start} to {end}"),
         ));
     }
+    Ok(Prepared { baseline, data, spec, start, in_window })
+}
+
+pub async fn judge_and_save(live: &Live, machine: Uuid, p: Prepared) -> Result<DetectOutcome, ApiError> {
+    let Prepared { baseline, data, spec, start, in_window } = p;
     let b = baseline.as_ref().map(|(_, m)| m.clone());
-    let found = blocking(move || judge_window(&samples, start, b.as_ref(), contamination, machine)).await??;
+    let (found, episodes) = blocking(move || judge_window(&data, start, b.as_ref(), &spec, machine)).await??;
     let saved = live.save_and_announce(&found).await;
-    Ok(DetectOutcome { readings: in_window, found, saved, baseline_model_id: baseline.map(|(id, _)| id) })
+    Ok(DetectOutcome { readings: in_window, found, episodes, saved, baseline_model_id: baseline.map(|(id, _)| id) })
 }
 
 fn judge_window(
-    samples: &[Sample],
+    data: &SignalRows,
     start: DateTime<Utc>,
     baseline: Option<&BaselineModel>,
-    contamination: f64,
+    spec: &ModelSpec,
     machine: Uuid,
-) -> Result<Vec<AnomalyRecord>, ApiError> {
-    let rows = series::intervals(samples);
-    let params = ForestParams { contamination: Contamination::Fraction(contamination), seed: 0, ..Default::default() };
-    let model = AnomalyModel::train(&rows, baseline, &params).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "insufficient_data", e.to_string()).with_field("start")
-    })?;
+) -> Result<(Vec<AnomalyRecord>, Vec<EpisodeView>), ApiError> {
+    let model = AnomalyModel::train(&data.rows, &data.values, baseline, spec).map_err(detect_error)?;
     let expectation = match baseline {
         Some(b) => Expectation::Baseline(b),
         None => Expectation::Profile,
     };
+    let k = model.signals.len();
     let mut recent = Recent::default();
-    Ok(rows
-        .iter()
-        .filter_map(|iv| {
-            let f = model.judge(iv, &expectation, &mut recent);
-            if iv.sample.timestamp < start { None } else { record(machine, iv, &f, "batch", None) }
-        })
-        .collect())
+    let mut tracker = episode::Tracker::new(QUIET_READINGS);
+    let mut found = Vec::new();
+    let mut episodes = Vec::new();
+    // Anomaly ids of each open episode, by type.
+    let mut open_ids: HashMap<&'static str, Vec<Uuid>> = HashMap::new();
+    for (i, iv) in data.rows.iter().enumerate() {
+        let f = model.judge(iv, &data.values[i * k..(i + 1) * k], &expectation, &mut recent);
+        if iv.sample.timestamp < start {
+            continue;
+        }
+        if let Some(r) = record(machine, iv, &f, "batch", None) {
+            open_ids.entry(f.anomaly_type.map_or("", |t| t.as_str())).or_default().push(r.id);
+            found.push(r);
+        }
+        for change in tracker.push(iv.sample.timestamp, iv.hours, &f) {
+            if let episode::Change::Closed(e) = change {
+                let ids = open_ids.remove(e.anomaly_type.as_str()).unwrap_or_default();
+                episodes.push(EpisodeView { episode: e, machine_id: machine, anomaly_ids: ids });
+            }
+        }
+    }
+    for e in tracker.drain() {
+        let ids = open_ids.remove(e.anomaly_type.as_str()).unwrap_or_default();
+        episodes.push(EpisodeView { episode: e, machine_id: machine, anomaly_ids: ids });
+    }
+    episodes.sort_by_key(|e| e.episode.start);
+    Ok((found, episodes))
+}
+
+/// Episodes a detection job's result lists (every anomaly is saved).
+pub const JOB_LISTED: usize = 100;
+
+/// A detection job: [`detect`] over its plan, step by step, the result (without the
+/// anomaly list) in the job's metrics.
+pub async fn run_job(
+    t: &mut super::jobs::Tracker,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<super::jobs::Done, String> {
+    let plan: DetectPlan =
+        serde_json::from_value(t.job.params.clone()).map_err(|e| format!("invalid job parameters: {e}"))?;
+    let machine = t.job.machine_id;
+    let name = match t.store().get_machine(machine).await {
+        Ok(Some(m)) => m.name,
+        Ok(None) => return Err(format!("machine {machine} no longer exists")),
+        Err(e) => return Err(e.to_string()),
+    };
+    let started = std::time::Instant::now();
+    let live = t.live().clone();
+    let prepared = prepare(&live, machine, &plan).await.map_err(|e| e.body.message)?;
+    if cancel.is_cancelled() {
+        return Err("cancelled".into());
+    }
+    let loaded = prepared.data.rows.len();
+    t.progress(20.0, format!("loaded {loaded} readings, {} of them in the window", prepared.in_window)).await;
+    let out = judge_and_save(&live, machine, prepared).await.map_err(|e| e.body.message)?;
+    let took = started.elapsed();
+    t.progress(
+        90.0,
+        format!("judged and saved: {} flagged readings in {} episodes", out.found.len(), out.episodes.len()),
+    )
+    .await;
+    let mut result = Detection::new(machine, name, &plan, out, JOB_LISTED);
+    result.anomalies.clear();
+    let message = format!(
+        "{} readings judged: {} anomalies in {} episodes",
+        result.readings_analyzed, result.anomalies_detected, result.episodes_detected
+    );
+    let mut metrics = serde_json::to_value(&result).map_err(|e| e.to_string())?;
+    if let Some(m) = metrics.as_object_mut() {
+        m.remove("anomalies");
+        m.insert("took_ms".into(), json!(took.as_secs_f64() * 1e3));
+    }
+    Ok(super::jobs::Done { model_id: None, message, metrics })
 }

@@ -296,7 +296,12 @@ async fn run(inner: Arc<Inner>, id: Uuid) {
     }
     let mut tracker = Tracker { inner: inner.clone(), job };
     tracker.start().await;
-    match training::run(&mut tracker, &token).await {
+    let outcome = if tracker.job.model_type == "detection" {
+        super::detection::run_job(&mut tracker, &token).await
+    } else {
+        training::run(&mut tracker, &token).await
+    };
+    match outcome {
         _ if token.is_cancelled() => tracker.finish_cancelled().await,
         Ok(done) => tracker.finish_completed(done).await,
         Err(reason) => tracker.finish_failed(reason).await,
@@ -311,7 +316,8 @@ fn release(inner: &Inner, job: &JobRecord) {
 
 /// What a finished job hands back.
 pub struct Done {
-    pub model_id: Uuid,
+    /// The model trained; `None` for detection jobs.
+    pub model_id: Option<Uuid>,
     pub message: String,
     pub metrics: Value,
 }
@@ -353,7 +359,7 @@ impl Tracker {
         self.job.status = JobStatus::Completed;
         self.job.progress_pct = 100.0;
         self.job.message = done.message;
-        self.job.model_id = Some(done.model_id);
+        self.job.model_id = done.model_id;
         self.job.metrics = Some(done.metrics.clone());
         self.finish(json!({"metrics": done.metrics})).await;
     }

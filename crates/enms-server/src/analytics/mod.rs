@@ -14,9 +14,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use enms_analytics::Sample;
+use enms_analytics::detect::Signal;
 use enms_analytics::kpi::Tariff;
+use enms_analytics::series::{self, Interval};
 use enms_core::Resolution;
-use enms_store::{ReadingQuery, Store};
+use enms_store::{ReadingPoint, ReadingQuery, Store};
 use uuid::Uuid;
 
 use crate::bus::EventBus;
@@ -91,15 +93,60 @@ pub async fn load_samples(
 ) -> Result<Vec<Sample>, ApiError> {
     let query = ReadingQuery { machine_id, start, end, resolution: Resolution::Raw, limit: MAX_ROWS };
     let points = store.query_readings(&query).await?;
-    Ok(points
-        .into_iter()
-        .map(|p| Sample {
-            timestamp: p.timestamp,
-            power_kw: p.power_kw,
-            production_units: p.production_units,
-            outdoor_temp_c: p.outdoor_temp_c,
-        })
-        .collect())
+    Ok(points.iter().map(sample_of).collect())
+}
+
+/// Raw readings of one machine in `[start, end)` as an anomaly model sees
+/// them: the intervals, and per interval the value of each signal (NaN where
+/// the reading has none), row-major.
+pub struct SignalRows {
+    pub rows: Vec<Interval>,
+    pub values: Vec<f64>,
+}
+
+pub async fn load_signal_rows(
+    store: &dyn Store,
+    machine_id: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    signals: &[Signal],
+) -> Result<SignalRows, ApiError> {
+    let query = ReadingQuery { machine_id, start, end, resolution: Resolution::Raw, limit: MAX_ROWS };
+    let points = store.query_readings(&query).await?;
+    Ok(signal_rows(&points, signals))
+}
+
+/// Pairs readings with their intervals and signal values.
+pub fn signal_rows(points: &[ReadingPoint], signals: &[Signal]) -> SignalRows {
+    let samples: Vec<Sample> = points.iter().map(sample_of).collect();
+    let indexed = series::indexed_intervals(&samples);
+    let mut values = Vec::with_capacity(indexed.len() * signals.len());
+    for (i, _) in &indexed {
+        let p = &points[*i];
+        values.extend(signals.iter().map(|s| point_value(p, s).unwrap_or(f64::NAN)));
+    }
+    SignalRows { rows: indexed.into_iter().map(|(_, iv)| iv).collect(), values }
+}
+
+fn sample_of(p: &ReadingPoint) -> Sample {
+    Sample {
+        timestamp: p.timestamp,
+        power_kw: p.power_kw,
+        production_units: p.production_units,
+        outdoor_temp_c: p.outdoor_temp_c,
+    }
+}
+
+/// A signal's value in a stored reading.
+pub fn point_value(p: &ReadingPoint, signal: &Signal) -> Option<f64> {
+    signal.pick(p.power_kw, p.energy_kwh, p.production_units, p.outdoor_temp_c, |name| {
+        p.extra.as_ref().and_then(|e| e.get(name)).and_then(serde_json::Value::as_f64)
+    })
+}
+
+/// A signal's value in an ingested reading.
+pub fn reading_value(r: &enms_core::Reading, signal: &Signal) -> Option<f64> {
+    signal.pick(r.power_kw, r.energy_kwh, r.production_units, r.outdoor_temp_c, |name| r.extra.get(name).copied())
 }
 
 /// Runs CPU-bound analytics off the async workers.

@@ -128,7 +128,9 @@ pub async fn hourly_detection(a: &Analytics, now: DateTime<Utc>) {
             continue;
         }
         let use_baseline = a.store.active_model(m.id, "baseline").await.ok().flatten().is_some();
-        match detection::detect(&a.live, m.id, start, end, DEFAULT_CONTAMINATION, use_baseline).await {
+        let plan =
+            detection::DetectPlan { start, end, contamination: DEFAULT_CONTAMINATION, use_baseline, signals: None };
+        match detection::detect(&a.live, m.id, &plan).await {
             Ok(out) => {
                 tracing::info!(machine = %m.name, found = out.found.len(), saved = out.saved, "scheduled detection")
             }
@@ -145,9 +147,9 @@ pub async fn retrain_all(a: &Analytics) {
             if a.jobs.is_busy(m.id, kind) {
                 continue;
             }
-            let request = TrainRequest { use_baseline: Some(kind == "anomaly"), ..Default::default() };
-            let queued = match request.into_job(m.id, kind, "scheduled", Some("daily retraining".into())) {
-                Ok(req) => a.jobs.submit(req).await,
+            let request = retraining(a, m.id, kind).await;
+            let queued = match request.into_job(m.id, kind, "scheduled", Some("daily retraining".into()), None) {
+                Ok((_, req)) => a.jobs.submit(req).await,
                 Err(e) => Err(e),
             };
             match queued {
@@ -161,6 +163,25 @@ pub async fn retrain_all(a: &Analytics) {
             }
         }
     }
+}
+
+/// The rolling refresh: the last 14 days up to now, with the signals and
+/// the budget of the machine's active model, so a model asked for keeps
+/// judging what it was asked to judge.
+async fn retraining(a: &Analytics, machine: uuid::Uuid, kind: &str) -> TrainRequest {
+    let mut request = TrainRequest { use_baseline: Some(kind == "anomaly"), ..Default::default() };
+    if kind == "anomaly"
+        && let Ok(Some(active)) = a.store.active_model(machine, "anomaly").await
+    {
+        let m = &active.metrics;
+        request.contamination = m["contamination"].as_f64();
+        request.use_baseline = m["uses_baseline"].as_bool().or(request.use_baseline);
+        request.features = m["signals"]
+            .as_array()
+            .filter(|_| m["context"] == false)
+            .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
+    }
+    request
 }
 
 async fn alert(a: &Analytics, message: &str) {

@@ -4,8 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use enms_analytics::baseline::{BaselineModel, BaselineSpec, Granularity, Variable};
-use enms_analytics::detect::AnomalyModel;
-use enms_analytics::iforest::{Contamination, ForestParams};
+use enms_analytics::detect::{AnomalyModel, DetectError, MIN_TRAINING_ROWS, ModelSpec, Signal};
 use enms_analytics::series;
 use enms_store::ModelRecord;
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::jobs::{Done, JobRequest, Tracker};
-use super::{blocking, load_samples};
+use super::{blocking, load_samples, load_signal_rows};
 use crate::error::ApiError;
 
 /// Default baseline period, ending now.
@@ -23,14 +22,16 @@ pub const BASELINE_DAYS: i64 = 30;
 pub const ANOMALY_DAYS: i64 = 14;
 pub const DEFAULT_CONTAMINATION: f64 = 0.01;
 
-/// Body of `POST /api/v1/baseline/train/{machine_id}` (every field optional).
+/// Body of `POST /api/v1/baseline/train/{machine_id}` and
+/// `POST /api/v1/anomaly/train/{machine_id}` (every field optional).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainRequest {
     /// Default: `end` minus 30 days (baseline) or 14 days (anomaly).
     #[serde(default, deserialize_with = "enms_core::timestamp::deserialize_opt")]
     pub start: Option<DateTime<Utc>>,
-    /// Default: now.
+    /// Default: just after the machine's newest reading (now when it has
+    /// none), so imported history trains without naming dates.
     #[serde(default, deserialize_with = "enms_core::timestamp::deserialize_opt")]
     pub end: Option<DateTime<Utc>>,
     /// Default: chosen from the data.
@@ -49,6 +50,12 @@ pub struct TrainRequest {
     pub contamination: Option<f64>,
     /// Anomaly models: judge the residuals of the active baseline.
     pub use_baseline: Option<bool>,
+    /// Anomaly models: the signals judged together — `power_kw`,
+    /// `energy_kwh`, `production_units`, `outdoor_temp_c`, `extra.<name>`.
+    /// Default: power, with time of day, weekday, production and
+    /// temperature as context.
+    #[schema(min_items = 1, max_items = 16)]
+    pub features: Option<Vec<String>>,
     /// Activate the new model when it is saved. Default: baselines when
     /// they pass Guideline 14 or the machine has none active; anomaly models
     /// always.
@@ -64,11 +71,17 @@ pub struct Plan {
     pub contamination: f64,
     pub use_baseline: bool,
     pub activate: Option<bool>,
+    #[serde(default)]
+    pub signals: Option<Vec<Signal>>,
 }
 
+/// Most signals one anomaly model judges.
+pub const MAX_FEATURES: usize = 16;
+
 impl TrainRequest {
-    pub fn plan(self, model_type: &str, now: DateTime<Utc>) -> Result<Plan, ApiError> {
-        let end = self.end.unwrap_or(now);
+    /// `data_end` is the machine's newest reading, if any.
+    pub fn plan(self, model_type: &str, data_end: Option<DateTime<Utc>>) -> Result<Plan, ApiError> {
+        let end = self.end.unwrap_or_else(|| data_end.map_or_else(Utc::now, |t| t + Duration::milliseconds(1)));
         let days = if model_type == "anomaly" { ANOMALY_DAYS } else { BASELINE_DAYS };
         let start = self.start.unwrap_or(end - Duration::days(days));
         if start >= end {
@@ -108,6 +121,10 @@ impl TrainRequest {
             }
         }
         let contamination = check_contamination(self.contamination.unwrap_or(DEFAULT_CONTAMINATION))?;
+        let signals = self.features.map(|names| parse_features(&names)).transpose()?;
+        if signals.is_some() && model_type != "anomaly" {
+            return Err(ApiError::invalid("invalid_parameter", "features", "features apply to anomaly models only"));
+        }
         Ok(Plan {
             start,
             end,
@@ -120,23 +137,101 @@ impl TrainRequest {
             contamination,
             use_baseline: self.use_baseline.unwrap_or(false),
             activate: self.activate,
+            signals,
         })
     }
 }
 
+/// Parses feature names; unknown or repeated ones are refused by name.
+pub fn parse_features(names: &[String]) -> Result<Vec<Signal>, ApiError> {
+    if names.is_empty() || names.len() > MAX_FEATURES {
+        return Err(ApiError::invalid(
+            "invalid_feature",
+            "features",
+            format!("features lists 1 to {MAX_FEATURES} signals, got {}", names.len()),
+        ));
+    }
+    let mut out: Vec<Signal> = Vec::with_capacity(names.len());
+    for n in names {
+        let s = Signal::parse(n).map_err(|e| ApiError::invalid("invalid_feature", "features", e.to_string()))?;
+        if out.contains(&s) {
+            return Err(ApiError::invalid("invalid_feature", "features", format!("feature {n:?} is listed twice")));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// How a model error reads to a client.
+pub fn detect_error(e: DetectError) -> ApiError {
+    use axum::http::StatusCode;
+    let unprocessable = |code: &str, field: &str, e: &DetectError| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string()).with_field(field)
+    };
+    match &e {
+        DetectError::InsufficientData { .. } => unprocessable("insufficient_data", "start", &e),
+        DetectError::MissingFeature(_) | DetectError::ConstantFeature(_) => {
+            unprocessable("invalid_feature", "features", &e)
+        }
+        DetectError::Contamination(_) => unprocessable("out_of_range", "contamination", &e),
+        DetectError::Shape { .. } | DetectError::Forest(_) => ApiError::internal(e),
+    }
+}
+
 impl TrainRequest {
-    /// Validates the request into a job for the runner.
+    /// Validates the request into a job for the runner; `data_end` is the
+    /// machine's newest reading.
     pub fn into_job(
         self,
         machine_id: Uuid,
         model_type: &str,
         trigger_type: &str,
         reason: Option<String>,
-    ) -> Result<JobRequest, ApiError> {
-        let plan = self.plan(model_type, Utc::now())?;
-        let params = serde_json::to_value(plan).map_err(ApiError::internal)?;
-        Ok(JobRequest { machine_id, model_type: model_type.into(), trigger_type: trigger_type.into(), reason, params })
+        data_end: Option<DateTime<Utc>>,
+    ) -> Result<(Plan, JobRequest), ApiError> {
+        let plan = self.plan(model_type, data_end)?;
+        let params = serde_json::to_value(&plan).map_err(ApiError::internal)?;
+        Ok((
+            plan,
+            JobRequest { machine_id, model_type: model_type.into(), trigger_type: trigger_type.into(), reason, params },
+        ))
     }
+}
+
+/// What an anomaly model's training would fail on, checked before the job
+/// is stored: too few readings in the window, features that no reading
+/// carries or that never change. Trains nothing.
+pub async fn precheck_anomaly(store: &dyn enms_store::Store, machine: Uuid, plan: &Plan) -> Result<(), ApiError> {
+    let spec = ModelSpec { signals: plan.signals.clone(), contamination: plan.contamination, seed: 0 };
+    let signals = AnomalyModel::signals_of(&spec);
+    let data = load_signal_rows(store, machine, plan.start, plan.end, &signals).await?;
+    let have = data.rows.len();
+    if have < MIN_TRAINING_ROWS {
+        return Err(detect_error(DetectError::InsufficientData { have, need: MIN_TRAINING_ROWS }).with_message(
+            format!(
+                "the window from {} to {} holds {have} readings; an anomaly model needs at least {MIN_TRAINING_ROWS}",
+                plan.start, plan.end
+            ),
+        ));
+    }
+    let k = signals.len();
+    let column = |j: usize| data.values.iter().skip(j).step_by(k).copied().filter(|v| v.is_finite());
+    let missing: Vec<String> = (0..k).filter(|&j| column(j).next().is_none()).map(|j| signals[j].name()).collect();
+    if !missing.is_empty() {
+        return Err(detect_error(DetectError::MissingFeature(missing)));
+    }
+    let constant: Vec<String> = (0..k)
+        .filter(|&j| {
+            let mut c = column(j);
+            let first = c.next();
+            c.all(|v| Some(v) == first)
+        })
+        .map(|j| signals[j].name())
+        .collect();
+    if !constant.is_empty() {
+        return Err(detect_error(DetectError::ConstantFeature(constant)));
+    }
+    Ok(())
 }
 
 pub fn check_contamination(c: f64) -> Result<f64, ApiError> {
@@ -219,9 +314,13 @@ async fn baseline(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Re
 }
 
 async fn anomaly(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Result<Done, String> {
-    let samples = load_samples(t.store().as_ref(), t.job.machine_id, plan.start, plan.end).await.map_err(text)?;
+    let spec =
+        ModelSpec { signals: plan.signals.clone(), contamination: plan.contamination, seed: seed_of(t.job.machine_id) };
+    let signals = AnomalyModel::signals_of(&spec);
+    let data =
+        load_signal_rows(t.store().as_ref(), t.job.machine_id, plan.start, plan.end, &signals).await.map_err(text)?;
     stop_if(cancel)?;
-    t.progress(20.0, format!("loaded {} readings from {} to {}", samples.len(), plan.start, plan.end)).await;
+    t.progress(20.0, format!("loaded {} readings from {} to {}", data.rows.len(), plan.start, plan.end)).await;
     let baseline = if plan.use_baseline {
         let active = t.store().active_model(t.job.machine_id, "baseline").await.map_err(|e| e.to_string())?;
         let record = active.ok_or("use_baseline needs an active baseline model; train one first")?;
@@ -230,44 +329,46 @@ async fn anomaly(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Res
     } else {
         None
     };
-    let rows = blocking(move || series::intervals(&samples)).await.map_err(text)?;
-    stop_if(cancel)?;
+    let names: Vec<String> = signals.iter().map(Signal::name).collect();
     t.progress(
         40.0,
         format!(
-            "built features for {} readings{}",
-            rows.len(),
+            "built features for {} readings: {}{}",
+            data.rows.len(),
+            names.join(", "),
             if plan.use_baseline { " with baseline residuals" } else { "" }
         ),
     )
     .await;
-    let params = ForestParams {
-        contamination: Contamination::Fraction(plan.contamination),
-        seed: seed_of(t.job.machine_id),
-        ..Default::default()
-    };
     let b = baseline.as_ref().map(|(_, m)| m.clone());
-    let model = blocking(move || AnomalyModel::train(&rows, b.as_ref(), &params)).await.map_err(text)?;
+    let model =
+        blocking(move || AnomalyModel::train(&data.rows, &data.values, b.as_ref(), &spec)).await.map_err(text)?;
     let model = model.map_err(|e| e.to_string())?;
     stop_if(cancel)?;
     t.progress(70.0, format!("fitted an isolation forest of 100 trees on {} readings", model.training_rows)).await;
-    let share = model.training_flagged as f64 / model.training_rows.max(1) as f64;
+    let share = model.training_rate();
     t.progress(
         85.0,
         format!(
-            "validated: {} of {} training readings ({:.2} %) fall below the threshold, σ {:.2} kW",
+            "calibrated: {} of {} training readings ({:.2} %) flagged against a budget of {:.2} %, {} critical",
             model.training_flagged,
             model.training_rows,
             100.0 * share,
-            model.sigma_kw
+            100.0 * plan.contamination,
+            model.training_critical,
         ),
     )
     .await;
     let metrics = json!({
         "training_rows": model.training_rows,
         "training_flagged": model.training_flagged,
+        "training_flagged_share": share,
+        "training_critical": model.training_critical,
         "contamination": plan.contamination,
-        "offset": model.forest.offset,
+        "signals": names,
+        "context": model.context,
+        "period_start": plan.start,
+        "period_end": plan.end,
         "sigma_kw": model.sigma_kw,
         "uses_baseline": model.uses_baseline,
         "baseline_model_id": baseline.as_ref().map(|(id, _)| id),
@@ -310,7 +411,7 @@ async fn save(
         m.insert("version".into(), json!(version));
         m.insert("activated".into(), json!(activate));
     }
-    Ok(Done { model_id: record.id, message: format!("model version {version} trained"), metrics })
+    Ok(Done { model_id: Some(record.id), message: format!("model version {version} trained"), metrics })
 }
 
 /// A reproducible forest per machine.

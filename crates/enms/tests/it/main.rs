@@ -6,6 +6,7 @@ mod binary;
 mod cli;
 mod common;
 mod demo;
+mod detection;
 mod events;
 mod health;
 mod import;

@@ -1,0 +1,239 @@
+//! Detection on data we did not simulate: anomaly models trained over a
+//! chosen past period, many signals, detection jobs over a year, the alarm
+//! budget, and bad input on every new parameter.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, assert_error};
+use crate::wsclient::Ws;
+
+/// A pump's year of 15-minute readings from 2025-01-01 (imported history):
+/// power follows a day/night pattern, `extra` carries current, pressure and
+/// vibration. Every 500th reading from the 20,000th on has a vibration fault.
+fn pump_year(machine: &str, days: i64) -> Vec<Value> {
+    let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().expect("time");
+    (0..days * 96)
+        .map(|i| {
+            let ts = t0 + Duration::minutes(15 * (i + 1));
+            let hour = chrono::Timelike::hour(&ts);
+            let busy = (6..22).contains(&hour);
+            let wobble = ((i * 7919) % 41) as f64 / 40.0 - 0.5;
+            let kw = if busy { 30.0 } else { 8.0 } + wobble;
+            let fault = i >= 20_000 && i % 500 == 0;
+            let vibration = 0.2 + 0.01 * ((i * 31) % 17) as f64 / 17.0 + if fault { 0.5 } else { 0.0 };
+            json!({"machine_id": machine, "timestamp": ts.to_rfc3339(), "power_kw": kw, "energy_kwh": kw / 4.0,
+                   "production_units": if busy { 10.0 } else { 0.0 },
+                   "extra": {"current_a": kw / 0.4 + 0.1 * wobble, "pressure_bar": 2.0 + kw / 100.0 + 0.02 * wobble,
+                             "vibration_g": vibration, "volts": 230.0}})
+        })
+        .collect()
+}
+
+async fn ingest(s: &TestServer, rows: Vec<Value>) {
+    for chunk in rows.chunks(10_000) {
+        let (status, body) = s.post("/api/v1/readings", &json!({"readings": chunk})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+async fn jobs_of(s: &TestServer, machine: &str) -> Value {
+    s.get(&format!("/api/v1/training/jobs?machine_id={machine}")).await.1
+}
+
+/// Events of one job until it completes.
+async fn job_events(ws: &mut Ws, job: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let e = ws.next_json().await;
+        if e["data"]["job_id"] != job {
+            continue;
+        }
+        let done = e["type"] == "training_completed";
+        out.push(e);
+        if done {
+            return out;
+        }
+    }
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str().and_then(enms_core::timestamp::parse).expect("a time")
+}
+
+#[tokio::test]
+async fn an_anomaly_model_trains_on_a_chosen_past_period_and_judges_many_signals() {
+    let s = TestServer::start().await;
+    let pump = s.create_machine("Pump-7").await;
+    ingest(&s, pump_year(&pump, 40)).await;
+    let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training").await;
+    // By default: the 14 days up to the newest reading, not the clock.
+    let features = json!(["extra.current_a", "extra.pressure_bar", "extra.vibration_g"]);
+    let (status, job) =
+        s.post(&format!("/api/v1/anomaly/train/{pump}"), &json!({"features": features, "contamination": 0.01})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let events = job_events(&mut ws, job["id"].as_str().expect("id")).await;
+    let done = &events.last().expect("completed")["data"];
+    assert_eq!(done["status"], "completed", "{done}");
+    let metrics = &done["metrics"];
+    assert_eq!(metrics["signals"], features);
+    assert_eq!(
+        time(&metrics["period_end"]),
+        Utc.with_ymd_and_hms(2025, 2, 10, 0, 0, 0).unwrap() + Duration::milliseconds(1)
+    );
+    assert_eq!(metrics["training_rows"], 14 * 96);
+    assert!(metrics["training_flagged_share"].as_f64().expect("share") <= 0.01, "{metrics}");
+    let (_, model) = s.get(&format!("/api/v1/models/{}", metrics["model_id"].as_str().expect("id"))).await;
+    assert_eq!(model["metrics"]["training_flagged_share"], metrics["training_flagged_share"], "the model shows it");
+
+    // A chosen period in the past, and a streamed vibration fault named by its signal.
+    let body = json!({"start": "2025-01-05T00:00:00Z", "end": "2025-01-19T00:00:00Z", "features": features});
+    let (status, job) = s.post(&format!("/api/v1/anomaly/train/{pump}"), &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let done = job_events(&mut ws, job["id"].as_str().expect("id")).await;
+    let metrics = &done.last().expect("completed")["data"]["metrics"];
+    assert_eq!(time(&metrics["period_start"]), Utc.with_ymd_and_hms(2025, 1, 5, 0, 0, 0).unwrap());
+    assert_eq!(metrics["training_rows"], 14 * 96, "{metrics}");
+    let mut next = pump_year(&pump, 41).split_off(40 * 96);
+    next[10]["extra"]["vibration_g"] = json!(0.9);
+    let (status, body) = s.post("/api/v1/readings", &json!({"readings": next})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, found) = s.get(&format!("/api/v1/anomaly/recent?machine_id={pump}")).await;
+    let found = found.as_array().expect("list");
+    assert_eq!(found.len(), 1, "one fault, one finding: {found:?}");
+    assert_eq!(found[0]["metric"], "extra.vibration_g");
+    assert_eq!(found[0]["value"], 0.9);
+    assert!((found[0]["expected_value"].as_f64().expect("expected") - 0.205).abs() < 0.02, "{}", found[0]);
+    let score = found[0]["anomaly_score"].as_f64().expect("score");
+    assert!((0.99..=1.0).contains(&score), "score {score}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn anomaly_training_refuses_bad_input_and_stores_nothing() {
+    let s = TestServer::start().await;
+    let pump = s.create_machine("Pump-8").await;
+    ingest(&s, pump_year(&pump, 15)).await;
+    let train = |body: Value| {
+        let s = &s;
+        let pump = pump.clone();
+        async move { s.post(&format!("/api/v1/anomaly/train/{pump}"), &body).await }
+    };
+    let e = assert_error(
+        &train(json!({"start": "2025-01-10T00:00:00Z", "end": "2025-01-09T00:00:00Z"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_range",
+    );
+    assert_eq!(e["field"], "start");
+    let e = assert_error(
+        &train(json!({"start": "2025-01-01T00:00:00Z", "end": "2025-01-01T12:00:00Z"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_data",
+    );
+    let message = e["message"].as_str().expect("message");
+    assert!(message.contains("holds 47 readings") && message.contains("at least 100"), "{message}");
+    assert_error(
+        &train(json!({"start": "2024-01-01T00:00:00Z", "end": "2024-02-01T00:00:00Z"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_data",
+    );
+    let e = assert_error(
+        &train(json!({"features": ["voltage"]})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_feature",
+    );
+    assert!(e["message"].as_str().expect("message").contains("\"voltage\""), "{e}");
+    let e = assert_error(
+        &train(json!({"features": ["extra.vibration_g", "extra.volts"]})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_feature",
+    );
+    assert!(e["message"].as_str().expect("message").contains("extra.volts"), "constant, named: {e}");
+    let e = assert_error(
+        &train(json!({"features": ["extra.flow_l"]})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_feature",
+    );
+    assert!(e["message"].as_str().expect("message").contains("extra.flow_l"), "{e}");
+    for c in [0.0, 0.7, -0.1] {
+        let e =
+            assert_error(&train(json!({"contamination": c})).await, StatusCode::UNPROCESSABLE_ENTITY, "out_of_range");
+        assert_eq!(e["field"], "contamination");
+    }
+    assert_error(&train(json!({"granularity": "daily"})).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameter");
+    assert_error(&train(json!({"features": 3})).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    let (status, _) = s.post("/api/v1/anomaly/train/00000000-0000-0000-0000-000000000009", &json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let trigger =
+        format!("/api/v1/model-performance/retrain/trigger?model_type=anomaly&machine_id={pump}&contamination=0.9");
+    assert_error(&s.post(&trigger, &json!(null)).await, StatusCode::UNPROCESSABLE_ENTITY, "out_of_range");
+    let trigger = format!(
+        "/api/v1/model-performance/retrain/trigger?model_type=anomaly&machine_id={pump}&start=2025-01-03T00:00:00Z&end=2025-01-02T00:00:00Z"
+    );
+    assert_error(&s.post(&trigger, &json!(null)).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_range");
+    assert_eq!(jobs_of(&s, &pump).await, json!([]), "no job stored for any refusal");
+    // The trigger takes the period and the budget too.
+    let trigger = format!(
+        "/api/v1/model-performance/retrain/trigger?model_type=anomaly&machine_id={pump}&start=2025-01-02T00:00:00Z&end=2025-01-09T00:00:00Z&contamination=0.02"
+    );
+    let (status, out) = s.post(&trigger, &json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let (_, job) = s.get(&format!("/api/v1/training/jobs/{}", out["training_job_id"].as_str().expect("id"))).await;
+    assert_eq!(
+        (time(&job["params"]["start"]), job["params"]["contamination"].clone()),
+        (Utc.with_ymd_and_hms(2025, 1, 2, 0, 0, 0).unwrap(), json!(0.02))
+    );
+    s.stop().await;
+}
+
+/// A year of one machine: a detection job with progress events, its result
+/// fetchable from the job, the alarm budget kept and the faults found as
+/// episodes.
+#[tokio::test]
+async fn a_year_of_detection_runs_as_a_job_with_progress_and_a_fetchable_result() {
+    let s = TestServer::start().await;
+    let pump = s.create_machine("Pump-9").await;
+    let mut year = pump_year(&pump, 365);
+    // Eight spikes in a row: one episode. Two lone spikes elsewhere.
+    for i in 0..8 {
+        year[30_000 + i]["power_kw"] = json!(90.0 + i as f64);
+    }
+    year[25_000]["power_kw"] = json!(95.0);
+    year[33_000]["power_kw"] = json!(96.0);
+    ingest(&s, year).await;
+    let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training").await;
+    let body = json!({"machine_id": pump, "start": "2025-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z",
+                      "contamination": 0.01});
+    let (status, job) = s.post("/api/v1/anomaly/detect", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["model_type"], "detection");
+    let id = job["id"].as_str().expect("id").to_owned();
+    let (status, _) = s.post("/api/v1/anomaly/detect", &body).await;
+    assert_eq!(status, StatusCode::CONFLICT, "one detection job per machine at a time");
+    let events = job_events(&mut ws, &id).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().expect("type")).collect();
+    assert_eq!(kinds.first(), Some(&"training_started"), "{kinds:?}");
+    assert!(kinds.iter().filter(|k| **k == "training_progress").count() >= 2, "{kinds:?}");
+    assert_eq!(events.last().expect("done")["data"]["status"], "completed", "{events:?}");
+    let (_, job) = s.get(&format!("/api/v1/training/jobs/{id}")).await;
+    let r = &job["metrics"];
+    assert_eq!(r["readings_analyzed"], 365 * 96, "{r}");
+    let flagged = r["anomalies_detected"].as_u64().expect("count");
+    assert!(flagged <= 365 * 96 / 100, "within the budget: {flagged}");
+    assert!(r["by_severity"].is_object() && r["by_type"].is_object(), "{r}");
+    let episodes = r["episodes"].as_array().expect("episodes");
+    let run = episodes
+        .iter()
+        .find(|e| e["count"] == 8)
+        .unwrap_or_else(|| panic!("the eight spikes are one episode: {episodes:#?}"));
+    assert_eq!(run["anomaly_type"], "spike");
+    assert_eq!(run["anomaly_ids"].as_array().map(Vec::len), Some(8));
+    assert!(run["actual_kwh"].as_f64() > run["expected_kwh"].as_f64(), "{run}");
+    let lone = |i: i64| Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(15 * (i + 1));
+    for i in [25_000, 33_000] {
+        assert!(episodes.iter().any(|e| time(&e["start"]) == lone(i)), "spike {i} found");
+    }
+    println!("a year judged in {} ms of server time", r["took_ms"]);
+    s.stop().await;
+}

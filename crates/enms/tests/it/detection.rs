@@ -237,3 +237,94 @@ async fn a_year_of_detection_runs_as_a_job_with_progress_and_a_fetchable_result(
     println!("a year judged in {} ms of server time", r["took_ms"]);
     s.stop().await;
 }
+
+/// Measured on these files when the test was written (F1 0.690, FAR 22.9 %),
+/// less a margin. The FAR target of issue 20 is 15 %; see BENCHMARKS.md.
+const F1_FLOOR: f64 = 0.6;
+
+/// SKAB (a real pump testbed, labelled): the benchmark's protocol on the
+/// eight `valve2`/`valve1` files named here, through the server — train on
+/// each file's first 400 rows, stream the rest, score the saved findings.
+/// `bench/skab.sh` runs all 34 files beside scikit-learn.
+#[tokio::test]
+async fn skab_valve_faults_are_found_within_the_false_alarm_budget() {
+    let root = std::env::var("ENMS_SKAB_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/skab"));
+    assert!(root.is_dir(), "SKAB data not found at {} (set ENMS_SKAB_DIR)", root.display());
+    const SENSORS: [&str; 8] = [
+        "Accelerometer1RMS",
+        "Accelerometer2RMS",
+        "Current",
+        "Pressure",
+        "Temperature",
+        "Thermocouple",
+        "Voltage",
+        "Volume_Flow_RateRMS",
+    ];
+    let s = TestServer::start().await;
+    let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training").await;
+    let (mut tp, mut fp, mut fn_, mut tn) = (0usize, 0usize, 0usize, 0usize);
+    for file in [
+        "valve2/0.csv",
+        "valve2/1.csv",
+        "valve2/2.csv",
+        "valve2/3.csv",
+        "valve1/0.csv",
+        "valve1/1.csv",
+        "valve1/2.csv",
+        "valve1/3.csv",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).expect("SKAB file");
+        let machine = s.create_machine(&format!("skab-{file}")).await;
+        let rows: Vec<(Value, bool)> = text
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let f: Vec<&str> = line.split(';').collect();
+                let v: Vec<f64> = f[1..=9].iter().map(|x| x.parse().expect("number")).collect();
+                let ts = chrono::NaiveDateTime::parse_from_str(f[0], "%Y-%m-%d %H:%M:%S").expect("time").and_utc();
+                let kw = (v[2] * v[6] / 1000.0).max(0.0);
+                let extra: serde_json::Map<String, Value> =
+                    SENSORS.iter().zip(&v).map(|(n, x)| ((*n).to_owned(), json!(x))).collect();
+                let r = json!({"machine_id": machine, "timestamp": ts.to_rfc3339(), "power_kw": kw,
+                               "energy_kwh": kw / 3600.0, "extra": extra});
+                (r, v[8] > 0.5)
+            })
+            .collect();
+        let (head, rest) = rows.split_at(400);
+        ingest(&s, head.iter().map(|(r, _)| r.clone()).collect()).await;
+        let end = time(&head[399].0["timestamp"]) + Duration::seconds(1);
+        let body = json!({"start": head[0].0["timestamp"], "end": end.to_rfc3339(), "contamination": 0.01,
+                          "features": SENSORS.iter().map(|n| format!("extra.{n}")).collect::<Vec<_>>()});
+        let (status, job) = s.post(&format!("/api/v1/anomaly/train/{machine}"), &body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        let done = job_events(&mut ws, job["id"].as_str().expect("id")).await;
+        assert_eq!(done.last().expect("done")["data"]["status"], "completed", "{done:?}");
+        for chunk in rest.chunks(50) {
+            ingest(&s, chunk.iter().map(|(r, _)| r.clone()).collect()).await;
+        }
+        let (_, found) = s.get(&format!("/api/v1/anomaly/recent?machine_id={machine}&limit=1000")).await;
+        let flagged: std::collections::HashSet<DateTime<Utc>> =
+            found.as_array().expect("list").iter().map(|a| time(&a["timestamp"])).collect();
+        for (r, label) in rest {
+            match (flagged.contains(&time(&r["timestamp"])), *label) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                (false, true) => fn_ += 1,
+                (false, false) => tn += 1,
+            }
+        }
+    }
+    let f1 = 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64;
+    let far = fp as f64 / (fp + tn) as f64;
+    let mar = fn_ as f64 / (fn_ + tp) as f64;
+    println!(
+        "SKAB, 8 valve files: F1 {f1:.3}, FAR {:.1} %, MAR {:.1} % (tp {tp}, fp {fp}, fn {fn_}, tn {tn})",
+        100.0 * far,
+        100.0 * mar
+    );
+    assert!(f1 >= F1_FLOOR, "F1 {f1:.3}");
+    assert!(far <= 0.30, "false-alarm rate {:.1} %", 100.0 * far);
+    s.stop().await;
+}

@@ -12,7 +12,7 @@ VENV=${VENV:-target/fixtures-venv}
 cargo build --release --quiet
 DATA=$(mktemp -d)
 PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/release/enms serve --data-dir "$DATA" --bind "127.0.0.1:$PORT" --log warn &
+target/release/enms serve --data-dir "$DATA" --bind "127.0.0.1:$PORT" --log-level warn &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/api/v1/health" >/dev/null && break; sleep 0.1; done

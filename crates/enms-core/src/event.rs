@@ -1,4 +1,4 @@
-//! Events: the seven types pushed to dashboards and clients, their payload
+//! Events: the eight types pushed to dashboards and clients, their payload
 //! schemas (the compatibility contract of the system we replace), ordered ids
 //! and the envelope sent on the wire.
 
@@ -13,6 +13,8 @@ use serde_json::Value;
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     AnomalyDetected,
+    /// An anomaly episode ended (the machine was normal for its quiet stretch).
+    AnomalyUpdated,
     MetricUpdated,
     TrainingStarted,
     TrainingProgress,
@@ -22,8 +24,9 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         Self::AnomalyDetected,
+        Self::AnomalyUpdated,
         Self::MetricUpdated,
         Self::TrainingStarted,
         Self::TrainingProgress,
@@ -35,6 +38,7 @@ impl EventType {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AnomalyDetected => "anomaly_detected",
+            Self::AnomalyUpdated => "anomaly_updated",
             Self::MetricUpdated => "metric_updated",
             Self::TrainingStarted => "training_started",
             Self::TrainingProgress => "training_progress",
@@ -48,6 +52,7 @@ impl EventType {
     pub fn topic(self) -> &'static str {
         match self {
             Self::AnomalyDetected => "anomaly.detected",
+            Self::AnomalyUpdated => "anomaly.updated",
             Self::MetricUpdated => "metric.updated",
             Self::TrainingStarted => "training.started",
             Self::TrainingProgress => "training.progress",

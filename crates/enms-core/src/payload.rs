@@ -108,7 +108,7 @@ const ALERT: &[Field] = &[
 
 fn fields(event_type: EventType) -> &'static [Field] {
     match event_type {
-        EventType::AnomalyDetected => ANOMALY,
+        EventType::AnomalyDetected | EventType::AnomalyUpdated => ANOMALY,
         EventType::MetricUpdated => METRIC,
         EventType::TrainingStarted => TRAINING_STARTED,
         EventType::TrainingProgress | EventType::TrainingCompleted => TRAINING,

@@ -1,237 +1,27 @@
-//! Anomaly detection: the live detectors that score each ingested reading
-//! against its machine's active anomaly model, batch detection over a
-//! window, model activation, and saving + announcing what was found.
+//! Batch anomaly detection over a window (at once, or as a detection job
+//! for long windows), its episodes and their announcement, and the scores
+//! of a window under the active model. The live detectors are in
+//! [`super::live`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use enms_analytics::baseline::BaselineModel;
 use enms_analytics::detect::episode::{self, Episode};
-use enms_analytics::detect::{AnomalyModel, Expectation, Finding, ModelSpec, Recent, Signal};
-use enms_analytics::series::{Interval, MAX_INTERVAL_H, Sample};
-use enms_core::Reading;
+use enms_analytics::detect::{AnomalyModel, Expectation, ModelSpec, Recent, Signal};
 use enms_core::event::EventType;
-use enms_store::{AnomalyRecord, ModelRecord, Store, StoreError};
+use enms_store::AnomalyRecord;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
+use super::live::{Live, Notice, record};
 use super::training::detect_error;
-use super::{SignalRows, blocking, load_signal_rows, reading_value};
-use crate::bus::EventBus;
+use super::{SignalRows, blocking, load_signal_rows};
 use crate::error::ApiError;
 
 /// Reference data a batch detection fits on, before its window.
 pub const REFERENCE_DAYS: i64 = 14;
-
-/// One machine's live detector.
-struct Detector {
-    model_id: Uuid,
-    model: AnomalyModel,
-    baseline: Option<BaselineModel>,
-    state: Mutex<MachineState>,
-}
-
-#[derive(Default)]
-struct MachineState {
-    last: Option<DateTime<Utc>>,
-    recent: Recent,
-}
-
-#[derive(Clone)]
-pub struct Live {
-    store: Arc<dyn Store>,
-    bus: Arc<dyn EventBus>,
-    detectors: Arc<RwLock<HashMap<Uuid, Arc<Detector>>>>,
-}
-
-impl Live {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>) -> Self {
-        Self { store, bus, detectors: Arc::default() }
-    }
-
-    /// Loads every machine's active anomaly model.
-    pub async fn reload_all(&self) -> Result<(), StoreError> {
-        for m in self.store.list_machines().await? {
-            self.reload(m.id).await?;
-        }
-        Ok(())
-    }
-
-    /// Rebuilds a machine's detector from its active models.
-    pub async fn reload(&self, machine: Uuid) -> Result<(), StoreError> {
-        let detector = match self.store.active_model(machine, "anomaly").await? {
-            Some(record) => self.detector(record).await?,
-            None => None,
-        };
-        let mut map = self.detectors.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match detector {
-            Some(d) => map.insert(machine, Arc::new(d)),
-            None => map.remove(&machine),
-        };
-        Ok(())
-    }
-
-    async fn detector(&self, record: ModelRecord) -> Result<Option<Detector>, StoreError> {
-        let Ok(model) = serde_json::from_value::<AnomalyModel>(record.body["model"].clone()) else {
-            tracing::warn!(model = %record.id, "stored anomaly model unreadable; streaming detection off for its machine");
-            return Ok(None);
-        };
-        // Residuals are taken against the baseline active now.
-        let baseline = if model.uses_baseline {
-            match self.store.active_model(record.machine_id, "baseline").await? {
-                Some(b) => serde_json::from_value(b.body).ok(),
-                None => None,
-            }
-        } else {
-            None
-        };
-        Ok(Some(Detector { model_id: record.id, model, baseline, state: Mutex::default() }))
-    }
-
-    pub fn has_detector(&self, machine: Uuid) -> bool {
-        self.detectors.read().is_ok_and(|m| m.contains_key(&machine))
-    }
-
-    /// Makes a model active, refreshes the machine's detector and announces
-    /// `model_updated`.
-    pub async fn activate(&self, id: Uuid) -> Result<ModelRecord, ApiError> {
-        if !self.store.activate_model(id).await? {
-            return Err(ApiError::not_found("model", id));
-        }
-        let record = self.store.get_model(id).await?.ok_or_else(|| ApiError::not_found("model", id))?;
-        self.reload(record.machine_id).await?;
-        let data = json!({
-            "model_id": record.id.to_string(),
-            "machine_id": record.machine_id,
-            "model_type": record.model_type,
-            "version": record.version,
-            "metrics": record.metrics,
-            "message": format!("{} model version {} is now active", record.model_type, record.version),
-        });
-        if let Err(e) = self.bus.publish(EventType::ModelUpdated, data).await {
-            tracing::warn!(error = %e.body.message, "model_updated not published");
-        }
-        Ok(record)
-    }
-
-    /// Scores freshly stored readings; saves and announces each anomaly.
-    pub async fn observe(&self, readings: &[Reading]) {
-        let mut found = Vec::new();
-        {
-            let Ok(detectors) = self.detectors.read() else { return };
-            if detectors.is_empty() {
-                return;
-            }
-            for r in readings {
-                let Some(d) = detectors.get(&r.machine_id) else { continue };
-                if let Some(record) = d.observe(r) {
-                    found.push(record);
-                }
-            }
-        }
-        if !found.is_empty() {
-            self.save_and_announce(&found).await;
-        }
-    }
-
-    /// Stores anomalies (idempotently) and publishes those that were new.
-    pub async fn save_and_announce(&self, found: &[AnomalyRecord]) -> usize {
-        let new = match self.store.insert_anomalies(found).await {
-            Ok(new) => new,
-            Err(e) => {
-                tracing::error!(error = %e, "anomalies not saved");
-                return 0;
-            }
-        };
-        let mut names: HashMap<Uuid, String> = HashMap::new();
-        for a in &new {
-            if !names.contains_key(&a.machine_id)
-                && let Ok(Some(m)) = self.store.get_machine(a.machine_id).await
-            {
-                names.insert(a.machine_id, m.name);
-            }
-            let data = anomaly_event(a, names.get(&a.machine_id).map(String::as_str));
-            if let Err(e) = self.bus.publish(EventType::AnomalyDetected, data).await {
-                tracing::warn!(error = %e.body.message, "anomaly_detected not published");
-            }
-        }
-        new.len()
-    }
-}
-
-impl Detector {
-    fn observe(&self, r: &Reading) -> Option<AnomalyRecord> {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let hours = match state.last {
-            Some(last) if r.timestamp > last => {
-                ((r.timestamp - last).num_milliseconds() as f64 / 3.6e6).min(MAX_INTERVAL_H)
-            }
-            // Out of order, or the first reading seen: infer from the energy.
-            _ if r.power_kw > 0.0 => (r.energy_kwh / r.power_kw).clamp(1e-4, MAX_INTERVAL_H),
-            _ => return None,
-        };
-        state.last = state.last.max(Some(r.timestamp));
-        let iv = Interval { sample: sample(r), hours };
-        let expectation = match &self.baseline {
-            Some(b) => Expectation::Baseline(b),
-            None => Expectation::Profile,
-        };
-        let values: Vec<f64> =
-            self.model.signals.iter().map(|m| reading_value(r, &m.signal).unwrap_or(f64::NAN)).collect();
-        let finding = self.model.judge(&iv, &values, &expectation, &mut state.recent);
-        record(r.machine_id, &iv, &finding, "stream", Some(self.model_id))
-    }
-}
-
-fn sample(r: &Reading) -> Sample {
-    Sample {
-        timestamp: r.timestamp,
-        power_kw: r.power_kw,
-        production_units: r.production_units,
-        outdoor_temp_c: r.outdoor_temp_c,
-    }
-}
-
-fn record(machine: Uuid, iv: &Interval, f: &Finding, source: &str, model_id: Option<Uuid>) -> Option<AnomalyRecord> {
-    let kind = f.anomaly_type?;
-    Some(AnomalyRecord {
-        id: Uuid::new_v4(),
-        machine_id: machine,
-        timestamp: iv.sample.timestamp,
-        metric: f.signal.clone(),
-        severity: f.severity.as_str().into(),
-        anomaly_type: kind.as_str().into(),
-        value: f.value,
-        expected_value: (f.expected * 1000.0).round() / 1000.0,
-        anomaly_score: f.score,
-        deviation: f.z,
-        source: source.into(),
-        model_id,
-        detected_at: Utc::now(),
-        acknowledged_at: None,
-        acknowledged_by: None,
-        note: None,
-    })
-}
-
-/// The `anomaly_detected` payload (the seeds' fields, plus details).
-pub fn anomaly_event(a: &AnomalyRecord, machine_name: Option<&str>) -> Value {
-    json!({
-        "anomaly_id": a.id,
-        "machine_id": a.machine_id,
-        "machine_name": machine_name,
-        "severity": a.severity,
-        "anomaly_type": a.anomaly_type,
-        "metric": a.metric,
-        "value": a.value,
-        "expected_value": a.expected_value,
-        "anomaly_score": a.anomaly_score,
-        "timestamp": a.timestamp.to_rfc3339(),
-        "details": {"deviation_sigma": a.deviation, "source": a.source},
-    })
-}
 
 /// Body of `POST /api/v1/anomaly/detect` (and of `/detect/{machine_id}`,
 /// where `machine_id` comes from the path).
@@ -406,8 +196,37 @@ pub async fn judge_and_save(live: &Live, machine: Uuid, p: Prepared) -> Result<D
     let Prepared { baseline, data, spec, start, in_window } = p;
     let b = baseline.as_ref().map(|(_, m)| m.clone());
     let (found, episodes) = blocking(move || judge_window(&data, start, b.as_ref(), &spec, machine)).await??;
-    let saved = live.save_and_announce(&found).await;
+    let new = live.save(&found).await;
+    let saved = new.len();
+    announce_episodes(live, &episodes, &found, &new).await;
     Ok(DetectOutcome { readings: in_window, found, episodes, saved, baseline_model_id: baseline.map(|(id, _)| id) })
+}
+
+/// One `anomaly_detected` per episode holding a newly saved anomaly (its
+/// peak reading's, or the first new one's): a batch over months of history
+/// tells of its episodes, not of every reading.
+async fn announce_episodes(live: &Live, episodes: &[EpisodeView], found: &[AnomalyRecord], new: &[AnomalyRecord]) {
+    let fresh: HashSet<Uuid> = new.iter().map(|a| a.id).collect();
+    let by_id: HashMap<Uuid, &AnomalyRecord> = found.iter().map(|a| (a.id, a)).collect();
+    let notices: Vec<Notice> = episodes
+        .iter()
+        .filter_map(|e| {
+            let ids: Vec<&Uuid> = e.anomaly_ids.iter().filter(|id| fresh.contains(id)).collect();
+            let peak = ids
+                .iter()
+                .filter_map(|id| by_id.get(id))
+                .find(|a| a.timestamp == e.episode.peak_at)
+                .or_else(|| ids.first().and_then(|id| by_id.get(id)))?;
+            Some(Notice {
+                kind: EventType::AnomalyDetected,
+                episode_id: Uuid::new_v4(),
+                episode: e.episode.clone(),
+                anomaly: (*peak).clone(),
+                escalated: false,
+            })
+        })
+        .collect();
+    live.announce(&notices).await;
 }
 
 fn judge_window(
@@ -497,4 +316,61 @@ pub async fn run_job(
         m.insert("took_ms".into(), json!(took.as_secs_f64() * 1e3));
     }
     Ok(super::jobs::Done { model_id: None, message, metrics })
+}
+
+/// One reading's score under the active model.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ScorePoint {
+    pub timestamp: DateTime<Utc>,
+    /// In [0, 1]: one minus the share of training readings at least as unusual.
+    pub score: f64,
+    /// `normal`, `warning` or `critical`, as the active model judges it.
+    pub severity: String,
+    /// The contributing signal and its deviation in σ.
+    pub signal: String,
+    pub z: f64,
+}
+
+/// Scores every reading of `[start, end)` under the machine's active
+/// anomaly model, in order (the stuck and drift rules see the window's own
+/// readings). Saves nothing.
+pub async fn scores(
+    live: &Live,
+    machine: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<(Uuid, Vec<ScorePoint>), ApiError> {
+    let (model_id, model, baseline) = live.active(machine).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "no_active_model",
+            format!("machine {machine} has no active anomaly model; train one first"),
+        )
+    })?;
+    let signals: Vec<Signal> = model.signals.iter().map(|m| m.signal.clone()).collect();
+    let data = load_signal_rows(live.store.as_ref(), machine, start, end, &signals).await?;
+    let points = blocking(move || {
+        let expectation = match &baseline {
+            Some(b) => Expectation::Baseline(b),
+            None => Expectation::Profile,
+        };
+        let k = signals.len();
+        let mut recent = Recent::default();
+        data.rows
+            .iter()
+            .enumerate()
+            .map(|(i, iv)| {
+                let f = model.judge(iv, &data.values[i * k..(i + 1) * k], &expectation, &mut recent);
+                ScorePoint {
+                    timestamp: iv.sample.timestamp,
+                    score: f.score,
+                    severity: f.severity.as_str().into(),
+                    signal: f.signal,
+                    z: f.z,
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    Ok((model_id, points))
 }

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::AnalyticsConfig;
-use super::detection::Live;
+use super::live::Live;
 use super::training;
 use crate::bus::EventBus;
 use crate::error::ApiError;

@@ -7,6 +7,7 @@
 
 pub mod detection;
 pub mod jobs;
+pub mod live;
 pub mod scheduler;
 pub mod training;
 
@@ -24,8 +25,8 @@ use uuid::Uuid;
 use crate::bus::EventBus;
 use crate::error::ApiError;
 
-pub use detection::Live;
 pub use jobs::Jobs;
+pub use live::Live;
 
 /// Most raw readings one analysis loads (a year of 1-minute data).
 pub const MAX_ROWS: u32 = 600_000;

@@ -181,7 +181,7 @@ pub fn stream_types(kind: StreamKind) -> Option<HashSet<EventType>> {
     use EventType::*;
     let set: &[EventType] = match kind {
         StreamKind::Dashboard | StreamKind::Custom | StreamKind::Sse => return None,
-        StreamKind::Anomalies => &[AnomalyDetected],
+        StreamKind::Anomalies => &[AnomalyDetected, AnomalyUpdated],
         StreamKind::Training => &[TrainingStarted, TrainingProgress, TrainingCompleted, ModelUpdated],
         StreamKind::Events => &[SystemAlert],
     };

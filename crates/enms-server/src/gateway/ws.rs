@@ -57,7 +57,7 @@ pub const CLOSE_SLOW: u16 = 4008;
 /// A live WebSocket stream of one kind.
 #[utoipa::path(get, path = "/api/v1/ws/{stream}", tag = "events", operation_id = "websocket_stream",
     description = "A WebSocket of one stream's event types: `dashboard` (all), `anomalies` \
-        (`anomaly_detected`), `training` (`training_*`, `model_updated`), `events` (`system_alert`). \
+        (`anomaly_detected`, `anomaly_updated`), `training` (`training_*`, `model_updated`), `events` (`system_alert`). \
         The messages are described in docs/protocol.md.",
     params(
         ("stream" = String, Path, pattern = "^(dashboard|anomalies|training|events)$", description = "dashboard, anomalies, training or events"),

@@ -11,6 +11,7 @@ mod machines;
 mod metrics;
 mod models;
 mod readings;
+mod scores;
 mod tokens;
 mod training;
 mod ui;
@@ -67,6 +68,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(machines::get, machines::update, machines::delete))
         .routes(routes!(readings::query))
         .routes(routes!(kpis::kpis))
+        .routes(routes!(scores::scores))
         .routes(routes!(readings::ingest))
         .routes(routes!(readings::import))
         .routes(routes!(training::train_baseline))

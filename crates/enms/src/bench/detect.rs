@@ -3,9 +3,11 @@
 //! WebSocket (`/api/v1/ws/anomalies`), one reading at a time, same clock.
 //!
 //! The machine needs an active anomaly model (the demo trains one per
-//! machine at its first start). Each reading is a gross spike (far above any
-//! normal load), so every one must be reported; a missing report counts as
-//! lost.
+//! machine at its first start). Each timed reading is a gross spike (far
+//! above any normal load), so every one must be reported; a missing report
+//! counts as lost. Anomalies are announced per episode, so after each spike
+//! the bench sends four readings at the machine's newest normal power
+//! (untimed), which end the episode before the next spike opens another.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,7 @@ pub async fn run(args: BenchDetectArgs) -> Result<(), BoxError> {
     let ws_url = format!("{}/api/v1/ws/anomalies?machine_id={}", base.replacen("http", "ws", 1), args.machine);
     let (mut ws, _) = connect_async(ws_url).await?;
     let http = reqwest::Client::new();
+    let (normal_kw, units) = newest(&http, base, &args.machine).await?;
     let (mut latencies, mut accepted, mut lost) = (Vec::new(), Vec::new(), 0usize);
     for i in 0..args.readings {
         let ts = chrono::Utc::now();
@@ -55,9 +58,33 @@ pub async fn run(args: BenchDetectArgs) -> Result<(), BoxError> {
                 break;
             }
         }
+        // End the episode: the quiet stretch at the machine's normal power.
+        let quiet: Vec<Value> = (1..=4)
+            .map(|k| {
+                let at = ts + chrono::Duration::milliseconds(k);
+                json!({"machine_id": args.machine, "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                       "power_kw": normal_kw, "energy_kwh": normal_kw / 720.0, "production_units": units,
+                       "outdoor_temp_c": 12.0})
+            })
+            .collect();
+        http.post(format!("{base}/api/v1/readings"))
+            .json(&json!({"readings": quiet}))
+            .send()
+            .await?
+            .error_for_status()?;
     }
     report(&mut latencies, &mut accepted, lost, args.readings);
     Ok(())
+}
+
+/// The power and production of the machine's newest reading.
+async fn newest(http: &reqwest::Client, base: &str, machine: &str) -> Result<(f64, Option<f64>), BoxError> {
+    let start = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let url = format!("{base}/api/v1/machines/{machine}/readings?start={start}");
+    let points: Value = http.get(url).send().await?.error_for_status()?.json().await?;
+    let last = points.as_array().and_then(|p| p.last()).ok_or("the machine has no reading in the last two hours")?;
+    let kw = last["power_kw"].as_f64().ok_or("a reading without power")?;
+    Ok((kw, last["production_units"].as_f64()))
 }
 
 fn pct(v: &[f64], q: f64) -> f64 {

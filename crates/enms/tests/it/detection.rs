@@ -328,3 +328,101 @@ async fn skab_valve_faults_are_found_within_the_false_alarm_budget() {
     assert!(far <= 0.30, "false-alarm rate {:.1} %", 100.0 * far);
     s.stop().await;
 }
+
+/// 20 days of 15-minute readings to 2025-01-21 with Gaussian noise (σ 0.5 kW)
+/// around 30 kW by day and 8 kW by night, from a seeded generator.
+fn noisy_days(machine: &str, days: i64) -> Vec<Value> {
+    let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().expect("time");
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut uniform = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    (0..days * 96)
+        .map(|i| {
+            let ts = t0 + Duration::minutes(15 * (i + 1));
+            let busy = (6..22).contains(&chrono::Timelike::hour(&ts));
+            let gauss = (-2.0 * uniform().ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
+            let kw = if busy { 30.0 } else { 8.0 } + 0.5 * gauss;
+            json!({"machine_id": machine, "timestamp": ts.to_rfc3339(), "power_kw": kw, "energy_kwh": kw / 4.0,
+                   "production_units": if busy { 10.0 } else { 0.0 }})
+        })
+        .collect()
+}
+
+/// Streaming: eight flagged readings in a row are one episode — one
+/// `anomaly_detected` when it opens, one more when it turns critical, one
+/// `anomaly_updated` when the machine has been normal for the quiet stretch —
+/// while all eight readings are saved.
+#[tokio::test]
+async fn a_streamed_fault_is_one_episode_that_escalates_and_ends() {
+    let s = TestServer::start().await;
+    let m = s.create_machine("Press-3").await;
+    ingest(&s, noisy_days(&m, 20)).await;
+    let (mut training, _) = Ws::connect(&s, "/api/v1/ws/training").await;
+    let (status, job) = s.post(&format!("/api/v1/anomaly/train/{m}"), &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let done = job_events(&mut training, job["id"].as_str().expect("id")).await;
+    assert_eq!(done.last().expect("done")["data"]["status"], "completed", "{done:?}");
+    let (mut ws, _) = Ws::connect(&s, &format!("/api/v1/ws/anomalies?machine_id={m}")).await;
+    // 2025-01-21 10:00 onwards, daytime: expected 30 kW.
+    let t0 = Utc.with_ymd_and_hms(2025, 1, 21, 10, 0, 0).single().expect("time");
+    let kws = [31.85, 31.9, 31.88, 31.86, 31.92, 31.87, 60.0, 31.89, 30.1, 29.9, 30.0, 30.2, 29.8];
+    let rows: Vec<Value> = kws
+        .iter()
+        .enumerate()
+        .map(|(i, kw)| {
+            json!({"machine_id": m, "timestamp": (t0 + Duration::minutes(15 * i as i64)).to_rfc3339(),
+                   "power_kw": kw, "energy_kwh": kw / 4.0, "production_units": 10.0})
+        })
+        .collect();
+    for r in rows {
+        let (status, body) = s.post("/api/v1/readings", &json!({"readings": [r]})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let events = ws.events(3).await;
+    let kinds: Vec<(&str, &str, bool)> = events
+        .iter()
+        .map(|e| {
+            let d = &e["data"];
+            (e["type"].as_str().unwrap_or(""), d["severity"].as_str().unwrap_or(""), d["details"]["escalated"] == true)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("anomaly_detected", "warning", false),
+            ("anomaly_detected", "critical", true),
+            ("anomaly_updated", "critical", false)
+        ],
+        "{events:#?}"
+    );
+    let episode = &events[2]["data"]["details"]["episode"];
+    assert_eq!((episode["count"].clone(), episode["open"].clone()), (json!(8), json!(false)), "{episode}");
+    assert_eq!(episode["id"], events[0]["data"]["details"]["episode"]["id"], "one episode throughout");
+    assert_eq!(time(&episode["start"]), t0);
+    assert_eq!(time(&episode["end"]), t0 + Duration::minutes(15 * 7));
+    let (_, saved) = s.get(&format!("/api/v1/anomaly/recent?machine_id={m}")).await;
+    assert_eq!(saved.as_array().map(Vec::len), Some(8), "every flagged reading is saved: {saved}");
+    // Scores of the window: in [0, 1], the fault's readings highest.
+    let (status, scores) =
+        s.get(&format!("/api/v1/machines/{m}/scores?start=2025-01-21T09:00:00Z&end=2025-01-21T14:00:00Z")).await;
+    assert_eq!(status, StatusCode::OK, "{scores}");
+    let points = scores["scores"].as_array().expect("scores");
+    assert_eq!(points.len(), 13);
+    assert!(points.iter().all(|p| (0.0..=1.0).contains(&p["score"].as_f64().expect("score"))));
+    let peak = points.iter().max_by(|a, b| a["score"].as_f64().partial_cmp(&b["score"].as_f64()).expect("cmp"));
+    assert_eq!(time(&peak.expect("peak")["timestamp"]), t0 + Duration::minutes(15 * 6));
+    assert_eq!(scores["model_id"], done.last().expect("done")["data"]["metrics"]["model_id"]);
+    for bad in [
+        "start=2025-01-22T00:00:00Z&end=2025-01-21T00:00:00Z",
+        "start=2024-01-01T00:00:00Z&end=2025-01-21T00:00:00Z",
+        "start=yesterday",
+    ] {
+        let (status, body) = s.get(&format!("/api/v1/machines/{m}/scores?{bad}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    let other = s.create_machine("No-Model").await;
+    assert_error(&s.get(&format!("/api/v1/machines/{other}/scores")).await, StatusCode::CONFLICT, "no_active_model");
+    s.stop().await;
+}

@@ -43,7 +43,7 @@ async fn each_stream_receives_exactly_its_types() {
     let s = TestServer::start().await;
     let streams = [
         ("/api/v1/ws/dashboard", "dashboard", None),
-        ("/api/v1/ws/anomalies", "anomalies", Some(vec!["anomaly_detected"])),
+        ("/api/v1/ws/anomalies", "anomalies", Some(vec!["anomaly_detected", "anomaly_updated"])),
         (
             "/api/v1/ws/training",
             "training",

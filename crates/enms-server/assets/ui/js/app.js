@@ -108,9 +108,11 @@ async function notify(ev) {
       if (d.severity !== 'warning' && d.severity !== 'critical') return;
       const name = d.machine_name ?? await machineName(d.machine_id);
       const expected = d.expected_value != null ? ` (expected ${num(d.expected_value)})` : '';
+      // One toast per episode: the server announces an episode when it
+      // opens and when it escalates, not every flagged reading.
       toast({
         kind: d.severity === 'critical' ? 'danger' : 'warning',
-        title: `Anomaly on ${name}: ${d.anomaly_type}`,
+        title: `${d.details?.escalated ? 'Escalated' : 'Anomaly'} on ${name}: ${d.anomaly_type}`,
         message: `${d.metric ?? 'value'} ${num(d.value)}${expected}`,
       });
       if (d.severity === 'critical') markCritical();

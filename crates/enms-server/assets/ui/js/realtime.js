@@ -23,7 +23,7 @@
 import { api, qs, wsUrl, base } from 'enms/api.js';
 import { getToken } from 'enms/auth.js';
 
-const TYPES = ['anomaly_detected', 'metric_updated', 'training_started', 'training_progress',
+const TYPES = ['anomaly_detected', 'anomaly_updated', 'metric_updated', 'training_started', 'training_progress',
   'training_completed', 'model_updated', 'system_alert'];
 const PING_MS = 20_000;
 const SILENCE_MS = 50_000;

@@ -6,7 +6,7 @@ import { api, qs } from 'enms/api.js';
 import { h, time, errorBox } from 'enms/dom.js';
 import { idKey } from 'enms/realtime.js';
 
-const TYPES = ['anomaly_detected', 'metric_updated', 'training_started', 'training_progress',
+const TYPES = ['anomaly_detected', 'anomaly_updated', 'metric_updated', 'training_started', 'training_progress',
   'training_completed', 'model_updated', 'system_alert'];
 const MAX = 500;
 
@@ -14,7 +14,8 @@ function summary(ev, names) {
   const d = ev.data ?? {};
   const who = d.machine_name ?? names.get(d.machine_id)?.name ?? d.machine_id ?? '';
   switch (ev.type) {
-    case 'anomaly_detected': return `${who}: ${d.severity} ${d.anomaly_type} ${d.metric ?? ''} = ${d.value ?? ''}`;
+    case 'anomaly_detected': return `${who}: ${d.severity} ${d.anomaly_type} ${d.metric ?? ''} = ${d.value ?? ''}${d.details?.escalated ? ' (escalated)' : ''}`;
+    case 'anomaly_updated': return `${who}: ${d.anomaly_type} episode ended after ${d.details?.episode?.count ?? '?'} readings (${d.severity})`;
     case 'metric_updated': return `${who}: ${d.metric_name} = ${d.value} ${d.unit ?? ''}`;
     case 'system_alert': return `${d.severity} ${d.alert_type}: ${d.message}`;
     case 'model_updated': return `${who}: ${d.model_type ?? ''} v${d.version ?? ''}`;

@@ -1,0 +1,353 @@
+//! The live detectors: each ingested reading is scored against its
+//! machine's active anomaly model right after it is stored; findings are
+//! grouped into episodes as they arrive, and what an operator should hear
+//! about is announced — `anomaly_detected` when an episode opens and again
+//! when it escalates, `anomaly_updated` when it ends — while every flagged
+//! reading is saved. Also model activation, and the announcing of batch
+//! detection's episodes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use enms_analytics::baseline::BaselineModel;
+use enms_analytics::detect::episode::{self, Change, Episode};
+use enms_analytics::detect::{AnomalyModel, AnomalyType, Expectation, Finding, Recent};
+use enms_analytics::series::{Interval, MAX_INTERVAL_H, Sample};
+use enms_core::Reading;
+use enms_core::event::EventType;
+use enms_store::{AnomalyRecord, ModelRecord, Store, StoreError};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::reading_value;
+use crate::bus::EventBus;
+use crate::error::ApiError;
+
+/// Normal readings in a row that end a streaming episode.
+pub const QUIET_READINGS: usize = episode::DEFAULT_QUIET;
+
+/// One machine's live detector.
+struct Detector {
+    model_id: Uuid,
+    model: AnomalyModel,
+    baseline: Option<BaselineModel>,
+    state: Mutex<MachineState>,
+}
+
+struct MachineState {
+    last: Option<DateTime<Utc>>,
+    recent: Recent,
+    episodes: episode::Tracker,
+    /// Each open episode's id and the anomaly that opened it, by type.
+    open: HashMap<AnomalyType, (Uuid, AnomalyRecord)>,
+}
+
+impl Default for MachineState {
+    fn default() -> Self {
+        Self {
+            last: None,
+            recent: Recent::default(),
+            episodes: episode::Tracker::new(QUIET_READINGS),
+            open: HashMap::new(),
+        }
+    }
+}
+
+/// Something an operator should hear about: an episode opened, escalated
+/// or ended, with the anomaly that caused it (for an end, the opening one).
+pub struct Notice {
+    pub kind: EventType,
+    pub episode_id: Uuid,
+    pub episode: Episode,
+    pub anomaly: AnomalyRecord,
+    pub escalated: bool,
+}
+
+#[derive(Clone)]
+pub struct Live {
+    pub(super) store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+    detectors: Arc<RwLock<HashMap<Uuid, Arc<Detector>>>>,
+}
+
+impl Live {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>) -> Self {
+        Self { store, bus, detectors: Arc::default() }
+    }
+
+    /// Loads every machine's active anomaly model.
+    pub async fn reload_all(&self) -> Result<(), StoreError> {
+        for m in self.store.list_machines().await? {
+            self.reload(m.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a machine's detector from its active models.
+    pub async fn reload(&self, machine: Uuid) -> Result<(), StoreError> {
+        let detector = match self.store.active_model(machine, "anomaly").await? {
+            Some(record) => self.detector(record).await?,
+            None => None,
+        };
+        let mut map = self.detectors.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match detector {
+            Some(d) => map.insert(machine, Arc::new(d)),
+            None => map.remove(&machine),
+        };
+        Ok(())
+    }
+
+    async fn detector(&self, record: ModelRecord) -> Result<Option<Detector>, StoreError> {
+        let Ok(model) = serde_json::from_value::<AnomalyModel>(record.body["model"].clone()) else {
+            tracing::warn!(
+                model = %record.id,
+                "stored anomaly model unreadable (trained before calibrated thresholds?); streaming detection \
+                 off for its machine until it is retrained"
+            );
+            return Ok(None);
+        };
+        // Residuals are taken against the baseline active now.
+        let baseline = if model.uses_baseline {
+            match self.store.active_model(record.machine_id, "baseline").await? {
+                Some(b) => serde_json::from_value(b.body).ok(),
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok(Some(Detector { model_id: record.id, model, baseline, state: Mutex::default() }))
+    }
+
+    /// The active model of a machine's live detector (id, model, baseline).
+    pub fn active(&self, machine: Uuid) -> Option<(Uuid, AnomalyModel, Option<BaselineModel>)> {
+        let map = self.detectors.read().ok()?;
+        let d = map.get(&machine)?;
+        Some((d.model_id, d.model.clone(), d.baseline.clone()))
+    }
+
+    pub fn has_detector(&self, machine: Uuid) -> bool {
+        self.detectors.read().is_ok_and(|m| m.contains_key(&machine))
+    }
+
+    /// Makes a model active, refreshes the machine's detector and announces
+    /// `model_updated`.
+    pub async fn activate(&self, id: Uuid) -> Result<ModelRecord, ApiError> {
+        if !self.store.activate_model(id).await? {
+            return Err(ApiError::not_found("model", id));
+        }
+        let record = self.store.get_model(id).await?.ok_or_else(|| ApiError::not_found("model", id))?;
+        self.reload(record.machine_id).await?;
+        let data = json!({
+            "model_id": record.id.to_string(),
+            "machine_id": record.machine_id,
+            "model_type": record.model_type,
+            "version": record.version,
+            "metrics": record.metrics,
+            "message": format!("{} model version {} is now active", record.model_type, record.version),
+        });
+        if let Err(e) = self.bus.publish(EventType::ModelUpdated, data).await {
+            tracing::warn!(error = %e.body.message, "model_updated not published");
+        }
+        Ok(record)
+    }
+
+    /// Scores freshly stored readings; saves each anomaly and announces
+    /// each episode's opening, escalation and end.
+    pub async fn observe(&self, readings: &[Reading]) {
+        let mut found = Vec::new();
+        let mut notices = Vec::new();
+        {
+            let Ok(detectors) = self.detectors.read() else { return };
+            if detectors.is_empty() {
+                return;
+            }
+            for r in readings {
+                let Some(d) = detectors.get(&r.machine_id) else { continue };
+                if let Some(record) = d.observe(r, &mut notices) {
+                    found.push(record);
+                }
+            }
+        }
+        if found.is_empty() && notices.is_empty() {
+            return;
+        }
+        let new = self.save(&found).await;
+        // An opening or escalation whose anomaly was already saved (a
+        // re-sent reading) is not announced twice.
+        let fresh: std::collections::HashSet<Uuid> = new.iter().map(|a| a.id).collect();
+        notices.retain(|n| n.kind == EventType::AnomalyUpdated || fresh.contains(&n.anomaly.id));
+        self.announce(&notices).await;
+    }
+
+    /// Stores anomalies (idempotently); answers those that were new.
+    pub async fn save(&self, found: &[AnomalyRecord]) -> Vec<AnomalyRecord> {
+        if found.is_empty() {
+            return Vec::new();
+        }
+        match self.store.insert_anomalies(found).await {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::error!(error = %e, "anomalies not saved");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Publishes each notice.
+    pub async fn announce(&self, notices: &[Notice]) {
+        let mut names: HashMap<Uuid, String> = HashMap::new();
+        for n in notices {
+            let machine = n.anomaly.machine_id;
+            if !names.contains_key(&machine)
+                && let Ok(Some(m)) = self.store.get_machine(machine).await
+            {
+                names.insert(machine, m.name);
+            }
+            let data = episode_event(n, names.get(&machine).map(String::as_str));
+            if let Err(e) = self.bus.publish(n.kind, data).await {
+                tracing::warn!(error = %e.body.message, kind = %n.kind, "anomaly event not published");
+            }
+        }
+    }
+}
+
+impl Detector {
+    fn observe(&self, r: &Reading, notices: &mut Vec<Notice>) -> Option<AnomalyRecord> {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hours = match state.last {
+            Some(last) if r.timestamp > last => {
+                ((r.timestamp - last).num_milliseconds() as f64 / 3.6e6).min(MAX_INTERVAL_H)
+            }
+            // Out of order, or the first reading seen: infer from the energy.
+            _ if r.power_kw > 0.0 => (r.energy_kwh / r.power_kw).clamp(1e-4, MAX_INTERVAL_H),
+            _ => return None,
+        };
+        state.last = state.last.max(Some(r.timestamp));
+        let iv = Interval { sample: sample(r), hours };
+        let expectation = match &self.baseline {
+            Some(b) => Expectation::Baseline(b),
+            None => Expectation::Profile,
+        };
+        let values: Vec<f64> =
+            self.model.signals.iter().map(|m| reading_value(r, &m.signal).unwrap_or(f64::NAN)).collect();
+        let finding = self.model.judge(&iv, &values, &expectation, &mut state.recent);
+        let record = record(r.machine_id, &iv, &finding, "stream", Some(self.model_id));
+        let state = &mut *state;
+        for change in state.episodes.push(iv.sample.timestamp, iv.hours, &finding) {
+            match (change, &record) {
+                (Change::Opened(e), Some(a)) => {
+                    let id = Uuid::new_v4();
+                    state.open.insert(e.anomaly_type, (id, a.clone()));
+                    notices.push(Notice {
+                        kind: EventType::AnomalyDetected,
+                        episode_id: id,
+                        episode: e,
+                        anomaly: a.clone(),
+                        escalated: false,
+                    });
+                }
+                (Change::Escalated(e), Some(a)) => {
+                    let id = state.open.get(&e.anomaly_type).map_or_else(Uuid::new_v4, |(id, _)| *id);
+                    notices.push(Notice {
+                        kind: EventType::AnomalyDetected,
+                        episode_id: id,
+                        episode: e,
+                        anomaly: a.clone(),
+                        escalated: true,
+                    });
+                }
+                (Change::Closed(e), _) => {
+                    if let Some((id, first)) = state.open.remove(&e.anomaly_type) {
+                        notices.push(Notice {
+                            kind: EventType::AnomalyUpdated,
+                            episode_id: id,
+                            episode: e,
+                            anomaly: first,
+                            escalated: false,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        record
+    }
+}
+
+fn sample(r: &Reading) -> Sample {
+    Sample {
+        timestamp: r.timestamp,
+        power_kw: r.power_kw,
+        production_units: r.production_units,
+        outdoor_temp_c: r.outdoor_temp_c,
+    }
+}
+
+/// The anomaly saved for a flagged reading.
+pub fn record(
+    machine: Uuid,
+    iv: &Interval,
+    f: &Finding,
+    source: &str,
+    model_id: Option<Uuid>,
+) -> Option<AnomalyRecord> {
+    let kind = f.anomaly_type?;
+    Some(AnomalyRecord {
+        id: Uuid::new_v4(),
+        machine_id: machine,
+        timestamp: iv.sample.timestamp,
+        metric: f.signal.clone(),
+        severity: f.severity.as_str().into(),
+        anomaly_type: kind.as_str().into(),
+        value: f.value,
+        expected_value: (f.expected * 1000.0).round() / 1000.0,
+        anomaly_score: f.score,
+        deviation: f.z,
+        source: source.into(),
+        model_id,
+        detected_at: Utc::now(),
+        acknowledged_at: None,
+        acknowledged_by: None,
+        note: None,
+    })
+}
+
+/// The `anomaly_detected` / `anomaly_updated` payload: the seeds' fields of
+/// the anomaly that caused it (severity: the episode's highest), plus the
+/// episode under `details.episode`.
+pub fn episode_event(n: &Notice, machine_name: Option<&str>) -> Value {
+    let a = &n.anomaly;
+    let e = &n.episode;
+    json!({
+        "anomaly_id": a.id,
+        "machine_id": a.machine_id,
+        "machine_name": machine_name,
+        "severity": e.severity.as_str(),
+        "anomaly_type": a.anomaly_type,
+        "metric": a.metric,
+        "value": a.value,
+        "expected_value": a.expected_value,
+        "anomaly_score": a.anomaly_score,
+        "timestamp": a.timestamp.to_rfc3339(),
+        "details": {
+            "deviation_sigma": a.deviation,
+            "source": a.source,
+            "escalated": n.escalated,
+            "episode": {
+                "id": n.episode_id,
+                "start": e.start.to_rfc3339(),
+                "end": e.end.to_rfc3339(),
+                "peak_at": e.peak_at.to_rfc3339(),
+                "peak_score": e.peak_score,
+                "signal": e.signal,
+                "peak_value": e.peak_value,
+                "peak_expected": e.peak_expected,
+                "count": e.count,
+                "actual_kwh": e.actual_kwh,
+                "expected_kwh": e.expected_kwh,
+                "open": e.open,
+            },
+        },
+    })
+}

@@ -1,0 +1,64 @@
+//! `GET /api/v1/machines/{id}/scores?start&end`: every reading's score under
+//! the machine's active anomaly model, so a user or another tool can choose
+//! its own threshold, and the machine page can draw it under the power chart.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::analytics::detection::{self, ScorePoint};
+use crate::error::{ApiError, ErrorResponse};
+use crate::extract::{Params, path_id};
+use crate::state::AppState;
+
+/// Longest window one scores request covers.
+const MAX_DAYS: i64 = 92;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Scores {
+    machine_id: Uuid,
+    /// The active anomaly model that scored.
+    model_id: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    /// Oldest first.
+    scores: Vec<ScorePoint>,
+}
+
+#[utoipa::path(get, path = "/api/v1/machines/{id}/scores", tag = "analytics", operation_id = "machine_scores",
+    params(
+        ("id" = Uuid, Path, description = "Machine id"),
+        ("start" = Option<DateTime<Utc>>, Query, description = "RFC 3339; default `end` minus 24 h"),
+        ("end" = Option<DateTime<Utc>>, Query, description = "RFC 3339; default now; at most 92 days after `start`"),
+    ),
+    responses(
+        (status = 200, description = "Each reading's score in [0, 1] under the active anomaly model", body = Scores),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+        (status = 409, description = "The machine has no active anomaly model (`no_active_model`)", body = ErrorResponse),
+        (status = 422, description = "start not before end, or a window over 92 days", body = ErrorResponse),
+    ))]
+pub async fn scores(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Json<Scores>, ApiError> {
+    let id = path_id(&id)?;
+    state.store.get_machine(id).await?.ok_or_else(|| ApiError::not_found("machine", id))?;
+    let ts = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
+    let end = params.parse("end", ts)?.unwrap_or_else(Utc::now);
+    let start = params.parse("start", ts)?.unwrap_or(end - Duration::days(1));
+    if start >= end {
+        return Err(ApiError::invalid("invalid_range", "start", format!("start {start} must be before end {end}")));
+    }
+    if end - start > Duration::days(MAX_DAYS) {
+        return Err(ApiError::invalid(
+            "window_too_long",
+            "end",
+            format!("a scores window covers at most {MAX_DAYS} days"),
+        ));
+    }
+    let (model_id, scores) = detection::scores(&state.analytics.live, id, start, end).await?;
+    Ok(Json(Scores { machine_id: id, model_id, start, end, scores }))
+}

@@ -92,7 +92,8 @@ def main():
     train_share, server_s = [], 0.0
     for path in files:
         rows = load(path)
-        machine = str(uuid.uuid4())
+        # Seeded by the file: a machine's forest is seeded by its id.
+        machine = str(uuid.uuid5(uuid.NAMESPACE_URL, "skab/" + os.path.relpath(path, root)))
         status, body = call(base, "POST", "/api/v1/machines",
                             {"id": machine, "name": "skab-" + os.path.relpath(path, root), "type": "pump"})
         assert status == 201, body

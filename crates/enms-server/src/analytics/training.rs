@@ -320,7 +320,17 @@ async fn anomaly(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Res
     let data =
         load_signal_rows(t.store().as_ref(), t.job.machine_id, plan.start, plan.end, &signals).await.map_err(text)?;
     stop_if(cancel)?;
-    t.progress(20.0, format!("loaded {} readings from {} to {}", data.rows.len(), plan.start, plan.end)).await;
+    let loaded = data.rows.len();
+    let flagged = flagged_in(t.store().as_ref(), t.job.machine_id, &plan).await.map_err(|e| e.to_string())?;
+    let (data, left_out) = leave_out_recent_episodes(data, &flagged, plan.end);
+    t.progress(
+        20.0,
+        format!(
+            "loaded {loaded} readings from {} to {}; {} readings of {} open or recent episodes left out",
+            plan.start, plan.end, left_out.readings, left_out.episodes
+        ),
+    )
+    .await;
     let baseline = if plan.use_baseline {
         let active = t.store().active_model(t.job.machine_id, "baseline").await.map_err(|e| e.to_string())?;
         let record = active.ok_or("use_baseline needs an active baseline model; train one first")?;
@@ -364,6 +374,8 @@ async fn anomaly(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Res
         "training_flagged": model.training_flagged,
         "training_flagged_share": share,
         "training_critical": model.training_critical,
+        "left_out_readings": left_out.readings,
+        "left_out_episodes": left_out.episodes,
         "contamination": plan.contamination,
         "signals": names,
         "context": model.context,
@@ -443,4 +455,82 @@ pub fn baseline_metrics(m: &BaselineModel) -> Value {
         "period_start": m.period_start,
         "period_end": m.period_end,
     })
+}
+
+/// An episode that ended less than this before the training window's end is
+/// *recent*: its readings are left out of training, as are an open one's.
+pub const RECENT_EPISODE: Duration = Duration::hours(24);
+/// Saved anomalies further apart than this many reading intervals belong to
+/// different episodes (the episodes' quiet stretch).
+const EPISODE_GAP_READINGS: f64 = 4.0;
+
+/// What training left out.
+#[derive(Debug, Default, PartialEq)]
+pub struct LeftOut {
+    pub readings: usize,
+    pub episodes: usize,
+}
+
+/// Reading times of the machine's saved anomalies in the training window.
+async fn flagged_in(
+    store: &dyn enms_store::Store,
+    machine: Uuid,
+    plan: &Plan,
+) -> Result<Vec<DateTime<Utc>>, enms_store::StoreError> {
+    let query = enms_store::AnomalyQuery {
+        machine_id: Some(machine),
+        severity: None,
+        since: Some(plan.start),
+        until: Some(plan.end),
+        acknowledged: None,
+        limit: super::MAX_ROWS,
+    };
+    let mut times: Vec<DateTime<Utc>> = store.list_anomalies(&query).await?.into_iter().map(|a| a.timestamp).collect();
+    times.sort();
+    times.dedup();
+    Ok(times)
+}
+
+/// The retraining policy: readings of an episode still open, or ended
+/// within [`RECENT_EPISODE`] of `end`, are left out, so an ongoing fault is
+/// not learnt as normal; older episodes stay in, so a new normal (a machine
+/// that now runs a night shift) is learnt once it has lasted. Episodes are
+/// rebuilt from the saved anomalies: flagged readings less than four reading
+/// intervals apart are one episode, which spans from its first to its last.
+pub fn leave_out_recent_episodes(
+    data: super::SignalRows,
+    flagged: &[DateTime<Utc>],
+    end: DateTime<Utc>,
+) -> (super::SignalRows, LeftOut) {
+    if flagged.is_empty() || data.rows.is_empty() {
+        return (data, LeftOut::default());
+    }
+    let mut hours: Vec<f64> = data.rows.iter().map(|iv| iv.hours).collect();
+    hours.sort_by(f64::total_cmp);
+    let gap = Duration::milliseconds((hours[hours.len() / 2] * 3.6e6 * EPISODE_GAP_READINGS) as i64);
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for &t in flagged {
+        match spans.last_mut() {
+            Some((_, last)) if t - *last <= gap => *last = t,
+            _ => spans.push((t, t)),
+        }
+    }
+    spans.retain(|(_, last)| end - *last <= RECENT_EPISODE + gap);
+    if spans.is_empty() {
+        return (data, LeftOut::default());
+    }
+    let k = data.values.len() / data.rows.len();
+    let mut kept =
+        super::SignalRows { rows: Vec::with_capacity(data.rows.len()), values: Vec::with_capacity(data.values.len()) };
+    let mut readings = 0;
+    for (i, iv) in data.rows.iter().enumerate() {
+        let t = iv.sample.timestamp;
+        if spans.iter().any(|(a, b)| t >= *a && t <= *b) {
+            readings += 1;
+            continue;
+        }
+        kept.rows.push(*iv);
+        kept.values.extend_from_slice(&data.values[i * k..(i + 1) * k]);
+    }
+    (kept, LeftOut { readings, episodes: spans.len() })
 }

@@ -123,7 +123,10 @@ async fn client_messages_are_answered_and_bad_ones_keep_the_connection() {
         (Message::text("{\"type\":\"subscribe\",\"machine_ids\":[\"x\"]}"), "invalid_value"),
         (Message::text("{\"type\":\"subscribe\",\"types\":[\"system_alert\"]}"), "type_not_in_stream"),
         (Message::text("{\"type\":\"subscribe\",\"types\":\"anomaly_detected\"}"), "invalid_message"),
-        (Message::text("{\"type\":\"unsubscribe\",\"types\":[\"anomaly_detected\"]}"), "invalid_message"),
+        (
+            Message::text("{\"type\":\"unsubscribe\",\"types\":[\"anomaly_detected\",\"anomaly_updated\"]}"),
+            "invalid_message",
+        ),
         (Message::binary(vec![0u8, 159, 146, 150]), "binary_not_supported"),
     ];
     for (msg, code) in bad {

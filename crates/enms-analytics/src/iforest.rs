@@ -156,9 +156,7 @@ impl IsolationForest {
             // Tree by tree over the chunk: one tree's nodes stay in cache
             // while every row of the chunk walks it.
             for tree in &self.trees {
-                for (s, row) in scores.iter_mut().zip(rows.chunks_exact(self.n_features)) {
-                    *s += tree.path_length(row, self.max_depth);
-                }
+                tree.add_path_lengths(rows, self.n_features, self.max_depth, scores);
             }
             for s in scores.iter_mut() {
                 *s = -(2f64.powf(-*s / norm));
@@ -180,7 +178,35 @@ impl IsolationForest {
     }
 }
 
+/// Rows walked down one tree in lockstep: each row's walk is a chain of
+/// dependent loads, so interleaving several lets the CPU overlap them.
+const LANES: usize = 8;
+
 impl Tree {
+    /// Adds each row's path length to its score, `LANES` rows at a time.
+    fn add_path_lengths(&self, rows: &[f64], n_features: usize, max_depth: usize, scores: &mut [f64]) {
+        let mut groups = scores.chunks_exact_mut(LANES);
+        let mut row_groups = rows.chunks_exact(LANES * n_features);
+        for (out, group) in (&mut groups).zip(&mut row_groups) {
+            let mut at = [0usize; LANES];
+            for _ in 0..max_depth {
+                for (lane, i) in at.iter_mut().enumerate() {
+                    let node = &self.nodes[*i];
+                    let v = group[lane * n_features + node.feature as usize];
+                    *i = node.left as usize + usize::from(v > node.threshold);
+                }
+            }
+            for (s, i) in out.iter_mut().zip(at) {
+                *s += self.path[i];
+            }
+        }
+        let rest = groups.into_remainder();
+        let rest_rows = &rows[rows.len() - rest.len() * n_features..];
+        for (s, row) in rest.iter_mut().zip(rest_rows.chunks_exact(n_features)) {
+            *s += self.path_length(row, max_depth);
+        }
+    }
+
     fn path_length(&self, row: &[f64], max_depth: usize) -> f64 {
         let mut i = 0;
         for _ in 0..max_depth {

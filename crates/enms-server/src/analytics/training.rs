@@ -62,6 +62,46 @@ pub struct TrainRequest {
     pub activate: Option<bool>,
 }
 
+/// Body of `POST /api/v1/anomaly/train/{machine_id}` (every field optional):
+/// the anomaly-model fields of [`TrainRequest`].
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyTrainRequest {
+    /// Default: `end` minus 14 days.
+    #[serde(default, deserialize_with = "enms_core::timestamp::deserialize_opt")]
+    pub start: Option<DateTime<Utc>>,
+    /// Default: just after the machine's newest reading (now when it has none).
+    #[serde(default, deserialize_with = "enms_core::timestamp::deserialize_opt")]
+    pub end: Option<DateTime<Utc>>,
+    /// The alarm budget: at most this share of the training readings is
+    /// flagged; default 0.01.
+    #[schema(exclusive_minimum = 0.0, maximum = 0.5)]
+    pub contamination: Option<f64>,
+    /// Judge power's residuals against the active baseline; default false.
+    pub use_baseline: Option<bool>,
+    /// The signals judged together — `power_kw`, `energy_kwh`,
+    /// `production_units`, `outdoor_temp_c`, `extra.<name>`. Default: power,
+    /// with time of day, weekday, production and temperature as context.
+    #[schema(min_items = 1, max_items = 16)]
+    pub features: Option<Vec<String>>,
+    /// Activate the new model when it is saved; default true.
+    pub activate: Option<bool>,
+}
+
+impl From<AnomalyTrainRequest> for TrainRequest {
+    fn from(r: AnomalyTrainRequest) -> Self {
+        Self {
+            start: r.start,
+            end: r.end,
+            contamination: r.contamination,
+            use_baseline: r.use_baseline,
+            features: r.features,
+            activate: r.activate,
+            ..Default::default()
+        }
+    }
+}
+
 /// A validated request, as stored in the job's params.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {

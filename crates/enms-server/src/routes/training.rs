@@ -10,7 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::analytics::jobs::{MODEL_TYPES, TRIGGER_TYPES};
-use crate::analytics::training::{TrainRequest, check_contamination, precheck_anomaly};
+use crate::analytics::training::{AnomalyTrainRequest, TrainRequest, check_contamination, precheck_anomaly};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
@@ -58,8 +58,7 @@ pub async fn train_baseline(
 /// arrives as `training_*` events.
 #[utoipa::path(post, path = "/api/v1/anomaly/train/{id}", tag = "analytics", operation_id = "train_anomaly_model",
     params(("id" = Uuid, Path, description = "Machine id")),
-    request_body(content = Option<TrainRequest>, description = "Optional; every field has a default. \
-        `granularity`, `variables` and the base temperatures are for baselines and refused here."),
+    request_body(content = Option<AnomalyTrainRequest>, description = "Optional; every field has a default"),
     responses(
         (status = 202, description = "Queued", body = JobRecord),
         (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
@@ -72,24 +71,10 @@ pub async fn train_baseline(
 pub async fn train_anomaly(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    OptionalJsonBody(body): OptionalJsonBody<TrainRequest>,
+    OptionalJsonBody(body): OptionalJsonBody<AnomalyTrainRequest>,
 ) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
     let machine = path_id(&id)?;
-    for (field, given) in [
-        ("granularity", body.granularity.is_some()),
-        ("variables", body.variables.is_some()),
-        ("heating_base_c", body.heating_base_c.is_some()),
-        ("cooling_base_c", body.cooling_base_c.is_some()),
-    ] {
-        if given {
-            return Err(ApiError::invalid(
-                "invalid_parameter",
-                field,
-                format!("{field} applies to baselines; an anomaly model does not take it"),
-            ));
-        }
-    }
-    let job = submit(&state, machine, "anomaly", "manual", None, body).await?;
+    let job = submit(&state, machine, "anomaly", "manual", None, body.into()).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 

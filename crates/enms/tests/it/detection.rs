@@ -161,7 +161,9 @@ async fn anomaly_training_refuses_bad_input_and_stores_nothing() {
             assert_error(&train(json!({"contamination": c})).await, StatusCode::UNPROCESSABLE_ENTITY, "out_of_range");
         assert_eq!(e["field"], "contamination");
     }
-    assert_error(&train(json!({"granularity": "daily"})).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameter");
+    let e =
+        assert_error(&train(json!({"granularity": "daily"})).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(e["field"], "granularity", "a baseline setting is not an anomaly model's");
     assert_error(&train(json!({"features": 3})).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
     let (status, _) = s.post("/api/v1/anomaly/train/00000000-0000-0000-0000-000000000009", &json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

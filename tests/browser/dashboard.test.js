@@ -145,6 +145,18 @@ test('a training job started from the machine page shows progress up to 100 %', 
   await page.context().close();
 });
 
+test('the machine page draws each reading\'s anomaly score under the power chart', async () => {
+  const page = await open(`/ui/machines/${C1}`);
+  await waitLive(page);
+  // The demo trains its first anomaly models at start; the page redraws when
+  // training completes.
+  await page.waitForFunction(() => Number(document.querySelector('#score-chart')?.dataset.points) > 0, null, { timeout: 90_000 });
+  assert.match(await page.locator('#score-note').innerText(), /one minus the share of training readings/);
+  assert.ok(await page.locator('#score-chart canvas').count() >= 1);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
 test('two tabs both receive live events', async () => {
   const context = await browser.newContext();
   const [a, b] = [await open('/ui/events', { context }), await open('/ui/models', { context })];

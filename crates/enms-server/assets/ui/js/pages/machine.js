@@ -1,6 +1,7 @@
 // One machine: power over a chosen range with the active baseline's expected
-// value and its 95 % band, anomaly markers, KPIs and CUSUM; buttons that run
-// anomaly detection over the window and train a baseline with live progress.
+// value and its 95 % band, anomaly markers, every reading's anomaly score
+// under the active anomaly model, KPIs and CUSUM; buttons that run anomaly
+// detection over the window and train a baseline with live progress.
 
 import { api, qs } from 'enms/api.js';
 import { h, num, money, dateTime, progressBar, setProgress, errorBox } from 'enms/dom.js';
@@ -41,6 +42,8 @@ export function mount(main, ctx, id) {
   const jobText = h('span', { class: 'small muted', id: 'job-text' });
   const jobBox = h('div', { class: 'row', id: 'job', hidden: true }, jobBar, jobText);
   const chartBox = h('div', { class: 'chart', id: 'power-chart' });
+  const scoreBox = h('div', { class: 'chart', id: 'score-chart', 'data-points': '0' });
+  const scoreNote = h('p', { class: 'muted small', id: 'score-note' });
   const kpiBox = h('dl', { class: 'kv', id: 'kpis' });
   const cusumBox = h('div', { class: 'chart', id: 'cusum-chart' });
   const baselineNote = h('p', { class: 'muted small' });
@@ -48,6 +51,7 @@ export function mount(main, ctx, id) {
     h('div', { class: 'row' }, h('label', {}, 'Range', rangeSelect), detectBtn, trainBtn, trainAnomalyBtn),
     jobBox,
     h('div', { class: 'card' }, h('h2', { text: 'Power (kW)' }), baselineNote, chartBox),
+    h('div', { class: 'card' }, h('h2', { text: 'Anomaly score' }), scoreNote, scoreBox),
     h('div', { class: 'grid wide' },
       h('div', { class: 'card' }, h('h2', { text: 'KPIs for the window' }), kpiBox),
       h('div', { class: 'card' }, h('h2', { text: 'CUSUM: actual − expected (kWh)' }), cusumBox)));
@@ -64,6 +68,14 @@ export function mount(main, ctx, id) {
     bands: [[3, 4]],
   });
   const cusum = timeChart(cusumBox, { height: 200, yLabel: 'kWh', series: [{ label: 'CUSUM', stroke: '#b7791f', width: 2 }] });
+  const scoreChart = timeChart(scoreBox, {
+    height: 160,
+    yLabel: 'score',
+    series: [
+      { label: 'Score', stroke: '#6b3fa0', width: 1.2 },
+      { label: 'Flagged', stroke: '#b42318', width: 0, paths: () => null, points: { show: true, size: 7, fill: '#b42318' } },
+    ],
+  });
   let activeJob = null;
 
   function span() {
@@ -89,6 +101,7 @@ export function mount(main, ctx, id) {
       const model = kpi.baseline_model_id ? await api(`/api/v1/models/${kpi.baseline_model_id}`).catch(() => null) : null;
       draw(series.points, kpi, anomalies, model);
       showKpis(kpi, model);
+      await loadScores(w);
     } catch (e) {
       problem.replaceChildren(errorBox(e));
     }
@@ -127,6 +140,28 @@ export function mount(main, ctx, id) {
     cusum.setData([cs.map((c) => Date.parse(c.timestamp) / 1000), cs.map((c) => c.cusum_kwh)]);
   }
 
+  // Scores only under an active anomaly model (asking without one would be
+  // a 409 the console reports as an error).
+  async function loadScores(w) {
+    const models = await api(`/api/v1/models${qs({ machine_id: id, model_type: 'anomaly' })}`);
+    const active = models.find((m) => m.active);
+    if (!active) {
+      scoreNote.textContent = 'No active anomaly model: train one to see each reading\'s score.';
+      scoreChart.setData([[], [], []]);
+      scoreBox.dataset.points = '0';
+      return;
+    }
+    const r = await api(`/api/v1/machines/${id}/scores${qs(w)}`);
+    if (disposed) return;
+    const xs = r.scores.map((p) => Date.parse(p.timestamp) / 1000);
+    const flagged = r.scores.map((p) => (p.severity === 'normal' ? null : p.score));
+    scoreChart.setData([xs, r.scores.map((p) => p.score), flagged]);
+    scoreBox.dataset.points = String(xs.length);
+    const m = active.metrics ?? {};
+    scoreNote.textContent = `0 to 1: one minus the share of training readings at least as unusual, under anomaly model v${active.version}`
+      + ` (${(m.signals ?? ['power_kw']).join(', ')}; budget ${num((m.contamination ?? 0) * 100, 2)} %).`;
+  }
+
   function showKpis(kpi, model) {
     const k = kpi.kpis;
     const b = k.baseline;
@@ -148,7 +183,7 @@ export function mount(main, ctx, id) {
     try {
       const r = await api(`/api/v1/anomaly/detect/${id}`, { method: 'POST', body: { start: start.toISOString(), end: end.toISOString(), use_baseline: true } });
       const sevs = Object.entries(r.by_severity).map(([s, n]) => `${n} ${s}`).join(', ');
-      toast({ kind: r.anomalies_detected ? 'warning' : 'success', title: `Detection: ${r.anomalies_detected} anomalies in ${r.readings_analyzed} readings`, message: sevs });
+      toast({ kind: r.anomalies_detected ? 'warning' : 'success', title: `Detection: ${r.episodes_detected} episodes, ${r.anomalies_detected} anomalous readings of ${r.readings_analyzed}`, message: sevs });
       await load();
     } catch (e) {
       toast({ kind: 'danger', title: 'Detection failed', message: e.message });
@@ -183,6 +218,10 @@ export function mount(main, ctx, id) {
       activeJob = d.job_id;
       showJob(d);
       if (ev.type === 'training_completed') load();
+    } else if (ev.type === 'training_completed' && d.status === 'completed') {
+      // Another job of this machine (the demo's first anomaly model, say):
+      // its model changes the band and the scores.
+      load();
     } else if (ev.type === 'metric_updated' && d.metric_name === 'power_kw' && data && range.hours <= 24) {
       const t = Date.parse(d.timestamp ?? new Date()) / 1000;
       if (data.xs.length && t <= data.xs.at(-1)) return;
@@ -197,5 +236,5 @@ export function mount(main, ctx, id) {
   }
 
   load();
-  return { onEvent, onResync: load, unmount() { disposed = true; chart.dispose(); cusum.dispose(); } };
+  return { onEvent, onResync: load, unmount() { disposed = true; chart.dispose(); cusum.dispose(); scoreChart.dispose(); } };
 }

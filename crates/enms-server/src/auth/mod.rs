@@ -2,9 +2,12 @@
 //! stored), the role each route needs, per-token rate limits, and the one
 //! guard every API route passes through.
 //!
-//! A request names its token with `Authorization: Bearer`, `?token=` (for
-//! `EventSource`, which cannot set headers) or, for browser WebSockets, a
-//! `Sec-WebSocket-Protocol` entry `bearer.<token>`. The guard runs after
+//! A request names its token with `Authorization: Bearer`, `?token=` (on
+//! the WebSocket and SSE handshakes only: `EventSource` and some WebSocket
+//! clients cannot set headers; anywhere else a token in the query string
+//! would end up in proxy logs and browser history, so it is refused) or,
+//! for browser WebSockets, a `Sec-WebSocket-Protocol` entry
+//! `bearer.<token>`. The guard runs after
 //! routing (so it knows the matched route) and before the handler (so a
 //! refused WebSocket never upgrades).
 
@@ -158,8 +161,25 @@ fn invalid_token() -> ApiError {
     unauthorized("invalid_token", "the API token is unknown or revoked")
 }
 
-/// The token a request carries, by header, query or WebSocket subprotocol.
-pub fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, ApiError> {
+/// Whether a route is a stream handshake, where `?token=` is accepted.
+pub fn query_token_allowed(route: &str) -> bool {
+    route == "/api/v1/events/stream" || route == "/api/v1/ws" || route.starts_with("/api/v1/ws/")
+}
+
+/// The token a request carries, by header, query (where `query_allowed`) or
+/// WebSocket subprotocol.
+pub fn credential(headers: &HeaderMap, query: Option<&str>, query_allowed: bool) -> Result<Option<String>, ApiError> {
+    let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == "token" && !value.is_empty()).then(|| value.to_owned())
+    });
+    if from_query.is_some() && !query_allowed {
+        return Err(unauthorized(
+            "token_in_query",
+            "send the token in the Authorization header (Bearer); ?token= is accepted on WebSocket and SSE \
+             handshakes only, because a query string ends up in proxy logs and browser history",
+        ));
+    }
     if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
         return Err(unauthorized("invalid_authorization", "send one Authorization header, not several"));
     }
@@ -171,10 +191,6 @@ pub fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Option<Str
         }
         return Ok(Some(rest.trim().to_owned()));
     }
-    let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == "token" && !value.is_empty()).then(|| value.to_owned())
-    });
     if from_query.is_some() {
         return Ok(from_query);
     }
@@ -204,7 +220,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     let access = policy::access(req.method(), route);
     let Access::Needs(role, limit) = access else { return next.run(req).await };
     let auth = &state.auth;
-    let principal = match credential(req.headers(), req.uri().query()) {
+    let principal = match credential(req.headers(), req.uri().query(), query_token_allowed(route)) {
         Ok(c) => auth.authenticate(c.as_deref()).await,
         Err(e) => Err(e),
     };

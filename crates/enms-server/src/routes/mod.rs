@@ -57,7 +57,12 @@ pub fn router(state: AppState) -> Router {
         // `nest` does not route the bare prefix with a trailing slash to "/".
         Router::new().route(&format!("{base}/"), get(ui::index)).with_state(state).nest(&base, app).fallback(not_found)
     };
-    app.layer(cors).layer(TraceLayer::new_for_http())
+    // The request span names the path, never the query string: a stream
+    // handshake may carry `?token=`, and tokens stay out of the log.
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+        tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+    });
+    app.layer(cors).layer(trace)
 }
 
 /// The REST API: handlers grouped by path.

@@ -154,3 +154,65 @@ async fn bench_fanout_delivers_every_event_to_every_client_once() {
     }
     s.stop().await;
 }
+
+/// A secured server used with every way of sending a token — header, the
+/// query string on the WebSocket and SSE handshakes (and, refused, on REST),
+/// the WebSocket subprotocol, a wrong token — logs at debug level and
+/// answers `/metrics` without the token appearing anywhere.
+#[tokio::test]
+async fn tokens_never_reach_the_log_or_the_metrics() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().to_str().expect("utf-8 path");
+    let out = Command::new(BIN)
+        .args(["token", "create", "--role", "admin", "--name", "ops", "--data-dir", data])
+        .output()
+        .await
+        .expect("token create");
+    assert!(out.status.success());
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let secret = token.trim_start_matches("enms_").to_owned();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--auth", "required", "--log-level", "debug", "--data-dir", data])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn enms serve");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("URL printed in time")
+        .expect("read")
+        .expect("a line");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("URL").trim_end_matches('/').to_owned();
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{url}{path}"));
+    assert_eq!(get("/api/v1/machines").bearer_auth(&token).send().await.expect("get").status(), 200);
+    assert_eq!(get(&format!("/api/v1/machines?token={token}")).send().await.expect("get").status(), 401);
+    let ws = url.replacen("http://", "ws://", 1);
+    let (mut a, _) =
+        tokio_tungstenite::connect_async(format!("{ws}/api/v1/ws/dashboard?token={token}")).await.expect("ws ?token=");
+    a.next().await.expect("connection message").expect("frame");
+    let mut req = format!("{ws}/api/v1/ws/anomalies").into_client_request().expect("request");
+    req.headers_mut().insert("sec-websocket-protocol", format!("enms, bearer.{token}").parse().expect("header"));
+    let (mut b, _) = tokio_tungstenite::connect_async(req).await.expect("ws subprotocol");
+    b.next().await.expect("connection message").expect("frame");
+    assert!(tokio_tungstenite::connect_async(format!("{ws}/api/v1/ws/dashboard?token={token}x")).await.is_err());
+    let mut sse = get(&format!("/api/v1/events/stream?token={token}")).send().await.expect("sse");
+    assert_eq!(sse.status(), 200);
+    sse.chunk().await.expect("first bytes");
+    drop(sse);
+    let metrics = get("/metrics").bearer_auth(&token).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("enms_"), "{metrics}");
+    drop((a, b));
+    let pid = child.id().expect("pid").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits in time").expect("wait");
+    let mut logs = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut logs).await.expect("logs");
+    assert!(logs.lines().count() >= 5, "debug logs were written: {logs}");
+    assert!(!logs.contains(&secret), "the token is in the log:\n{logs}");
+    assert!(!metrics.contains(&secret), "the token is in /metrics");
+}

@@ -10,6 +10,7 @@ mod detection;
 mod events;
 mod health;
 mod import;
+mod leftovers;
 mod machines;
 mod metrics;
 mod nginx;

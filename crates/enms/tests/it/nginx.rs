@@ -38,7 +38,7 @@ impl Nginx {
         let d = dir.path().display();
         std::fs::write(dir.path().join("enms.conf"), conf).expect("write");
         let main = format!(
-            "daemon off; pid {d}/nginx.pid; error_log {d}/error.log warn; worker_processes 1;
+            "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log warn;
              events {{ worker_connections 1024; }}
              http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
                     fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
@@ -68,8 +68,20 @@ impl Nginx {
     }
 }
 
+// One process (`master_process off`): a master's SIGKILL would orphan its
+// workers, still listening, long after the test. Ending the one process
+// ends nginx; it gets SIGQUIT (graceful) first, SIGKILL only if it lingers.
 impl Drop for Nginx {
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-QUIT", &pid]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

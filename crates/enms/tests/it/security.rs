@@ -102,9 +102,22 @@ async fn bad_credentials_are_refused_with_a_reason() {
     assert_error(&empty, StatusCode::UNAUTHORIZED, "invalid_authorization");
     let resp = server.request(Method::GET, "/api/v1/machines").send().await.expect("send");
     assert_eq!(resp.headers().get("www-authenticate").map(|v| v.to_str().ok()), Some(Some("Bearer realm=\"enms\"")));
-    // ?token= works for REST as well (EventSource and playback fallbacks).
-    let via_query = server.get(&format!("/api/v1/machines?token={}", tokens[&Role::Viewer])).await;
-    assert_eq!(via_query.0, StatusCode::OK, "{:?}", via_query.1);
+    // ?token= is for stream handshakes only: on REST it is refused, and the
+    // message says where the token goes.
+    let viewer = &tokens[&Role::Viewer];
+    for path in [format!("/api/v1/machines?token={viewer}"), format!("/api/v1/events?token={viewer}&limit=1")] {
+        let e = assert_error(&server.get(&path).await, StatusCode::UNAUTHORIZED, "token_in_query");
+        assert!(e["message"].as_str().is_some_and(|m| m.contains("Authorization header")), "{e}");
+    }
+    let e = assert_error(
+        &respond(
+            server.request(Method::GET, &format!("/api/v1/machines?token={viewer}")).bearer_auth(viewer).send().await,
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "token_in_query",
+    );
+    assert_eq!(e["code"], "token_in_query", "refused even beside a valid header");
     server.stop().await;
 }
 

@@ -57,7 +57,7 @@ def main():
             time.sleep(0.02)
         m = job["metrics"]
         print(json.dumps({"readings": m["readings_analyzed"], "took_ms": round(m["took_ms"], 1),
-                          "raw_read_ms": round(read_ms, 1), "points_read": len(points),
+                          "raw_read_ms": round(read_ms, 1), "points_read": len(points["points"]),
                           "anomalies": m["anomalies_detected"], "episodes": m["episodes_detected"]}))
 
 

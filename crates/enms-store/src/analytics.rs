@@ -1,5 +1,5 @@
-//! Records of the analytics layer: models, jobs and detected anomalies, as
-//! every backend stores them.
+//! Records of the analytics layer: models, jobs, detected anomalies and
+//! their episodes, as every backend stores them.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -117,5 +117,46 @@ pub struct AnomalyQuery {
     pub until: Option<DateTime<Utc>>,
     /// `Some(false)`: only those not yet acknowledged.
     pub acknowledged: Option<bool>,
+    pub limit: u32,
+}
+
+/// An anomaly episode: consecutive flagged readings of one machine and one
+/// anomaly type. Its readings are the machine's anomalies of that type with
+/// a timestamp in `[start, end]`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct EpisodeRecord {
+    pub id: Uuid,
+    pub machine_id: Uuid,
+    pub anomaly_type: String,
+    /// The highest severity reached.
+    pub severity: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub peak_at: DateTime<Utc>,
+    pub peak_score: f64,
+    /// The contributing signal at the peak, with its actual and expected value.
+    pub signal: String,
+    pub peak_value: f64,
+    pub peak_expected: f64,
+    /// Flagged readings.
+    pub count: i64,
+    pub actual_kwh: Option<f64>,
+    pub expected_kwh: Option<f64>,
+    /// Still open: the machine has not been normal for the quiet stretch yet.
+    pub open: bool,
+    /// `stream` or `batch`: what last updated it.
+    pub source: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EpisodeQuery {
+    pub machine_id: Option<Uuid>,
+    /// Episodes that end at or after this time…
+    pub since: Option<DateTime<Utc>>,
+    /// …and start before this one.
+    pub until: Option<DateTime<Utc>>,
+    pub open: Option<bool>,
+    pub severity: Option<String>,
     pub limit: u32,
 }

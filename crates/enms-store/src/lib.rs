@@ -20,7 +20,9 @@ use enms_core::sim::InjectedAnomaly;
 use enms_core::{MachineRecord, Reading};
 use uuid::Uuid;
 
-pub use analytics::{AnomalyQuery, AnomalyRecord, JobQuery, JobRecord, JobStatus, ModelRecord};
+pub use analytics::{
+    AnomalyQuery, AnomalyRecord, EpisodeQuery, EpisodeRecord, JobQuery, JobRecord, JobStatus, ModelRecord,
+};
 pub use error::StoreError;
 pub use types::{ReadingPoint, ReadingQuery};
 
@@ -100,6 +102,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_anomaly(&self, id: Uuid) -> Result<Option<AnomalyRecord>>;
     /// `Ok(false)` when unknown.
     async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool>;
+    /// Inserts episodes, or updates them in place by id.
+    async fn upsert_episodes(&self, episodes: &[EpisodeRecord]) -> Result<()>;
+    /// Episodes overlapping the query's window, latest start first.
+    async fn list_episodes(&self, query: &EpisodeQuery) -> Result<Vec<EpisodeRecord>>;
 
     /// Fails with [`StoreError::Conflict`] when the name is taken
     /// (case-insensitively).

@@ -392,6 +392,55 @@ macro_rules! contract {
     };
 }
 
+async fn episodes_are_upserted_by_id_and_listed_by_overlap(store: Arc<dyn Store>) {
+    let m = Uuid::new_v4();
+    let episode = |minutes: i64, len: i64, open: bool| enms_store::EpisodeRecord {
+        id: Uuid::from_u64_pair(m.as_u64_pair().0, minutes as u64),
+        machine_id: m,
+        anomaly_type: "spike".into(),
+        severity: "warning".into(),
+        start: t0() + Duration::minutes(minutes),
+        end: t0() + Duration::minutes(minutes + len),
+        peak_at: t0() + Duration::minutes(minutes),
+        peak_score: 0.999,
+        signal: "power_kw".into(),
+        peak_value: 90.0,
+        peak_expected: 40.0,
+        count: 1,
+        actual_kwh: Some(22.5),
+        expected_kwh: None,
+        open,
+        source: "stream".into(),
+        updated_at: t0(),
+    };
+    store.upsert_episodes(&[episode(0, 30, false), episode(120, 15, true)]).await.unwrap();
+    // The open one grows and escalates: the same id, updated in place.
+    let mut grown = episode(120, 60, false);
+    grown.severity = "critical".into();
+    grown.count = 5;
+    store.upsert_episodes(&[grown.clone()]).await.unwrap();
+    let all = enms_store::EpisodeQuery { machine_id: Some(m), limit: 10, ..Default::default() };
+    let listed = store.list_episodes(&all).await.unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0], grown, "latest start first, every field kept");
+    assert_eq!(listed[1], episode(0, 30, false));
+    // Overlap: an episode counts when it ends at or after `since` and starts before `until`.
+    let window = |since: i64, until: i64| enms_store::EpisodeQuery {
+        machine_id: Some(m),
+        since: Some(t0() + Duration::minutes(since)),
+        until: Some(t0() + Duration::minutes(until)),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.list_episodes(&window(20, 60)).await.unwrap().len(), 1);
+    assert_eq!(store.list_episodes(&window(31, 120)).await.unwrap().len(), 0);
+    assert_eq!(store.list_episodes(&window(150, 400)).await.unwrap()[0].id, grown.id);
+    let critical = enms_store::EpisodeQuery { severity: Some("critical".into()), ..all.clone() };
+    assert_eq!(store.list_episodes(&critical).await.unwrap().len(), 1);
+    let open = enms_store::EpisodeQuery { open: Some(true), ..all };
+    assert!(store.list_episodes(&open).await.unwrap().is_empty());
+}
+
 contract!(
     machines_crud_and_name_conflicts,
     ingest_is_idempotent_and_atomic,
@@ -399,6 +448,7 @@ contract!(
     deleting_a_machine_deletes_its_readings,
     models_are_versioned_and_one_is_active,
     anomalies_are_stored_once_per_reading,
+    episodes_are_upserted_by_id_and_listed_by_overlap,
     the_event_log_pages_by_id_and_prunes_with_a_floor,
     one_unfinished_job_per_machine_and_type,
     stale_jobs_are_claimed_once,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::live::{Live, Notice, record};
+use super::live::{Live, Notice, episode_id, episode_record, record};
 use super::training::detect_error;
 use super::{SignalRows, blocking, load_signal_rows};
 use crate::error::ApiError;
@@ -66,6 +66,8 @@ pub const QUIET_READINGS: usize = episode::DEFAULT_QUIET;
 /// An episode with the anomalies it holds.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EpisodeView {
+    /// The stored episode's id (`GET /api/v1/anomaly/episodes`).
+    pub id: Uuid,
     #[serde(flatten)]
     pub episode: Episode,
     pub machine_id: Uuid,
@@ -198,6 +200,8 @@ pub async fn judge_and_save(live: &Live, machine: Uuid, p: Prepared) -> Result<D
     let (found, episodes) = blocking(move || judge_window(&data, start, b.as_ref(), &spec, machine)).await??;
     let new = live.save(&found).await;
     let saved = new.len();
+    let records: Vec<_> = episodes.iter().map(|e| episode_record(machine, &e.episode, "batch")).collect();
+    live.save_episodes(&records).await;
     announce_episodes(live, &episodes, &found, &new).await;
     Ok(DetectOutcome { readings: in_window, found, episodes, saved, baseline_model_id: baseline.map(|(id, _)| id) })
 }
@@ -219,7 +223,7 @@ async fn announce_episodes(live: &Live, episodes: &[EpisodeView], found: &[Anoma
                 .or_else(|| ids.first().and_then(|id| by_id.get(id)))?;
             Some(Notice {
                 kind: EventType::AnomalyDetected,
-                episode_id: Uuid::new_v4(),
+                episode_id: e.id,
                 episode: e.episode.clone(),
                 anomaly: (*peak).clone(),
                 escalated: false,
@@ -260,13 +264,15 @@ fn judge_window(
         for change in tracker.push(iv.sample.timestamp, iv.hours, &f) {
             if let episode::Change::Closed(e) = change {
                 let ids = open_ids.remove(e.anomaly_type.as_str()).unwrap_or_default();
-                episodes.push(EpisodeView { episode: e, machine_id: machine, anomaly_ids: ids });
+                let id = episode_id(machine, e.anomaly_type.as_str(), e.start);
+                episodes.push(EpisodeView { id, episode: e, machine_id: machine, anomaly_ids: ids });
             }
         }
     }
     for e in tracker.drain() {
         let ids = open_ids.remove(e.anomaly_type.as_str()).unwrap_or_default();
-        episodes.push(EpisodeView { episode: e, machine_id: machine, anomaly_ids: ids });
+        let id = episode_id(machine, e.anomaly_type.as_str(), e.start);
+        episodes.push(EpisodeView { id, episode: e, machine_id: machine, anomaly_ids: ids });
     }
     episodes.sort_by_key(|e| e.episode.start);
     Ok((found, episodes))

@@ -16,7 +16,7 @@ use enms_analytics::detect::{AnomalyModel, AnomalyType, Expectation, Finding, Re
 use enms_analytics::series::{Interval, MAX_INTERVAL_H, Sample};
 use enms_core::Reading;
 use enms_core::event::EventType;
-use enms_store::{AnomalyRecord, ModelRecord, Store, StoreError};
+use enms_store::{AnomalyRecord, EpisodeRecord, ModelRecord, Store, StoreError};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -157,6 +157,7 @@ impl Live {
     pub async fn observe(&self, readings: &[Reading]) {
         let mut found = Vec::new();
         let mut notices = Vec::new();
+        let mut episodes = Vec::new();
         {
             let Ok(detectors) = self.detectors.read() else { return };
             if detectors.is_empty() {
@@ -164,7 +165,7 @@ impl Live {
             }
             for r in readings {
                 let Some(d) = detectors.get(&r.machine_id) else { continue };
-                if let Some(record) = d.observe(r, &mut notices) {
+                if let Some(record) = d.observe(r, &mut notices, &mut episodes) {
                     found.push(record);
                 }
             }
@@ -173,6 +174,7 @@ impl Live {
             return;
         }
         let new = self.save(&found).await;
+        self.save_episodes(&episodes).await;
         // An opening or escalation whose anomaly was already saved (a
         // re-sent reading) is not announced twice.
         let fresh: std::collections::HashSet<Uuid> = new.iter().map(|a| a.id).collect();
@@ -191,6 +193,16 @@ impl Live {
                 tracing::error!(error = %e, "anomalies not saved");
                 Vec::new()
             }
+        }
+    }
+
+    /// Stores episodes as they stand (by id: an update replaces the row).
+    pub async fn save_episodes(&self, episodes: &[EpisodeRecord]) {
+        if episodes.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.upsert_episodes(episodes).await {
+            tracing::error!(error = %e, "episodes not saved");
         }
     }
 
@@ -213,7 +225,12 @@ impl Live {
 }
 
 impl Detector {
-    fn observe(&self, r: &Reading, notices: &mut Vec<Notice>) -> Option<AnomalyRecord> {
+    fn observe(
+        &self,
+        r: &Reading,
+        notices: &mut Vec<Notice>,
+        episodes: &mut Vec<EpisodeRecord>,
+    ) -> Option<AnomalyRecord> {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let hours = match state.last {
             Some(last) if r.timestamp > last => {
@@ -237,7 +254,7 @@ impl Detector {
         for change in state.episodes.push(iv.sample.timestamp, iv.hours, &finding) {
             match (change, &record) {
                 (Change::Opened(e), Some(a)) => {
-                    let id = Uuid::new_v4();
+                    let id = episode_id(r.machine_id, e.anomaly_type.as_str(), e.start);
                     state.open.insert(e.anomaly_type, (id, a.clone()));
                     notices.push(Notice {
                         kind: EventType::AnomalyDetected,
@@ -258,6 +275,7 @@ impl Detector {
                     });
                 }
                 (Change::Closed(e), _) => {
+                    episodes.push(episode_record(r.machine_id, &e, "stream"));
                     if let Some((id, first)) = state.open.remove(&e.anomaly_type) {
                         notices.push(Notice {
                             kind: EventType::AnomalyUpdated,
@@ -271,7 +289,51 @@ impl Detector {
                 _ => {}
             }
         }
+        // The episode this reading added to, as it stands now.
+        if let Some(kind) = finding.anomaly_type
+            && let Some(e) = state.episodes.open().find(|e| e.anomaly_type == kind)
+        {
+            episodes.push(episode_record(r.machine_id, e, "stream"));
+        }
         record
+    }
+}
+
+/// An episode's id: derived from machine, type and start, so batch and
+/// streaming detection of the same episode, and re-runs over one window,
+/// name the same row (FNV-1a, twice with different offsets, into 128 bits).
+pub fn episode_id(machine: Uuid, kind: &str, start: DateTime<Utc>) -> Uuid {
+    let fnv = |offset: u64| {
+        let mut h = offset;
+        for b in machine.as_bytes().iter().chain(kind.as_bytes()).chain(&start.timestamp_millis().to_le_bytes()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    };
+    Uuid::from_u64_pair(fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142))
+}
+
+/// An episode as the store keeps it.
+pub fn episode_record(machine: Uuid, e: &Episode, source: &str) -> EpisodeRecord {
+    EpisodeRecord {
+        id: episode_id(machine, e.anomaly_type.as_str(), e.start),
+        machine_id: machine,
+        anomaly_type: e.anomaly_type.as_str().into(),
+        severity: e.severity.as_str().into(),
+        start: e.start,
+        end: e.end,
+        peak_at: e.peak_at,
+        peak_score: e.peak_score,
+        signal: e.signal.clone(),
+        peak_value: e.peak_value,
+        peak_expected: e.peak_expected,
+        count: e.count as i64,
+        actual_kwh: e.actual_kwh,
+        expected_kwh: e.expected_kwh,
+        open: e.open,
+        source: source.into(),
+        updated_at: Utc::now(),
     }
 }
 

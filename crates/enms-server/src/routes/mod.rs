@@ -4,6 +4,7 @@
 mod anomalies;
 mod demo;
 mod docs;
+mod episodes;
 mod events;
 mod health;
 mod kpis;
@@ -88,6 +89,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(anomalies::detect))
         .routes(routes!(anomalies::detect_machine))
         .routes(routes!(anomalies::recent))
+        .routes(routes!(episodes::list))
         .routes(routes!(anomalies::get))
         .routes(routes!(anomalies::acknowledge))
         .routes(routes!(events::playback, events::publish))

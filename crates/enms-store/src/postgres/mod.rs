@@ -8,6 +8,7 @@
 
 mod analytics;
 mod demo;
+mod episodes;
 mod events;
 mod machines;
 mod readings;
@@ -26,8 +27,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use crate::{
-    AnomalyQuery, AnomalyRecord, JobQuery, JobRecord, ModelRecord, ReadingPoint, ReadingQuery, Result, Store,
-    StoreError,
+    AnomalyQuery, AnomalyRecord, EpisodeQuery, EpisodeRecord, JobQuery, JobRecord, ModelRecord, ReadingPoint,
+    ReadingQuery, Result, Store, StoreError,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -197,6 +198,14 @@ impl Store for PgStore {
 
     async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool> {
         analytics::acknowledge(&self.pool, id, by, note, at).await
+    }
+
+    async fn upsert_episodes(&self, episodes: &[EpisodeRecord]) -> Result<()> {
+        episodes::upsert(&self.pool, episodes).await
+    }
+
+    async fn list_episodes(&self, query: &EpisodeQuery) -> Result<Vec<EpisodeRecord>> {
+        episodes::list(&self.pool, query).await
     }
 
     async fn create_token(&self, token: &TokenRecord) -> Result<()> {

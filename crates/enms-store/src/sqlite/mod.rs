@@ -8,6 +8,7 @@
 
 mod analytics;
 mod demo;
+mod episodes;
 mod events;
 mod machines;
 mod readings;
@@ -27,8 +28,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 use crate::{
-    AnomalyQuery, AnomalyRecord, JobQuery, JobRecord, ModelRecord, ReadingPoint, ReadingQuery, Result, Store,
-    StoreError,
+    AnomalyQuery, AnomalyRecord, EpisodeQuery, EpisodeRecord, JobQuery, JobRecord, ModelRecord, ReadingPoint,
+    ReadingQuery, Result, Store, StoreError,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -195,6 +196,14 @@ impl Store for SqliteStore {
 
     async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool> {
         analytics::acknowledge(&self.writer, id, by, note, at).await
+    }
+
+    async fn upsert_episodes(&self, episodes: &[EpisodeRecord]) -> Result<()> {
+        episodes::upsert(&self.writer, episodes).await
+    }
+
+    async fn list_episodes(&self, query: &EpisodeQuery) -> Result<Vec<EpisodeRecord>> {
+        episodes::list(&self.reader, query).await
     }
 
     async fn create_token(&self, token: &TokenRecord) -> Result<()> {

@@ -232,6 +232,11 @@ async fn a_year_of_detection_runs_as_a_job_with_progress_and_a_fetchable_result(
     assert_eq!(run["anomaly_type"], "spike");
     assert_eq!(run["anomaly_ids"].as_array().map(Vec::len), Some(8));
     assert!(run["actual_kwh"].as_f64() > run["expected_kwh"].as_f64(), "{run}");
+    // The job stored its episodes: the same ids as in its result.
+    let (_, stored) = s.get(&format!("/api/v1/anomaly/episodes?machine_id={pump}&limit=500")).await;
+    let stored = stored.as_array().expect("list");
+    assert_eq!(stored.len() as u64, r["episodes_detected"].as_u64().expect("count"), "{stored:?}");
+    assert!(stored.iter().any(|e| e["id"] == run["id"] && e["count"] == 8 && e["source"] == "batch"));
     let lone = |i: i64| Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(15 * (i + 1));
     for i in [25_000, 33_000] {
         assert!(episodes.iter().any(|e| time(&e["start"]) == lone(i)), "spike {i} found");
@@ -474,6 +479,32 @@ async fn a_streamed_fault_is_one_episode_that_escalates_and_ends() {
     assert_eq!(time(&episode["end"]), t0 + Duration::minutes(15 * 7));
     let (_, saved) = s.get(&format!("/api/v1/anomaly/recent?machine_id={m}")).await;
     assert_eq!(saved.as_array().map(Vec::len), Some(8), "every flagged reading is saved: {saved}");
+    // The episode is stored, with the readings it holds.
+    let (status, stored) = s.get(&format!("/api/v1/anomaly/episodes?machine_id={m}")).await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    let stored = stored.as_array().expect("list");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let e = &stored[0];
+    assert_eq!(
+        (e["id"].clone(), e["count"].clone(), e["open"].clone()),
+        (episode["id"].clone(), json!(8), json!(false))
+    );
+    assert_eq!((e["severity"].as_str(), e["source"].as_str()), (Some("critical"), Some("stream")));
+    assert_eq!(e["readings"].as_array().map(Vec::len), Some(8), "{e}");
+    assert_eq!(time(&e["readings"][0]["timestamp"]), t0, "oldest first");
+    let (_, critical) = s.get(&format!("/api/v1/anomaly/episodes?machine_id={m}&severity=critical&open=false")).await;
+    assert_eq!(critical.as_array().map(Vec::len), Some(1));
+    for bad in [
+        "since=2025-01-22T00:00:00Z&until=2025-01-21T00:00:00Z",
+        "open=maybe",
+        "severity=normal",
+        "limit=0",
+        "machine_id=x",
+    ] {
+        let (status, body) = s.get(&format!("/api/v1/anomaly/episodes?{bad}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert!(body["error"]["field"].is_string(), "{bad}: {body}");
+    }
     // Scores of the window: in [0, 1], the fault's readings highest.
     let (status, scores) =
         s.get(&format!("/api/v1/machines/{m}/scores?start=2025-01-21T09:00:00Z&end=2025-01-21T14:00:00Z")).await;

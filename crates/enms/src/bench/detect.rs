@@ -82,7 +82,8 @@ async fn newest(http: &reqwest::Client, base: &str, machine: &str) -> Result<(f6
     let start = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let url = format!("{base}/api/v1/machines/{machine}/readings?start={start}");
     let points: Value = http.get(url).send().await?.error_for_status()?.json().await?;
-    let last = points.as_array().and_then(|p| p.last()).ok_or("the machine has no reading in the last two hours")?;
+    let last =
+        points["points"].as_array().and_then(|p| p.last()).ok_or("the machine has no reading in the last two hours")?;
     let kw = last["power_kw"].as_f64().ok_or("a reading without power")?;
     Ok((kw, last["production_units"].as_f64()))
 }

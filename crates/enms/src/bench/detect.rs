@@ -27,13 +27,18 @@ pub async fn run(args: BenchDetectArgs) -> Result<(), BoxError> {
     let ws_url = format!("{}/api/v1/ws/anomalies?machine_id={}", base.replacen("http", "ws", 1), args.machine);
     let (mut ws, _) = connect_async(ws_url).await?;
     let http = reqwest::Client::new();
-    let (normal_kw, units) = newest(&http, base, &args.machine).await?;
+    let (normal_kw, units_per_h, temp, mut last) = newest(&http, base, &args.machine).await?;
+    // Production for an interval of `ms` at the machine's normal rate: the
+    // model judges rates, so a reading 1 ms after the last must carry 1 ms
+    // worth of units, or its rate (and the expected power) is absurd.
+    let units = |ms: f64| units_per_h.map(|u| u * ms / 3.6e6);
     let (mut latencies, mut accepted, mut lost) = (Vec::new(), Vec::new(), 0usize);
     for i in 0..args.readings {
-        let ts = chrono::Utc::now();
+        let ts = chrono::Utc::now().max(last + chrono::Duration::milliseconds(1));
+        let gap_ms = (ts - last).num_milliseconds().max(1) as f64;
         let reading = json!({"machine_id": args.machine, "timestamp": ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                             "power_kw": args.power_kw, "energy_kwh": args.power_kw / 720.0,
-                             "production_units": 10.0, "outdoor_temp_c": 12.0});
+                             "power_kw": args.power_kw, "energy_kwh": args.power_kw * gap_ms / 3.6e6,
+                             "production_units": units(gap_ms), "outdoor_temp_c": 12.0});
         let sent = Instant::now();
         let resp = http.post(format!("{base}/api/v1/readings")).json(&json!({"readings": [reading]})).send().await?;
         if !resp.status().is_success() {
@@ -59,14 +64,19 @@ pub async fn run(args: BenchDetectArgs) -> Result<(), BoxError> {
             }
         }
         // End the episode: the quiet stretch at the machine's normal power.
+        // One millisecond apart, at the machine's normal power and rate of
+        // production; each a little different, as four equal values in a row
+        // while producing are a stuck meter.
         let quiet: Vec<Value> = (1..=4)
             .map(|k| {
                 let at = ts + chrono::Duration::milliseconds(k);
+                let kw = normal_kw * (1.0 + 0.0005 * k as f64);
                 json!({"machine_id": args.machine, "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                       "power_kw": normal_kw, "energy_kwh": normal_kw / 720.0, "production_units": units,
-                       "outdoor_temp_c": 12.0})
+                       "power_kw": kw, "energy_kwh": kw / 3.6e6,
+                       "production_units": units(1.0), "outdoor_temp_c": temp})
             })
             .collect();
+        last = ts + chrono::Duration::milliseconds(4);
         http.post(format!("{base}/api/v1/readings"))
             .json(&json!({"readings": quiet}))
             .send()
@@ -77,15 +87,26 @@ pub async fn run(args: BenchDetectArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The power and production of the machine's newest reading.
-async fn newest(http: &reqwest::Client, base: &str, machine: &str) -> Result<(f64, Option<f64>), BoxError> {
+/// The machine's newest reading: its power, its production per hour (over
+/// the interval since the reading before), its temperature and its time.
+async fn newest(
+    http: &reqwest::Client,
+    base: &str,
+    machine: &str,
+) -> Result<(f64, Option<f64>, Option<f64>, chrono::DateTime<chrono::Utc>), BoxError> {
     let start = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let url = format!("{base}/api/v1/machines/{machine}/readings?start={start}");
     let points: Value = http.get(url).send().await?.error_for_status()?.json().await?;
-    let last =
-        points["points"].as_array().and_then(|p| p.last()).ok_or("the machine has no reading in the last two hours")?;
+    let points = points["points"].as_array().ok_or("no points in the answer")?;
+    let [.., before, last] = points.as_slice() else {
+        return Err("the machine has fewer than two readings in the last two hours".into());
+    };
+    let at = |p: &Value| p["timestamp"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let (Some(t0), Some(t1)) = (at(before), at(last)) else { return Err("a reading without a time".into()) };
+    let hours = (t1 - t0).num_milliseconds() as f64 / 3.6e6;
     let kw = last["power_kw"].as_f64().ok_or("a reading without power")?;
-    Ok((kw, last["production_units"].as_f64()))
+    let rate = last["production_units"].as_f64().filter(|_| hours > 0.0).map(|u| u / hours);
+    Ok((kw, rate, last["outdoor_temp_c"].as_f64(), t1.with_timezone(&chrono::Utc)))
 }
 
 fn pct(v: &[f64], q: f64) -> f64 {

@@ -174,12 +174,14 @@ impl Live {
             return;
         }
         let new = self.save(&found).await;
-        self.save_episodes(&episodes).await;
         // An opening or escalation whose anomaly was already saved (a
         // re-sent reading) is not announced twice.
         let fresh: std::collections::HashSet<Uuid> = new.iter().map(|a| a.id).collect();
         notices.retain(|n| n.kind == EventType::AnomalyUpdated || fresh.contains(&n.anomaly.id));
         self.announce(&notices).await;
+        // After the announcement: the episode row is one more commit, and
+        // the operator should not wait for it.
+        self.save_episodes(&episodes).await;
     }
 
     /// Stores anomalies (idempotently); answers those that were new.

@@ -4,9 +4,11 @@
 //! value. Shared by batch detection and the streaming path, so a reading is
 //! judged the same way by both.
 //!
-//! Layout: [`signal`] names what can be judged, [`calibrate`] turns a
-//! statistic into a training-period tail share, [`episode`] groups findings
-//! into episodes. docs/analytics.md states the rules; in short:
+//! Layout: [`signal`] names what can be judged, `expect` holds each
+//! signal's expectation and noise, [`calibrate`] turns a statistic into a
+//! training-period tail share, `recent` keeps what the look-back rules
+//! need, [`episode`] groups findings into episodes. docs/analytics.md
+//! states the rules; in short:
 //!
 //! - Per signal an *expected value* (power: the active baseline, else the
 //!   median at the same hour and operating state; other signals: that
@@ -28,9 +30,9 @@
 
 pub mod calibrate;
 pub mod episode;
+mod expect;
+mod recent;
 pub mod signal;
-
-use std::collections::VecDeque;
 
 use chrono::{Datelike, Timelike};
 use nalgebra::{DMatrix, DVector};
@@ -42,6 +44,8 @@ use crate::iforest::{Contamination, ForestError, ForestParams, IsolationForest};
 use crate::scale::{NoiseScale, median};
 use crate::series::Interval;
 use calibrate::{Tail, threshold_for_share};
+pub use expect::{HourProfile, SignalModel};
+pub use recent::Recent;
 pub use signal::{Signal, UnknownSignal};
 
 /// Shortest run of one repeated power value, while operating, that is a
@@ -127,48 +131,6 @@ impl AnomalyType {
     }
 }
 
-/// Median of a signal by (hour of day, operating): the expectation without
-/// a baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HourProfile {
-    /// 48 entries: hour × 2 + operating; `None` where training had too few
-    /// (JSON has no NaN, and the model is stored as JSON).
-    medians: Vec<Option<f64>>,
-    /// Median by operating state over all hours, then overall: the
-    /// fallbacks for thin buckets.
-    by_state: [Option<f64>; 2],
-    overall: f64,
-}
-
-/// Fewest training readings a profile bucket needs to be trusted.
-const MIN_BUCKET: usize = 8;
-
-impl HourProfile {
-    fn build(rows: &[Interval], values: impl Fn(usize) -> f64) -> Self {
-        let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); 48];
-        let mut states: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-        let mut all = Vec::with_capacity(rows.len());
-        for (i, iv) in rows.iter().enumerate() {
-            let v = values(i);
-            buckets[profile_key(iv)].push(v);
-            states[usize::from(iv.operating())].push(v);
-            all.push(v);
-        }
-        let trusted = |b: &mut Vec<f64>| Some(median(b)).filter(|m| m.is_finite() && b.len() >= MIN_BUCKET);
-        let medians = buckets.iter_mut().map(trusted).collect();
-        let [idle, busy] = &mut states;
-        Self { medians, by_state: [trusted(idle), trusted(busy)], overall: median(&mut all) }
-    }
-
-    fn expected(&self, iv: &Interval) -> f64 {
-        self.medians[profile_key(iv)].or(self.by_state[usize::from(iv.operating())]).unwrap_or(self.overall)
-    }
-}
-
-fn profile_key(iv: &Interval) -> usize {
-    iv.sample.timestamp.hour() as usize * 2 + usize::from(iv.operating())
-}
-
 /// Where the expected power comes from.
 pub enum Expectation<'a> {
     Baseline(&'a BaselineModel),
@@ -189,33 +151,6 @@ pub struct ModelSpec {
 impl Default for ModelSpec {
     fn default() -> Self {
         Self { signals: None, contamination: 0.01, seed: 0 }
-    }
-}
-
-/// One signal's expectation and noise.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SignalModel {
-    pub signal: Signal,
-    profile: HourProfile,
-    /// σ by expected level, while idle and while operating.
-    noise: [NoiseScale; 2],
-    /// Smallest σ.
-    pub sigma_floor: f64,
-    /// σ is also at least half the mean absolute deviation of the state.
-    spread_floor: [f64; 2],
-    /// σ is also at least this share of the expected value.
-    level_share: f64,
-    /// Value used when a reading lacks the signal.
-    fill: f64,
-}
-
-impl SignalModel {
-    fn sigma(&self, iv: &Interval, expected: f64) -> f64 {
-        self.noise[usize::from(iv.operating())]
-            .at(expected)
-            .max(self.level_share * expected.abs())
-            .max(self.sigma_floor)
-            .max(self.spread_floor[usize::from(iv.operating())])
     }
 }
 
@@ -684,39 +619,6 @@ pub fn features(iv: &Interval, expected_kw: f64, fill: [f64; 2]) -> [f64; 8] {
         iv.sample.outdoor_temp_c.unwrap_or(fill[1]),
         iv.sample.power_kw - expected_kw,
     ]
-}
-
-/// The last readings of one machine, for the stuck and drift rules.
-#[derive(Debug, Clone, Default)]
-pub struct Recent {
-    powers: VecDeque<f64>,
-    /// (contributing signal, its z).
-    zs: VecDeque<(usize, f64)>,
-}
-
-impl Recent {
-    fn push(&mut self, power: f64, z: f64, signal: usize, stuck_run: usize) {
-        self.powers.push_back(power);
-        self.zs.push_back((signal, z));
-        while self.powers.len() > stuck_run {
-            self.powers.pop_front();
-        }
-        while self.zs.len() > DRIFT_WINDOW {
-            self.zs.pop_front();
-        }
-    }
-
-    fn stuck(&self, run: usize) -> bool {
-        self.powers.len() == run && self.powers.iter().all(|p| *p == self.powers[0] && *p > 0.0)
-    }
-
-    fn drifting(&self, signal: usize, z: f64) -> bool {
-        if self.zs.len() < DRIFT_WINDOW || self.zs.iter().any(|(s, _)| *s != signal) {
-            return false;
-        }
-        let mean = self.zs.iter().map(|(_, v)| v).sum::<f64>() / self.zs.len() as f64;
-        mean.abs() >= 2.0 && mean.signum() == z.signum() && self.zs.iter().all(|(_, v)| v.signum() == z.signum())
-    }
 }
 
 #[cfg(test)]

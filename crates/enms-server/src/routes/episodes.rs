@@ -15,7 +15,7 @@ const READINGS_LISTED: u32 = 100;
 const SEVERITIES: [&str; 2] = ["warning", "critical"];
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct EpisodeView {
+pub struct StoredEpisode {
     #[serde(flatten)]
     episode: EpisodeRecord,
     /// Its flagged readings (the machine's anomalies of its type from start
@@ -32,8 +32,8 @@ pub struct EpisodeView {
         ("severity" = Option<String>, Query, pattern = "^(warning|critical)$", description = "The highest severity reached"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Default 50"),
     ),
-    responses((status = 200, description = "Episodes, latest start first, each with its readings", body = Vec<EpisodeView>)))]
-pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Vec<EpisodeView>>, ApiError> {
+    responses((status = 200, description = "Episodes, latest start first, each with its readings", body = Vec<StoredEpisode>)))]
+pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Vec<StoredEpisode>>, ApiError> {
     let machine_id = params.uuid("machine_id")?;
     let time = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
     let since = params.parse("since", time)?;
@@ -70,7 +70,7 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
             .filter(|a| a.anomaly_type == episode.anomaly_type)
             .collect();
         readings.reverse();
-        out.push(EpisodeView { episode, readings });
+        out.push(StoredEpisode { episode, readings });
     }
     Ok(Json(out))
 }

@@ -31,6 +31,15 @@ fn pump_year(machine: &str, days: i64) -> Vec<Value> {
         .collect()
 }
 
+/// A machine with an id fixed by `n`: its forest is seeded by its id, so
+/// the model, and what it flags, are the same in every run.
+async fn machine(s: &TestServer, name: &str, n: u32) -> String {
+    let id = format!("de7ec700-0000-0000-0000-{n:012}");
+    let (status, body) = s.post("/api/v1/machines", &json!({"id": id, "name": name, "type": "pump"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    id
+}
+
 async fn ingest(s: &TestServer, rows: Vec<Value>) {
     for chunk in rows.chunks(10_000) {
         let (status, body) = s.post("/api/v1/readings", &json!({"readings": chunk})).await;
@@ -65,7 +74,7 @@ fn time(v: &Value) -> DateTime<Utc> {
 #[tokio::test]
 async fn an_anomaly_model_trains_on_a_chosen_past_period_and_judges_many_signals() {
     let s = TestServer::start().await;
-    let pump = s.create_machine("Pump-7").await;
+    let pump = machine(&s, "Pump-7", 7).await;
     ingest(&s, pump_year(&pump, 40)).await;
     let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training").await;
     // By default: the 14 days up to the newest reading, not the clock.
@@ -113,7 +122,7 @@ async fn an_anomaly_model_trains_on_a_chosen_past_period_and_judges_many_signals
 #[tokio::test]
 async fn anomaly_training_refuses_bad_input_and_stores_nothing() {
     let s = TestServer::start().await;
-    let pump = s.create_machine("Pump-8").await;
+    let pump = machine(&s, "Pump-8", 8).await;
     ingest(&s, pump_year(&pump, 15)).await;
     let train = |body: Value| {
         let s = &s;
@@ -195,7 +204,7 @@ async fn anomaly_training_refuses_bad_input_and_stores_nothing() {
 #[tokio::test]
 async fn a_year_of_detection_runs_as_a_job_with_progress_and_a_fetchable_result() {
     let s = TestServer::start().await;
-    let pump = s.create_machine("Pump-9").await;
+    let pump = machine(&s, "Pump-9", 9).await;
     let mut year = pump_year(&pump, 365);
     // Eight spikes in a row: one episode. Two lone spikes elsewhere.
     for i in 0..8 {
@@ -393,8 +402,8 @@ async fn saved_count(s: &TestServer, machine: &str) -> usize {
 async fn a_rolling_refresh_learns_a_new_normal_but_not_an_ongoing_fault() {
     let s = TestServer::start().await;
     let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training").await;
-    let changed = s.create_machine("Changed-1").await;
-    let faulty = s.create_machine("Faulty-1").await;
+    let changed = machine(&s, "Changed-1", 11).await;
+    let faulty = machine(&s, "Faulty-1", 12).await;
     for m in [&changed, &faulty] {
         ingest(&s, noisy_days(m, 20)).await;
         retrain(&s, &mut ws, m).await;
@@ -432,7 +441,7 @@ async fn a_rolling_refresh_learns_a_new_normal_but_not_an_ongoing_fault() {
 #[tokio::test]
 async fn a_streamed_fault_is_one_episode_that_escalates_and_ends() {
     let s = TestServer::start().await;
-    let m = s.create_machine("Press-3").await;
+    let m = machine(&s, "Press-3", 3).await;
     ingest(&s, noisy_days(&m, 20)).await;
     let (mut training, _) = Ws::connect(&s, "/api/v1/ws/training").await;
     let (status, job) = s.post(&format!("/api/v1/anomaly/train/{m}"), &json!({})).await;

@@ -271,29 +271,8 @@ impl AnomalyModel {
         }
         let signals = Self::signals_of(spec);
         let k = signals.len();
-        if values.len() != rows.len() * k {
-            return Err(DetectError::Shape { got: values.len(), rows: rows.len(), signals: k });
-        }
-        if rows.len() < MIN_TRAINING_ROWS {
-            return Err(DetectError::InsufficientData { have: rows.len(), need: MIN_TRAINING_ROWS });
-        }
+        check_training(rows.len(), values, &signals)?;
         let column = |j: usize| values.iter().skip(j).step_by(k).copied();
-        let missing: Vec<String> =
-            (0..k).filter(|&j| column(j).all(|v| !v.is_finite())).map(|j| signals[j].name()).collect();
-        if !missing.is_empty() {
-            return Err(DetectError::MissingFeature(missing));
-        }
-        let constant: Vec<String> = (0..k)
-            .filter(|&j| {
-                let mut present = column(j).filter(|v| v.is_finite());
-                let first = present.next();
-                present.all(|v| Some(v) == first)
-            })
-            .map(|j| signals[j].name())
-            .collect();
-        if !constant.is_empty() {
-            return Err(DetectError::ConstantFeature(constant));
-        }
         let fills: Vec<f64> =
             (0..k).map(|j| median(&mut column(j).filter(|v| v.is_finite()).collect::<Vec<_>>())).collect();
         let value = |i: usize, j: usize| {
@@ -551,6 +530,37 @@ impl AnomalyModel {
     pub fn training_rate(&self) -> f64 {
         self.training_flagged as f64 / self.training_rows.max(1) as f64
     }
+}
+
+/// What training would refuse, checked without training: the shape of
+/// `values` (row-major, one column per signal), too few rows, and signals
+/// that no row carries or that never change (named).
+pub fn check_training(rows: usize, values: &[f64], signals: &[Signal]) -> Result<(), DetectError> {
+    let k = signals.len();
+    if values.len() != rows * k {
+        return Err(DetectError::Shape { got: values.len(), rows, signals: k });
+    }
+    if rows < MIN_TRAINING_ROWS {
+        return Err(DetectError::InsufficientData { have: rows, need: MIN_TRAINING_ROWS });
+    }
+    let column = |j: usize| values.iter().skip(j).step_by(k).copied();
+    let missing: Vec<String> =
+        (0..k).filter(|&j| column(j).all(|v| !v.is_finite())).map(|j| signals[j].name()).collect();
+    if !missing.is_empty() {
+        return Err(DetectError::MissingFeature(missing));
+    }
+    let constant: Vec<String> = (0..k)
+        .filter(|&j| {
+            let mut present = column(j).filter(|v| v.is_finite());
+            let first = present.next();
+            present.all(|v| Some(v) == first)
+        })
+        .map(|j| signals[j].name())
+        .collect();
+    if !constant.is_empty() {
+        return Err(DetectError::ConstantFeature(constant));
+    }
+    Ok(())
 }
 
 fn identity(k: usize) -> Vec<f64> {

@@ -8,6 +8,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -117,7 +118,39 @@ impl Params {
     }
 }
 
+type Time = DateTime<Utc>;
+
 impl Params {
+    /// An optional RFC 3339 timestamp parameter.
+    pub fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.parse(key, |v| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp")))
+    }
+
+    /// Optional `since` and `until`; when both are given, since before until.
+    pub fn since_until(&self) -> Result<(Option<Time>, Option<Time>), ApiError> {
+        let (since, until) = (self.time("since")?, self.time("until")?);
+        if let (Some(s), Some(u)) = (since, until)
+            && s >= u
+        {
+            return Err(ApiError::invalid("invalid_range", "since", "since must be before until"));
+        }
+        Ok((since, until))
+    }
+
+    /// `start` and `end` (default: the 24 h up to now), start before end and
+    /// at most `max_days` apart; `what` names the window in that error.
+    pub fn start_end(&self, max_days: i64, what: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+        let end = self.time("end")?.unwrap_or_else(Utc::now);
+        let start = self.time("start")?.unwrap_or(end - chrono::Duration::days(1));
+        if start >= end {
+            return Err(ApiError::invalid("invalid_range", "start", format!("start {start} must be before end {end}")));
+        }
+        if end - start > chrono::Duration::days(max_days) {
+            return Err(ApiError::invalid("window_too_long", "end", format!("{what} covers at most {max_days} days")));
+        }
+        Ok((start, end))
+    }
+
     /// An optional UUID parameter.
     pub fn uuid(&self, key: &str) -> Result<Option<Uuid>, ApiError> {
         self.parse(key, |v| Uuid::parse_str(v).map_err(|_| format!("{v:?} is not a UUID")))

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use enms_analytics::baseline::{BaselineModel, BaselineSpec, Granularity, Variable};
-use enms_analytics::detect::{AnomalyModel, DetectError, MIN_TRAINING_ROWS, ModelSpec, Signal};
+use enms_analytics::detect::{AnomalyModel, DetectError, ModelSpec, Signal, check_training};
 use enms_analytics::series;
 use enms_store::ModelRecord;
 use serde::{Deserialize, Serialize};
@@ -245,33 +245,15 @@ pub async fn precheck_anomaly(store: &dyn enms_store::Store, machine: Uuid, plan
     let spec = ModelSpec { signals: plan.signals.clone(), contamination: plan.contamination, seed: 0 };
     let signals = AnomalyModel::signals_of(&spec);
     let data = load_signal_rows(store, machine, plan.start, plan.end, &signals).await?;
-    let have = data.rows.len();
-    if have < MIN_TRAINING_ROWS {
-        return Err(detect_error(DetectError::InsufficientData { have, need: MIN_TRAINING_ROWS }).with_message(
-            format!(
-                "the window from {} to {} holds {have} readings; an anomaly model needs at least {MIN_TRAINING_ROWS}",
+    match check_training(data.rows.len(), &data.values, &signals) {
+        Err(DetectError::InsufficientData { have, need }) => {
+            Err(detect_error(DetectError::InsufficientData { have, need }).with_message(format!(
+                "the window from {} to {} holds {have} readings; an anomaly model needs at least {need}",
                 plan.start, plan.end
-            ),
-        ));
+            )))
+        }
+        other => other.map_err(detect_error),
     }
-    let k = signals.len();
-    let column = |j: usize| data.values.iter().skip(j).step_by(k).copied().filter(|v| v.is_finite());
-    let missing: Vec<String> = (0..k).filter(|&j| column(j).next().is_none()).map(|j| signals[j].name()).collect();
-    if !missing.is_empty() {
-        return Err(detect_error(DetectError::MissingFeature(missing)));
-    }
-    let constant: Vec<String> = (0..k)
-        .filter(|&j| {
-            let mut c = column(j);
-            let first = c.next();
-            c.all(|v| Some(v) == first)
-        })
-        .map(|j| signals[j].name())
-        .collect();
-    if !constant.is_empty() {
-        return Err(detect_error(DetectError::ConstantFeature(constant)));
-    }
-    Ok(())
 }
 
 pub fn check_contamination(c: f64) -> Result<f64, ApiError> {

@@ -131,14 +131,7 @@ pub async fn recent(State(state): State<AppState>, params: Params) -> Result<Jso
             Err("severity must be normal, warning or critical".into())
         }
     })?;
-    let time = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
-    let since = params.parse("since", time)?;
-    let until = params.parse("until", time)?;
-    if let (Some(s), Some(u)) = (since, until)
-        && s >= u
-    {
-        return Err(ApiError::invalid("invalid_range", "since", "since must be before until"));
-    }
+    let (since, until) = params.since_until()?;
     let acknowledged = params.parse("acknowledged", |v| match v {
         "true" => Ok(true),
         "false" => Ok(false),

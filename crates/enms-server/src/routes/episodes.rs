@@ -35,14 +35,7 @@ pub struct StoredEpisode {
     responses((status = 200, description = "Episodes, latest start first, each with its readings", body = Vec<StoredEpisode>)))]
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Vec<StoredEpisode>>, ApiError> {
     let machine_id = params.uuid("machine_id")?;
-    let time = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
-    let since = params.parse("since", time)?;
-    let until = params.parse("until", time)?;
-    if let (Some(s), Some(u)) = (since, until)
-        && s >= u
-    {
-        return Err(ApiError::invalid("invalid_range", "since", "since must be before until"));
-    }
+    let (since, until) = params.since_until()?;
     let open = params.parse("open", |v| match v {
         "true" => Ok(true),
         "false" => Ok(false),

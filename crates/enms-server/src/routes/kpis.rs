@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use enms_analytics::baseline::BaselineModel;
 use enms_analytics::kpi::{self, Kpis, Tariff};
 use enms_analytics::series;
@@ -45,15 +45,7 @@ pub async fn kpis(
 ) -> Result<Json<KpiReport>, ApiError> {
     let id = path_id(&id)?;
     let machine = state.store.get_machine(id).await?.ok_or_else(|| ApiError::not_found("machine", id))?;
-    let ts = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
-    let end = params.parse("end", ts)?.unwrap_or_else(Utc::now);
-    let start = params.parse("start", ts)?.unwrap_or(end - Duration::days(1));
-    if start >= end {
-        return Err(ApiError::invalid("invalid_range", "start", format!("start {start} must be before end {end}")));
-    }
-    if end - start > Duration::days(400) {
-        return Err(ApiError::invalid("window_too_long", "end", "a KPI window covers at most 400 days"));
-    }
+    let (start, end) = params.start_end(400, "a KPI window")?;
     let baseline = match state.store.active_model(id, "baseline").await? {
         Some(r) => {
             Some((r.id, r.version, serde_json::from_value::<BaselineModel>(r.body).map_err(ApiError::internal)?))

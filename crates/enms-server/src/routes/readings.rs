@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Duration, Utc};
-use enms_core::{ReadingInput, Resolution, csv_format, parse_batch, timestamp};
+use enms_core::{ReadingInput, Resolution, csv_format, parse_batch};
 use enms_store::{ReadingPoint, ReadingQuery};
 use serde::Serialize;
 use uuid::Uuid;
@@ -141,9 +141,8 @@ pub async fn query(
     params: Params,
 ) -> Result<Json<Series>, ApiError> {
     let id = path_id(&id)?;
-    let time = |v: &str| timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
-    let end = params.parse("end", time)?.unwrap_or_else(Utc::now);
-    let start = params.parse("start", time)?.unwrap_or(end - Duration::days(1));
+    let end = params.time("end")?.unwrap_or_else(Utc::now);
+    let start = params.time("start")?.unwrap_or(end - Duration::days(1));
     if start >= end {
         return Err(ApiError::invalid("invalid_range", "start", "start must be before end"));
     }

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -46,19 +46,7 @@ pub async fn scores(
 ) -> Result<Json<Scores>, ApiError> {
     let id = path_id(&id)?;
     state.store.get_machine(id).await?.ok_or_else(|| ApiError::not_found("machine", id))?;
-    let ts = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
-    let end = params.parse("end", ts)?.unwrap_or_else(Utc::now);
-    let start = params.parse("start", ts)?.unwrap_or(end - Duration::days(1));
-    if start >= end {
-        return Err(ApiError::invalid("invalid_range", "start", format!("start {start} must be before end {end}")));
-    }
-    if end - start > Duration::days(MAX_DAYS) {
-        return Err(ApiError::invalid(
-            "window_too_long",
-            "end",
-            format!("a scores window covers at most {MAX_DAYS} days"),
-        ));
-    }
+    let (start, end) = params.start_end(MAX_DAYS, "a scores window")?;
     let (model_id, scores) = detection::scores(&state.analytics.live, id, start, end).await?;
     Ok(Json(Scores { machine_id: id, model_id, start, end, scores }))
 }

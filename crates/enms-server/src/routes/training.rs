@@ -126,9 +126,8 @@ pub async fn retrain_trigger(State(state): State<AppState>, params: Params) -> R
     let machine = Uuid::parse_str(machine)
         .map_err(|_| ApiError::invalid("invalid_id", "machine_id", format!("{machine:?} is not a UUID")))?;
     let reason = params.get("reason").map(|r| r.chars().take(500).collect());
-    let time = |v: &str| enms_core::timestamp::parse(v).ok_or_else(|| format!("{v:?} is not an RFC 3339 timestamp"));
-    let start = params.parse("start", time)?;
-    let end = params.parse("end", time)?;
+    let start = params.time("start")?;
+    let end = params.time("end")?;
     let contamination = params
         .parse("contamination", |v| v.parse::<f64>().map_err(|_| format!("{v:?} is not a number")))?
         .map(check_contamination)

@@ -189,13 +189,12 @@ impl Event {
     }
 }
 
-pub use crate::payload::validate_payload;
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::payload::validate_payload;
 
     #[test]
     fn ids_are_ordered_and_never_go_back() {

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use crate::analytics::AnalyticsConfig;
 pub use crate::auth::{AuthConfig, RateLimit};
-pub use crate::bus::BusConfig;
-pub use crate::bus::redis::RedisConfig;
 pub use crate::gateway::GatewayConfig;
-pub use crate::hub::QueueLimits;
+pub use enms_jobs::AnalyticsConfig;
+pub use enms_realtime::bus::BusConfig;
+pub use enms_realtime::bus::redis::RedisConfig;
+pub use enms_realtime::hub::{HubConfig, QueueLimits};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

@@ -9,9 +9,9 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use crate::ServerError;
-use crate::analytics::training::TrainRequest;
 use crate::config::DemoConfig;
 use crate::state::AppState;
+use enms_jobs::training::TrainRequest;
 
 /// Spacing of backfilled history, as a typical interval meter reports.
 const HISTORY_STEP: Duration = Duration::minutes(15);
@@ -137,7 +137,7 @@ pub async fn train_first_models(state: AppState, config: DemoConfig) {
                 Err(e) => Err(e),
             };
             if let Err(e) = finished {
-                tracing::warn!(machine = m.name, kind, error = %e.body.message, "demo training not run");
+                tracing::warn!(machine = m.name, kind, error = %e, "demo training not run");
             }
         }
     }

@@ -4,15 +4,15 @@
 
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Largest body of the small JSON endpoints (machines).
 const SMALL_JSON: usize = 64 << 10;
@@ -26,13 +26,11 @@ pub async fn read_body(headers: &HeaderMap, body: Body, accepted: &[&str], limit
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     if !media.as_deref().is_some_and(|m| accepted.contains(&m)) {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             format!("Content-Type must be {}; got {}", accepted.join(" or "), media.as_deref().unwrap_or("none")),
         ));
     }
-    let too_large =
-        || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body exceeds {limit} bytes"));
+    let too_large = || ApiError::new(Code::PayloadTooLarge, format!("the body exceeds {limit} bytes"));
     let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
@@ -45,13 +43,13 @@ pub async fn read_body(headers: &HeaderMap, body: Body, accepted: &[&str], limit
             }
             source = err.source();
         }
-        ApiError::new(StatusCode::BAD_REQUEST, "body_read_failed", format!("could not read the body: {e}"))
+        ApiError::new(Code::BodyReadFailed, format!("could not read the body: {e}"))
     })
 }
 
 /// Parses JSON, naming the path of the first wrong field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let malformed = |e: serde_json::Error| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string());
+    let malformed = |e: serde_json::Error| ApiError::new(Code::MalformedJson, e.to_string());
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,
@@ -64,7 +62,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             // A missing or unknown top-level field has path "."; its name is
             // quoted in serde's message.
             let field = if path == "." { inner.to_string().split('`').nth(1).unwrap_or("").to_owned() } else { path };
-            return Err(ApiError::invalid("invalid_field", &field, inner.to_string()));
+            return Err(ApiError::invalid(Code::InvalidField, &field, inner.to_string()));
         }
     };
     de.end().map_err(malformed)?;
@@ -98,7 +96,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map(|Query(pairs)| Params(pairs))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+            .map_err(|e| ApiError::new(Code::InvalidQuery, e.body_text()))
     }
 }
 
@@ -114,7 +112,7 @@ impl Params {
 
     /// Parses an optional parameter with `parse`, naming it on failure.
     pub fn parse<T>(&self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ApiError> {
-        self.get(key).map(|v| parse(v).map_err(|msg| ApiError::invalid("invalid_parameter", key, msg))).transpose()
+        self.get(key).map(|v| parse(v).map_err(|msg| ApiError::invalid(Code::InvalidParameter, key, msg))).transpose()
     }
 }
 
@@ -132,7 +130,7 @@ impl Params {
         if let (Some(s), Some(u)) = (since, until)
             && s >= u
         {
-            return Err(ApiError::invalid("invalid_range", "since", "since must be before until"));
+            return Err(ApiError::invalid(Code::InvalidRange, "since", "since must be before until"));
         }
         Ok((since, until))
     }
@@ -143,10 +141,18 @@ impl Params {
         let end = self.time("end")?.unwrap_or_else(Utc::now);
         let start = self.time("start")?.unwrap_or(end - chrono::Duration::days(1));
         if start >= end {
-            return Err(ApiError::invalid("invalid_range", "start", format!("start {start} must be before end {end}")));
+            return Err(ApiError::invalid(
+                Code::InvalidRange,
+                "start",
+                format!("start {start} must be before end {end}"),
+            ));
         }
         if end - start > chrono::Duration::days(max_days) {
-            return Err(ApiError::invalid("window_too_long", "end", format!("{what} covers at most {max_days} days")));
+            return Err(ApiError::invalid(
+                Code::WindowTooLong,
+                "end",
+                format!("{what} covers at most {max_days} days"),
+            ));
         }
         Ok((start, end))
     }
@@ -171,7 +177,7 @@ impl Params {
 
 /// A machine id from the path.
 pub fn path_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::invalid("invalid_id", "id", format!("{raw:?} is not a UUID")))
+    Uuid::parse_str(raw).map_err(|_| ApiError::invalid(Code::InvalidId, "id", format!("{raw:?} is not a UUID")))
 }
 
 /// A small JSON body that may be absent: an empty body, or JSON `null`, gives
@@ -183,21 +189,16 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let bytes = axum::body::to_bytes(body, SMALL_JSON).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body exceeds {SMALL_JSON} bytes"),
-            )
-        })?;
+        let bytes = axum::body::to_bytes(body, SMALL_JSON)
+            .await
+            .map_err(|_| ApiError::new(Code::PayloadTooLarge, format!("the body exceeds {SMALL_JSON} bytes")))?;
         if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(Self(T::default()));
         }
         let media = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !media.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 format!("Content-Type must be application/json; got {}", if media.is_empty() { "none" } else { media }),
             ));
         }

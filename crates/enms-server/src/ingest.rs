@@ -11,9 +11,9 @@ use enms_store::{Store, StoreError};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::analytics::Live;
-use crate::bus::EventBus;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
+use enms_jobs::Live;
+use enms_realtime::bus::EventBus;
 
 #[derive(Clone)]
 pub struct Ingest {
@@ -44,7 +44,7 @@ impl Ingest {
             Err(StoreError::UnknownMachine(id)) => {
                 let row = readings.iter().position(|r| r.machine_id == id).unwrap_or(0);
                 let mut err = ApiError::invalid(
-                    "unknown_machine",
+                    Code::UnknownMachine,
                     &format!("readings[{row}].machine_id"),
                     format!("row {row}: unknown machine {id}"),
                 );

@@ -4,17 +4,15 @@
 //! [`App::build`] opens storage and prepares the demo data; [`App::serve`]
 //! runs the HTTP server on a listener until the shutdown future resolves.
 
-pub mod analytics;
 pub mod auth;
-pub mod bus;
 pub mod config;
 mod demo;
 pub mod error;
 mod extract;
 mod gateway;
-pub mod hub;
 mod ingest;
 pub mod openapi;
+mod outlet;
 mod routes;
 mod state;
 pub mod telemetry;
@@ -36,7 +34,7 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] enms_store::StoreError),
     #[error(transparent)]
-    Bus(#[from] bus::redis::BusStartError),
+    Bus(#[from] enms_realtime::bus::redis::BusStartError),
     #[error("server I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -103,16 +101,21 @@ impl App {
     pub async fn build(config: ServerConfig) -> Result<Self, ServerError> {
         let store = enms_store::connect(&config.database_url).await?;
         let telemetry = telemetry::Metrics::new();
-        let hub = hub::Hub::new(&config.gateway, telemetry.delivery.clone());
-        let bus: Arc<dyn bus::EventBus> = match &config.redis {
+        let hub = enms_realtime::Hub::new(&config.gateway.hub, telemetry.delivery.clone());
+        let fan_out: Arc<dyn enms_realtime::FanOut> = Arc::new(hub.clone());
+        let bus: Arc<dyn enms_realtime::EventBus> = match &config.redis {
             Some(redis) => Arc::new(
-                bus::redis::RedisBus::start(store.clone(), config.bus.clone(), redis.clone(), hub.clone()).await?,
+                enms_realtime::bus::redis::RedisBus::start(store.clone(), config.bus.clone(), redis.clone(), fan_out)
+                    .await?,
             ),
-            None => Arc::new(bus::InProcessBus::start(store.clone(), config.bus.clone(), hub.clone()).await?),
+            None => Arc::new(enms_realtime::InProcessBus::start(store.clone(), config.bus.clone(), fan_out).await?),
         };
         let gateway = gateway::Gateway::new(hub, config.gateway.clone());
-        let analytics =
-            analytics::Analytics::new(store.clone(), bus.clone(), config.analytics.clone(), telemetry.clone());
+        let analytics = enms_jobs::Analytics::new(
+            store.clone(),
+            Arc::new(outlet::BusOutlet { bus: bus.clone(), telemetry: telemetry.clone() }),
+            config.analytics.clone(),
+        );
         analytics.start().await?;
         let state = AppState::new(Arc::new(config), store, bus, gateway, analytics, telemetry);
         let factory = match &state.config.demo {
@@ -143,7 +146,7 @@ impl App {
             _ => None,
         };
         let scheduler_stop = tokio_util::sync::CancellationToken::new();
-        let scheduler = tokio::spawn(analytics::scheduler::run(self.state.analytics.clone(), scheduler_stop.clone()));
+        let scheduler = tokio::spawn(enms_jobs::scheduler::run(self.state.analytics.clone(), scheduler_stop.clone()));
         let leases = tokio::spawn(self.state.analytics.jobs.clone().maintain(scheduler_stop.clone()));
         let router = routes::router(self.state.clone());
         let gateway = self.state.gateway.clone();

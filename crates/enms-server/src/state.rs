@@ -10,14 +10,14 @@ use std::time::Instant;
 
 use enms_store::Store;
 
-use crate::analytics::Analytics;
 use crate::auth::Auth;
-use crate::bus::EventBus;
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
 use crate::ingest::Ingest;
 use crate::telemetry::Metrics;
 use crate::ui::Ui;
+use enms_jobs::Analytics;
+use enms_realtime::bus::EventBus;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Services>);
@@ -49,7 +49,7 @@ impl AppState {
         Self(Arc::new(Services {
             ingest: Ingest::new(store.clone(), bus.clone(), live, telemetry.ingested_rows.clone()),
             ui: Arc::new(Ui::new(&config.base_path)),
-            auth: Arc::new(Auth::new(config.auth.clone(), store.clone())),
+            auth: Arc::new(Auth::new(config.auth.clone(), &config.base_path, store.clone())),
             telemetry,
             bus,
             gateway,

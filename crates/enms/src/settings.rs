@@ -263,14 +263,14 @@ fn realtime(server: &mut ServerConfig, args: &RealtimeFlags, file: &FileRealtime
     duration("window_age", &None, &file.window_age, &mut server.bus.window_age)?;
     duration("log_retention", &None, &file.log_retention, &mut server.bus.log_age)?;
     positive("max_connections", args.max_connections.or(file.max_connections), &mut gw.max_connections)?;
-    positive("queue_messages", file.queue_messages, &mut gw.queue.messages)?;
-    positive("queue_bytes", file.queue_bytes, &mut gw.queue.bytes)?;
+    positive("queue_messages", file.queue_messages, &mut gw.hub.queue.messages)?;
+    positive("queue_bytes", file.queue_bytes, &mut gw.hub.queue.bytes)?;
     positive("window_events", file.window_events, &mut server.bus.window_events)?;
     if let Some(on) = file.io_uring {
-        gw.io_uring = on;
+        gw.hub.io_uring = on;
     }
     if let Some(n) = file.fanout_parallelism {
-        gw.fanout_parallelism = n;
+        gw.hub.fanout_parallelism = n;
     }
     if let Some(redis) = server.redis.as_mut() {
         positive("stream_max_len", file.stream_max_len, &mut redis.stream_max_len)?;
@@ -298,13 +298,13 @@ fn analytics(server: &mut ServerConfig, file: FileAnalytics) -> Result<(), Setti
         }
     }
     a.streaming = file.streaming.unwrap_or(a.streaming);
-    let schedule = |setting, text: Option<String>, into: &mut Option<enms_server::analytics::scheduler::Cron>| {
+    let schedule = |setting, text: Option<String>, into: &mut Option<enms_jobs::scheduler::Cron>| {
         match text.as_deref() {
             None => {}
             Some("off") => *into = None,
             Some(t) => {
                 *into = Some(
-                    enms_server::analytics::scheduler::Cron::parse(t)
+                    enms_jobs::scheduler::Cron::parse(t)
                         .map_err(|message| SettingsError::Invalid { setting, message })?,
                 )
             }
@@ -491,7 +491,7 @@ mod tests {
         let args = ServeArgs { db: DatabaseArgs::file(path.clone()), max_connections: Some(9), ..ServeArgs::default() };
         let s = resolve(args).expect("valid");
         assert_eq!(s.server.gateway.ping_interval, std::time::Duration::from_secs(5));
-        assert_eq!((s.server.gateway.queue.messages, s.server.gateway.max_connections), (64, 9));
+        assert_eq!((s.server.gateway.hub.queue.messages, s.server.gateway.max_connections), (64, 9));
         std::fs::write(&path, "[realtime]\nqueue_bytes = 0\n").expect("write");
         let err =
             resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() }).err().expect("zero");
@@ -509,12 +509,12 @@ mod tests {
         let serve =
             |path: &std::path::Path| resolve(ServeArgs { db: DatabaseArgs::file(path.into()), ..ServeArgs::default() });
         let defaults = resolve(ServeArgs::default()).expect("defaults");
-        assert!(defaults.server.gateway.io_uring);
-        assert_eq!(defaults.server.gateway.fanout_parallelism, 0, "auto by default");
+        assert!(defaults.server.gateway.hub.io_uring);
+        assert_eq!(defaults.server.gateway.hub.fanout_parallelism, 0, "auto by default");
         std::fs::write(&path, "[realtime]\nio_uring = false\nfanout_parallelism = 3\n").expect("write");
         let s = serve(&path).expect("valid");
-        assert!(!s.server.gateway.io_uring);
-        assert_eq!(s.server.gateway.fanout_parallelism, 3);
+        assert!(!s.server.gateway.hub.io_uring);
+        assert_eq!(s.server.gateway.hub.fanout_parallelism, 3);
         for (bad, key) in [("io_uring = \"yes\"", "io_uring"), ("fanout_parallelism = -1", "fanout_parallelism")] {
             std::fs::write(&path, format!("[realtime]\n{bad}\n")).expect("write");
             let err = serve(&path).err().expect("bad value");

@@ -28,8 +28,7 @@ use enms_core::access::{Role, TokenRecord, valid_token_name};
 use enms_store::Store;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::error::{ApiError, Code};
 use policy::Access;
 pub use rate::RateLimit;
 
@@ -81,6 +80,9 @@ impl Principal {
 /// Token lookups (cached) and rate limits, shared by every request.
 pub struct Auth {
     pub config: AuthConfig,
+    /// The prefix the app is served under: routes are matched with it, the
+    /// policy table is written without it.
+    base_path: String,
     store: Arc<dyn Store>,
     cache: cache::TokenCache,
     publish: rate::Limiter,
@@ -88,8 +90,9 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(config: AuthConfig, store: Arc<dyn Store>) -> Self {
+    pub fn new(config: AuthConfig, base_path: &str, store: Arc<dyn Store>) -> Self {
         Self {
+            base_path: base_path.to_owned(),
             cache: cache::TokenCache::new(config.cache_ttl),
             publish: rate::Limiter::new(config.publish_rate),
             ingest: rate::Limiter::new(config.ingest_rate),
@@ -105,7 +108,7 @@ impl Auth {
         let Some(secret) = credential else {
             if self.config.required {
                 return Err(unauthorized(
-                    "unauthorized",
+                    Code::Unauthorized,
                     "this server needs an API token: send Authorization: Bearer <token>",
                 ));
             }
@@ -139,7 +142,7 @@ pub struct CreatedToken {
 /// Makes a token and stores only its hash (`POST /api/v1/tokens` and
 /// `enms token create`).
 pub async fn issue(store: &dyn Store, name: &str, role: Role) -> Result<CreatedToken, ApiError> {
-    valid_token_name(name).map_err(|m| ApiError::invalid("invalid_field", "name", m))?;
+    valid_token_name(name).map_err(|m| ApiError::invalid(Code::InvalidField, "name", m))?;
     let secret = token::generate();
     let record = TokenRecord {
         id: Uuid::new_v4(),
@@ -153,12 +156,12 @@ pub async fn issue(store: &dyn Store, name: &str, role: Role) -> Result<CreatedT
     Ok(CreatedToken { record, token: secret })
 }
 
-fn unauthorized(code: &str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+fn unauthorized(code: Code, message: &str) -> ApiError {
+    ApiError::new(code, message)
 }
 
 fn invalid_token() -> ApiError {
-    unauthorized("invalid_token", "the API token is unknown or revoked")
+    unauthorized(Code::InvalidToken, "the API token is unknown or revoked")
 }
 
 /// Whether a route is a stream handshake, where `?token=` is accepted.
@@ -175,19 +178,19 @@ pub fn credential(headers: &HeaderMap, query: Option<&str>, query_allowed: bool)
     });
     if from_query.is_some() && !query_allowed {
         return Err(unauthorized(
-            "token_in_query",
+            Code::TokenInQuery,
             "send the token in the Authorization header (Bearer); ?token= is accepted on WebSocket and SSE \
              handshakes only, because a query string ends up in proxy logs and browser history",
         ));
     }
     if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
-        return Err(unauthorized("invalid_authorization", "send one Authorization header, not several"));
+        return Err(unauthorized(Code::InvalidAuthorization, "send one Authorization header, not several"));
     }
     if let Some(value) = headers.get(AUTHORIZATION) {
         let text = value.to_str().unwrap_or("");
         let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
         if !scheme.eq_ignore_ascii_case("bearer") || rest.trim().is_empty() {
-            return Err(unauthorized("invalid_authorization", "Authorization must be `Bearer <token>`"));
+            return Err(unauthorized(Code::InvalidAuthorization, "Authorization must be `Bearer <token>`"));
         }
         return Ok(Some(rest.trim().to_owned()));
     }
@@ -214,12 +217,11 @@ pub fn bearer_subprotocol(headers: &HeaderMap) -> Option<&str> {
 
 /// The route guard: authenticates, checks the route's role, applies the
 /// token's rate limit, and hands the principal to the handler.
-pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
-    let route = route.strip_prefix(state.config.base_path.as_str()).unwrap_or(&route);
+    let route = route.strip_prefix(auth.base_path.as_str()).unwrap_or(&route);
     let access = policy::access(req.method(), route);
     let Access::Needs(role, limit) = access else { return next.run(req).await };
-    let auth = &state.auth;
     let principal = match credential(req.headers(), req.uri().query(), query_token_allowed(route)) {
         Ok(c) => auth.authenticate(c.as_deref()).await,
         Err(e) => Err(e),
@@ -230,7 +232,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     };
     if principal.role < role {
         let message = format!("this needs the {role} role; token {:?} has {}", principal.name, principal.role);
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
+        return ApiError::new(Code::Forbidden, message).into_response();
     }
     if let (Some(limit), Some(id)) = (limit, principal.token_id) {
         let limiter = match limit {
@@ -240,8 +242,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         if let Err(wait) = limiter.check(id) {
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             let mut resp = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                Code::RateLimited,
                 format!("too many requests for token {:?}; retry in {secs} s", principal.name),
             )
             .into_response();

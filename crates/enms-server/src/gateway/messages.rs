@@ -7,7 +7,7 @@ use chrono::Utc;
 use enms_core::event::{EventId, EventType};
 use serde_json::{Value, json};
 
-use crate::bus::Filter;
+use enms_realtime::bus::Filter;
 
 /// `{"type":"connection",...}`, the first message on every connection.
 pub fn connection(client_id: &str, stream: &str, recovered: bool, last_event_id: EventId) -> String {

@@ -10,9 +10,7 @@
 pub mod held;
 mod messages;
 pub mod params;
-pub mod socket;
 pub mod sse;
-pub mod uring;
 pub mod ws;
 
 use std::collections::{HashMap, HashSet};
@@ -20,16 +18,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use enms_core::event::{EventId, EventType, Severity};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Principal;
-use crate::bus::{Delivery, EventBus, Filter};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::extract::Params;
-use crate::hub::{Hub, QueueLimits, StreamKind, Subscription};
+use enms_realtime::bus::{Delivery, EventBus, Filter};
+use enms_realtime::hub::{Hub, HubConfig, StreamKind, Subscription};
 
 /// Tunables of the real-time gateway.
 #[derive(Debug, Clone)]
@@ -38,16 +35,10 @@ pub struct GatewayConfig {
     pub ping_interval: Duration,
     /// WebSocket and SSE connections at once; the excess is refused with 503.
     pub max_connections: usize,
-    /// Per-connection send queue caps.
-    pub queue: QueueLimits,
     /// A write blocked this long marks the client as slow.
     pub write_timeout: Duration,
-    /// Fan-out socket writes batched through io_uring where the kernel
-    /// allows; false sends each with its own `send`.
-    pub io_uring: bool,
-    /// Most parts a fan-out to many subscribers is split into, each run on
-    /// a worker thread at once; 0 means one per worker thread.
-    pub fanout_parallelism: usize,
+    /// The fan-out's queue caps and socket writes.
+    pub hub: HubConfig,
     /// Time given to connections to close on shutdown.
     pub drain_timeout: Duration,
     /// Most missed events replayed on resume.
@@ -62,10 +53,8 @@ impl Default for GatewayConfig {
         Self {
             ping_interval: Duration::from_secs(25),
             max_connections: 10_000,
-            queue: QueueLimits::default(),
             write_timeout: Duration::from_secs(10),
-            io_uring: true,
-            fanout_parallelism: 0,
+            hub: HubConfig::default(),
             drain_timeout: Duration::from_secs(10),
             max_replay: 100_000,
             max_per_token: 500,
@@ -126,14 +115,13 @@ impl Gateway {
     /// the caller's token limit (429 when that token holds too many).
     pub fn admit(&self, caller: Option<&Principal>) -> Result<Permit, ApiError> {
         if self.drain.is_cancelled() {
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "server is shutting down"));
+            return Err(ApiError::new(Code::ShuttingDown, "server is shutting down"));
         }
         let before = self.open.fetch_add(1, Ordering::Relaxed);
         let mut permit = Permit { open: self.open.clone(), token: None, _token: self.tracker.token() };
         if before >= self.config.max_connections {
             return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_connections",
+                Code::TooManyConnections,
                 format!("connection limit of {} reached; retry later", self.config.max_connections),
             ));
         }
@@ -142,8 +130,7 @@ impl Gateway {
             let n = counts.entry(id).or_insert(0);
             if *n >= self.config.max_per_token {
                 return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_connections_for_token",
+                    Code::TooManyConnectionsForToken,
                     format!("token {name:?} already holds {} connections, its limit", self.config.max_per_token),
                 ));
             }
@@ -201,7 +188,7 @@ impl ConnectRequest {
         if let Some(asked) = parse_types(params)? {
             if types.is_some() {
                 return Err(ApiError::invalid(
-                    "invalid_parameter",
+                    Code::InvalidParameter,
                     "types",
                     format!("the {} stream has a fixed type set; use /api/v1/ws?types=", kind.as_str()),
                 ));
@@ -212,7 +199,7 @@ impl ConnectRequest {
         let min_severity = params.parse("min_severity", |v| v.parse::<Severity>())?;
         let last = params.get("last_event_id").or(last_event_header);
         let last_event_id = last
-            .map(|v| v.parse::<EventId>().map_err(|m| ApiError::invalid("invalid_parameter", "last_event_id", m)))
+            .map(|v| v.parse::<EventId>().map_err(|m| ApiError::invalid(Code::InvalidParameter, "last_event_id", m)))
             .transpose()?;
         Ok(Self { client_id, filter: Filter { types, machine_ids, min_severity }, last_event_id })
     }
@@ -235,11 +222,11 @@ pub fn machine_ids(params: &Params) -> Result<Option<HashSet<String>>, ApiError>
     let mut ids = HashSet::new();
     for value in params.all("machine_id") {
         if value.trim().is_empty() {
-            return Err(ApiError::invalid("invalid_parameter", "machine_id", "machine_id must not be empty"));
+            return Err(ApiError::invalid(Code::InvalidParameter, "machine_id", "machine_id must not be empty"));
         }
         for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
             let id = uuid::Uuid::parse_str(m)
-                .map_err(|_| ApiError::invalid("invalid_parameter", "machine_id", format!("{m:?} is not a UUID")))?;
+                .map_err(|_| ApiError::invalid(Code::InvalidParameter, "machine_id", format!("{m:?} is not a UUID")))?;
             ids.insert(id.to_string());
         }
     }
@@ -252,7 +239,7 @@ fn valid_client_id(id: &str) -> Result<String, ApiError> {
         Ok(id.to_owned())
     } else {
         Err(ApiError::invalid(
-            "invalid_parameter",
+            Code::InvalidParameter,
             "client_id",
             "client_id must be 1 to 128 characters of letters, digits, '-', '_', '.', ':'",
         ))

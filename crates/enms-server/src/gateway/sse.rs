@@ -18,11 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Attached, ConnectRequest, Permit, attach, messages};
 use crate::auth::Principal;
-use crate::bus::Delivery;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Params;
-use crate::hub::{SlowSignal, StreamKind, Subscription};
 use crate::state::AppState;
+use enms_realtime::bus::Delivery;
+use enms_realtime::hub::{SlowSignal, StreamKind, Subscription};
 
 const BATCH: usize = 64;
 /// Browsers' EventSource reconnects after this many milliseconds.

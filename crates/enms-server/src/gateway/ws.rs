@@ -15,13 +15,10 @@ use std::sync::Arc;
 
 use super::held::{HeldStream, HoldHandshake};
 use super::messages::{self, ClientMessage};
-use super::socket::{OP_CLOSE, OP_PING, OP_TEXT, Offer, Outbox, ReadSide};
 use super::{ConnectRequest, Permit, history, stream_types};
 use crate::auth::{Principal, offered_subprotocols};
-use crate::bus::Filter;
-use crate::error::{ApiError, ErrorResponse};
+use crate::error::{ApiError, Code, ErrorResponse};
 use crate::extract::Params;
-use crate::hub::{SlowSignal, StreamKind, Subscription};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -29,6 +26,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use enms_core::event::{EventType, Severity};
+use enms_realtime::bus::Filter;
+use enms_realtime::hub::{SlowSignal, StreamKind, Subscription};
+use enms_realtime::outbox::{Offer, Outbox, ReadSide};
+use enms_realtime::wire::{OP_CLOSE, OP_PING, OP_TEXT};
 use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -111,7 +112,7 @@ fn handshake_key(headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
             .filter_map(|v| v.to_str().ok())
             .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
     };
-    let refuse = |m: &str| ApiError::new(StatusCode::UPGRADE_REQUIRED, "websocket_upgrade_required", m);
+    let refuse = |m: &str| ApiError::new(Code::WebsocketUpgradeRequired, m);
     if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
         return Err(refuse("this endpoint speaks WebSocket: send Upgrade: websocket and Connection: Upgrade"));
     }
@@ -222,7 +223,7 @@ async fn start(
     kind: StreamKind,
     request: ConnectRequest,
 ) -> Option<(Connection, WebSocketStream<ReadSide>, bool)> {
-    let outbox = Outbox::new(stream, state.gateway.config.queue, request.last_event_id);
+    let outbox = Outbox::new(stream, state.gateway.config.hub.queue, request.last_event_id);
     // Register first, then read history: nothing published in between is lost.
     let sub = state.gateway.hub.subscribe_socket(kind, request.filter.clone(), outbox.clone());
     let (backlog, recovered) = match history(&state.gateway, state.bus.as_ref(), &request).await {

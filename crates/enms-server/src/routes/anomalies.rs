@@ -12,13 +12,13 @@ use enms_store::{AnomalyQuery, AnomalyRecord, JobRecord};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::analytics::detection::{self, DetectPlan, DetectRequest, Detection, MAX_LISTED};
-use crate::analytics::jobs::JobRequest;
-use crate::analytics::training::{check_contamination, parse_features};
 use crate::auth::Principal;
-use crate::error::{ApiError, ErrorResponse};
+use crate::error::{ApiError, Code, ErrorResponse};
 use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
+use enms_jobs::detection::{self, DetectPlan, DetectRequest, Detection, MAX_LISTED};
+use enms_jobs::jobs::JobRequest;
+use enms_jobs::training::{check_contamination, parse_features};
 
 /// Longest window one detection request answers at once; longer ones run
 /// as a detection job.
@@ -38,7 +38,7 @@ const SEVERITIES: [&str; 3] = ["normal", "warning", "critical"];
         (status = 202, description = "A window over 92 days: the detection job, queued", body = JobRecord),
         (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
         (status = 409, description = "A detection job for this machine is already queued or running \
-            (`job_in_progress`)", body = ErrorResponse),
+            (`job_in_progress`), or `use_baseline` without an active baseline (`no_active_model`)", body = ErrorResponse),
         (status = 422, description = "`machine_id` missing, the window empty, contamination outside (0, 0.5], \
             unknown, missing or constant features, or too few readings", body = ErrorResponse),
     ))]
@@ -47,7 +47,7 @@ pub async fn detect(
     OptionalJsonBody(body): OptionalJsonBody<DetectRequest>,
 ) -> Result<Response, ApiError> {
     let machine =
-        body.machine_id.ok_or_else(|| ApiError::invalid("missing_field", "machine_id", "machine_id is required"))?;
+        body.machine_id.ok_or_else(|| ApiError::invalid(Code::MissingField, "machine_id", "machine_id is required"))?;
     run(state, machine, body).await
 }
 
@@ -68,7 +68,7 @@ pub async fn detect_machine(
     let machine = path_id(&id)?;
     if body.machine_id.is_some_and(|m| m != machine) {
         return Err(ApiError::invalid(
-            "machine_mismatch",
+            Code::MachineMismatch,
             "machine_id",
             "machine_id in the body differs from the path",
         ));
@@ -81,7 +81,7 @@ async fn run(state: AppState, machine: Uuid, body: DetectRequest) -> Result<Resp
     let end = body.end.unwrap_or_else(Utc::now);
     let start = body.start.unwrap_or(end - Duration::hours(24));
     if start >= end {
-        return Err(ApiError::invalid("invalid_range", "start", format!("start {start} must be before end {end}")));
+        return Err(ApiError::invalid(Code::InvalidRange, "start", format!("start {start} must be before end {end}")));
     }
     let contamination = check_contamination(body.contamination.unwrap_or(0.1))?;
     let signals = body.features.as_deref().map(parse_features).transpose()?;
@@ -89,7 +89,7 @@ async fn run(state: AppState, machine: Uuid, body: DetectRequest) -> Result<Resp
     if end - start > Duration::days(MAX_WINDOW_DAYS) {
         if plan.use_baseline && state.store.active_model(machine, "baseline").await?.is_none() {
             return Err(ApiError::invalid(
-                "no_active_model",
+                Code::NoActiveModel,
                 "use_baseline",
                 format!("machine {machine} has no active baseline; train one or set use_baseline to false"),
             ));
@@ -186,7 +186,7 @@ pub async fn acknowledge(
     let named = caller.filter(|c| c.token_id.is_some()).map(|c| c.0.name);
     let by = text("by", &body.by.or(named).unwrap_or_else(|| "operator".into()), 100, false)?;
     if body.note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
-        return Err(ApiError::invalid("too_long", "note", "note is at most 2000 characters"));
+        return Err(ApiError::invalid(Code::TooLong, "note", "note is at most 2000 characters"));
     }
     if !state.store.acknowledge_anomaly(id, &by, body.note.as_deref(), Utc::now()).await? {
         return Err(ApiError::not_found("anomaly", id));

@@ -3,13 +3,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use enms_core::sim::{AnomalyKind, DEMO_MACHINES};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorResponse};
+use crate::error::{ApiError, Code, ErrorResponse};
 use crate::state::AppState;
 
 /// An anomaly the demo factory injected into its readings.
@@ -33,7 +32,7 @@ pub struct Injected {
     ))]
 pub async fn injected(State(state): State<AppState>) -> Result<Json<Vec<Injected>>, ApiError> {
     if state.config.demo.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "demo_disabled", "the server is not running with --demo"));
+        return Err(ApiError::new(Code::DemoDisabled, "the server is not running with --demo"));
     }
     let list = state.store.list_injected().await?;
     Ok(Json(

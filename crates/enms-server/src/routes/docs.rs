@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -13,7 +12,7 @@ use bytes::Bytes;
 use utoipa::openapi::OpenApi;
 use utoipa_swagger_ui::Config;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::state::AppState;
 
 /// Relative, so the page finds the document under any base path.
@@ -44,7 +43,7 @@ pub fn routes(spec: &OpenApi) -> Router<AppState> {
 fn swagger_file(path: &str, config: Arc<Config<'static>>) -> Result<Response, ApiError> {
     let file = utoipa_swagger_ui::serve(path, config)
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "asset_not_found", format!("no API docs file {path}")))?;
+        .ok_or_else(|| ApiError::new(Code::AssetNotFound, format!("no API docs file {path}")))?;
     let mut response = ([(CONTENT_TYPE, file.content_type)], file.bytes.into_owned()).into_response();
     if file.gzpipped {
         response.headers_mut().insert(CONTENT_ENCODING, axum::http::HeaderValue::from_static("gzip"));

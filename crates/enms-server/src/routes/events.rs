@@ -11,11 +11,11 @@ use serde_json::Value;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 
-use crate::bus::{Accepted, Delivery, Filter};
-use crate::error::{ApiError, ErrorResponse};
+use crate::error::{ApiError, Code, ErrorResponse};
 use crate::extract::{JsonBody, Params};
 use crate::gateway;
 use crate::state::AppState;
+use enms_realtime::bus::{Accepted, Delivery, Filter};
 
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
@@ -82,7 +82,7 @@ pub async fn publish(
     JsonBody(body): JsonBody<PublishBody>,
 ) -> Result<(StatusCode, Json<PublishAccepted>), ApiError> {
     let event_type: EventType =
-        body.event_type.parse().map_err(|m: String| ApiError::invalid("unknown_event_type", "type", m))?;
+        body.event_type.parse().map_err(|m: String| ApiError::invalid(Code::UnknownEventType, "type", m))?;
     let accepted = match state.bus.publish(event_type, body.data).await? {
         Accepted::Published(event) => PublishAccepted { id: Some(event.id()), status: None },
         // The shared bus is down: the id is assigned when it is back.

@@ -8,9 +8,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use crate::bus::BusStatus;
-use crate::hub::HubStats;
 use crate::state::AppState;
+use enms_realtime::bus::BusStatus;
+use enms_realtime::hub::HubStats;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {

@@ -10,10 +10,10 @@ use enms_analytics::series;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::analytics::{blocking, load_samples};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Params, path_id};
 use crate::state::AppState;
+use enms_jobs::{blocking, load_samples};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct KpiReport {

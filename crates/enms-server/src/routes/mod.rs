@@ -18,7 +18,7 @@ mod training;
 mod ui;
 
 use axum::Router;
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::routing::get;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -26,7 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::gateway;
 use crate::openapi;
 use crate::state::AppState;
@@ -47,7 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/", get(ui::index))
         .route("/ui/assets/{*path}", get(ui::asset))
         .route("/ui/{*page}", get(ui::index))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .route_layer(axum::middleware::from_fn_with_state(state.auth.clone(), auth::guard))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -121,9 +121,9 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
 }
 
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", format!("no route for {}", uri.path()))
+    ApiError::new(Code::RouteNotFound, format!("no route for {}", uri.path()))
 }
 
 async fn method_not_allowed(uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("method not allowed on {}", uri.path()))
+    ApiError::new(Code::MethodNotAllowed, format!("method not allowed on {}", uri.path()))
 }

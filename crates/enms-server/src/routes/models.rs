@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use enms_store::ModelRecord;
 
-use crate::analytics::jobs::MODEL_TYPES;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Params, path_id};
 use crate::state::AppState;
+use enms_jobs::jobs::MODEL_TYPES;
 
 #[utoipa::path(get, path = "/api/v1/models", tag = "analytics", operation_id = "list_models",
     params(

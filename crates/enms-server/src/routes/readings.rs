@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use chrono::{DateTime, Duration, Utc};
 use enms_core::{ReadingInput, Resolution, csv_format, parse_batch};
 use enms_store::{ReadingPoint, ReadingQuery};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorResponse};
+use crate::error::{ApiError, Code, ErrorResponse};
 use crate::extract::{Params, path_id, read_body};
 use crate::state::AppState;
 
@@ -68,8 +68,8 @@ pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Bod
         further numeric columns) and rows; see docs/api.md"),
     responses(
         (status = 200, description = "Stored and durable", body = Accepted),
-        (status = 404, description = "`machine` names no machine (`unknown_machine`)", body = ErrorResponse),
-        (status = 422, description = "A line is invalid; `line` and `field` say where", body = ErrorResponse),
+        (status = 422, description = "A line is invalid (`line` and `field` say where), or `machine` names no \
+            machine (`unknown_machine`, field `machine`)", body = ErrorResponse),
     ))]
 pub async fn import(
     State(state): State<AppState>,
@@ -91,8 +91,7 @@ pub async fn import(
     };
     let default_machine = match params.get("machine") {
         Some(name) => Some(resolve(name).ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "unknown_machine", format!("no machine named or with id {name:?}"))
-                .with_field("machine")
+            ApiError::new(Code::UnknownMachine, format!("no machine named or with id {name:?}")).with_field("machine")
         })?),
         None => None,
     };
@@ -144,7 +143,7 @@ pub async fn query(
     let end = params.time("end")?.unwrap_or_else(Utc::now);
     let start = params.time("start")?.unwrap_or(end - Duration::days(1));
     if start >= end {
-        return Err(ApiError::invalid("invalid_range", "start", "start must be before end"));
+        return Err(ApiError::invalid(Code::InvalidRange, "start", "start must be before end"));
     }
     let resolution = params.parse("resolution", |v| v.parse::<Resolution>())?.unwrap_or(Resolution::Raw);
     let limit = params.bounded("limit", DEFAULT_LIMIT, MAX_LIMIT)?;

@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::analytics::detection::{self, ScorePoint};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Params, path_id};
 use crate::state::AppState;
+use enms_jobs::detection::{self, ScorePoint};
 
 /// Longest window one scores request covers.
 const MAX_DAYS: i64 = 92;

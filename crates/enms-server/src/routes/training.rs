@@ -9,11 +9,11 @@ use enms_store::{JobQuery, JobRecord, JobStatus};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::analytics::jobs::{MODEL_TYPES, TRIGGER_TYPES};
-use crate::analytics::training::{AnomalyTrainRequest, TrainRequest, check_contamination, precheck_anomaly};
-use crate::error::{ApiError, ErrorResponse};
+use crate::error::{ApiError, Code, ErrorResponse};
 use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
+use enms_jobs::jobs::{MODEL_TYPES, TRIGGER_TYPES};
+use enms_jobs::training::{AnomalyTrainRequest, TrainRequest, check_contamination, precheck_anomaly};
 
 /// Validates, checks that an anomaly model's window can be trained on, and
 /// queues; nothing is stored when any check fails.
@@ -31,7 +31,7 @@ async fn submit(
     if model_type == "anomaly" {
         precheck_anomaly(state.store.as_ref(), machine_id, &plan).await?;
     }
-    state.analytics.jobs.submit(job).await
+    Ok(state.analytics.jobs.submit(job).await?)
 }
 
 /// Queues a baseline fit; progress arrives as `training_*` events.
@@ -82,11 +82,13 @@ fn one_of(params: &Params, key: &str, allowed: &[&str], default: Option<&str>) -
     match params.get(key).or(default) {
         Some(v) if allowed.contains(&v) => Ok(v.to_owned()),
         Some(v) => Err(ApiError::invalid(
-            "invalid_parameter",
+            Code::InvalidParameter,
             key,
             format!("{key} must be one of {}; got {v:?}", allowed.join(", ")),
         )),
-        None => Err(ApiError::invalid("missing_parameter", key, format!("{key} is required ({})", allowed.join(", ")))),
+        None => {
+            Err(ApiError::invalid(Code::MissingParameter, key, format!("{key} is required ({})", allowed.join(", "))))
+        }
     }
 }
 
@@ -122,9 +124,9 @@ pub async fn retrain_trigger(State(state): State<AppState>, params: Params) -> R
     let trigger_type = one_of(&params, "trigger_type", &TRIGGER_TYPES, Some("manual"))?;
     let machine = params
         .get("machine_id")
-        .ok_or_else(|| ApiError::invalid("missing_parameter", "machine_id", "machine_id is required"))?;
+        .ok_or_else(|| ApiError::invalid(Code::MissingParameter, "machine_id", "machine_id is required"))?;
     let machine = Uuid::parse_str(machine)
-        .map_err(|_| ApiError::invalid("invalid_id", "machine_id", format!("{machine:?} is not a UUID")))?;
+        .map_err(|_| ApiError::invalid(Code::InvalidId, "machine_id", format!("{machine:?} is not a UUID")))?;
     let reason = params.get("reason").map(|r| r.chars().take(500).collect());
     let start = params.time("start")?;
     let end = params.time("end")?;

@@ -3,11 +3,10 @@
 //! for good; a new version has a new URL).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::state::AppState;
 
 pub async fn index(State(state): State<AppState>) -> Response {
@@ -18,7 +17,7 @@ pub async fn asset(State(state): State<AppState>, Path(path): Path<String>) -> R
     let asset = state
         .ui
         .asset(&path)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "asset_not_found", format!("no dashboard asset {path}")))?;
+        .ok_or_else(|| ApiError::new(Code::AssetNotFound, format!("no dashboard asset {path}")))?;
     Ok((
         [(CONTENT_TYPE, asset.content_type), (CACHE_CONTROL, "public, max-age=31536000, immutable")],
         asset.bytes.clone(),

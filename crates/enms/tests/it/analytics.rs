@@ -324,7 +324,7 @@ async fn analytics_endpoints_refuse_bad_input_with_structured_errors() {
     );
     let e = assert_error(
         &detect(json!({"machine_id": id, "use_baseline": true})).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
         "no_active_model",
     );
     assert_eq!(e["field"], "use_baseline");

@@ -66,7 +66,7 @@ async fn bad_csv_is_refused_whole_naming_the_line() {
     assert_eq!(no_machine["line"], 1);
     assert_error(
         &s.send("POST", "/api/v1/readings/import?machine=C-9", CSV, good.clone()).await,
-        StatusCode::NOT_FOUND,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "unknown_machine",
     );
     assert_error(

@@ -340,9 +340,9 @@ async fn without_io_uring_a_slow_consumer_is_closed_while_fifty_others_get_every
 
 async fn slow_consumer_among_fifty(io_uring: bool) {
     let s = TestServer::with(|c| {
-        c.gateway.queue.messages = 64;
-        c.gateway.queue.bytes = 64 << 10;
-        c.gateway.io_uring = io_uring;
+        c.gateway.hub.queue.messages = 64;
+        c.gateway.hub.queue.bytes = 64 << 10;
+        c.gateway.hub.io_uring = io_uring;
     })
     .await;
     // The slow client shrinks its receive buffer and then never reads.
@@ -493,7 +493,7 @@ async fn health_reports_connections_and_the_bus() {
 /// client must get every event once, in id order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fan_out_split_across_threads_keeps_every_clients_order() {
-    let s = TestServer::with(|c| c.gateway.fanout_parallelism = 3).await;
+    let s = TestServer::with(|c| c.gateway.hub.fanout_parallelism = 3).await;
     const CLIENTS: usize = 384;
     const EVENTS: usize = 200;
     let mut readers = Vec::new();

@@ -16,9 +16,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::live::{Live, Notice, episode_id, episode_record, record};
-use super::training::detect_error;
 use super::{SignalRows, blocking, load_signal_rows};
-use crate::error::ApiError;
+use crate::error::JobError;
 
 /// Reference data a batch detection fits on, before its window.
 pub const REFERENCE_DAYS: i64 = 14;
@@ -150,7 +149,7 @@ pub struct DetectOutcome {
 /// [`REFERENCE_DAYS`] before it (contamination is its alarm budget), judges
 /// every reading of the window in order, groups the findings into
 /// episodes and saves what it finds.
-pub async fn detect(live: &Live, machine: Uuid, plan: &DetectPlan) -> Result<DetectOutcome, ApiError> {
+pub async fn detect(live: &Live, machine: Uuid, plan: &DetectPlan) -> Result<DetectOutcome, JobError> {
     let prepared = prepare(live, machine, plan).await?;
     judge_and_save(live, machine, prepared).await
 }
@@ -164,17 +163,14 @@ pub struct Prepared {
     pub in_window: usize,
 }
 
-pub async fn prepare(live: &Live, machine: Uuid, plan: &DetectPlan) -> Result<Prepared, ApiError> {
+pub async fn prepare(live: &Live, machine: Uuid, plan: &DetectPlan) -> Result<Prepared, JobError> {
     let (start, end) = (plan.start, plan.end);
     let baseline = if plan.use_baseline {
-        let record = live.store.active_model(machine, "baseline").await?.ok_or_else(|| {
-            ApiError::invalid(
-                "no_active_model",
-                "use_baseline",
-                format!("machine {machine} has no active baseline; train one or set use_baseline to false"),
-            )
+        let record = live.store.active_model(machine, "baseline").await?.ok_or_else(|| JobError::NoActiveModel {
+            field: Some("use_baseline".into()),
+            message: format!("machine {machine} has no active baseline; train one or set use_baseline to false"),
         })?;
-        let model: BaselineModel = serde_json::from_value(record.body).map_err(ApiError::internal)?;
+        let model: BaselineModel = serde_json::from_value(record.body).map_err(JobError::internal)?;
         Some((record.id, model))
     } else {
         None
@@ -185,7 +181,7 @@ pub async fn prepare(live: &Live, machine: Uuid, plan: &DetectPlan) -> Result<Pr
         load_signal_rows(live.store.as_ref(), machine, start - Duration::days(REFERENCE_DAYS), end, &signals).await?;
     let in_window = data.rows.iter().filter(|iv| iv.sample.timestamp >= start).count();
     if in_window == 0 {
-        return Err(ApiError::invalid(
+        return Err(JobError::invalid(
             "empty_window",
             "start",
             format!("machine {machine} has no readings from {start} to {end}"),
@@ -194,7 +190,7 @@ pub async fn prepare(live: &Live, machine: Uuid, plan: &DetectPlan) -> Result<Pr
     Ok(Prepared { baseline, data, spec, start, in_window })
 }
 
-pub async fn judge_and_save(live: &Live, machine: Uuid, p: Prepared) -> Result<DetectOutcome, ApiError> {
+pub async fn judge_and_save(live: &Live, machine: Uuid, p: Prepared) -> Result<DetectOutcome, JobError> {
     let Prepared { baseline, data, spec, start, in_window } = p;
     let b = baseline.as_ref().map(|(_, m)| m.clone());
     let (found, episodes) = blocking(move || judge_window(&data, start, b.as_ref(), &spec, machine)).await??;
@@ -239,8 +235,8 @@ fn judge_window(
     baseline: Option<&BaselineModel>,
     spec: &ModelSpec,
     machine: Uuid,
-) -> Result<(Vec<AnomalyRecord>, Vec<EpisodeView>), ApiError> {
-    let model = AnomalyModel::train(&data.rows, &data.values, baseline, spec).map_err(detect_error)?;
+) -> Result<(Vec<AnomalyRecord>, Vec<EpisodeView>), JobError> {
+    let model = AnomalyModel::train(&data.rows, &data.values, baseline, spec).map_err(JobError::from)?;
     let expectation = match baseline {
         Some(b) => Expectation::Baseline(b),
         None => Expectation::Profile,
@@ -297,13 +293,13 @@ pub async fn run_job(
     };
     let started = std::time::Instant::now();
     let live = t.live().clone();
-    let prepared = prepare(&live, machine, &plan).await.map_err(|e| e.body.message)?;
+    let prepared = prepare(&live, machine, &plan).await.map_err(|e| e.to_string())?;
     if cancel.is_cancelled() {
         return Err("cancelled".into());
     }
     let loaded = prepared.data.rows.len();
     t.progress(20.0, format!("loaded {loaded} readings, {} of them in the window", prepared.in_window)).await;
-    let out = judge_and_save(&live, machine, prepared).await.map_err(|e| e.body.message)?;
+    let out = judge_and_save(&live, machine, prepared).await.map_err(|e| e.to_string())?;
     let took = started.elapsed();
     t.progress(
         90.0,
@@ -345,13 +341,10 @@ pub async fn scores(
     machine: Uuid,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-) -> Result<(Uuid, Vec<ScorePoint>), ApiError> {
-    let (model_id, model, baseline) = live.active(machine).ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "no_active_model",
-            format!("machine {machine} has no active anomaly model; train one first"),
-        )
+) -> Result<(Uuid, Vec<ScorePoint>), JobError> {
+    let (model_id, model, baseline) = live.active(machine).ok_or_else(|| JobError::NoActiveModel {
+        field: None,
+        message: format!("machine {machine} has no active anomaly model; train one first"),
     })?;
     let signals: Vec<Signal> = model.signals.iter().map(|m| m.signal.clone()).collect();
     let data = load_signal_rows(live.store.as_ref(), machine, start, end, &signals).await?;

@@ -32,7 +32,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use enms_core::event::{Event, EventId, EventType, validate_payload};
+use enms_core::event::{Event, EventId, EventType};
+use enms_core::payload::validate_payload;
 use enms_store::Store;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
@@ -40,9 +41,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::window::Window;
-use super::{Accepted, BusConfig, BusStatus, EventBus, Filter, Published, Replay, log};
-use crate::error::ApiError;
-use crate::hub::Hub;
+use super::{Accepted, BusConfig, BusError, BusStatus, EventBus, FanOut, Filter, Published, Replay, log};
 
 /// Where the shared bus lives and how much it keeps.
 #[derive(Debug, Clone)]
@@ -169,7 +168,7 @@ impl Shared {
 pub(super) struct Publish {
     event_type: EventType,
     data: Value,
-    reply: Option<oneshot::Sender<Result<Accepted, ApiError>>>,
+    reply: Option<oneshot::Sender<Result<Accepted, BusError>>>,
 }
 
 pub struct RedisBus {
@@ -185,7 +184,7 @@ impl RedisBus {
         store: Arc<dyn Store>,
         config: BusConfig,
         redis: RedisConfig,
-        hub: Hub,
+        fan_out: Arc<dyn FanOut>,
     ) -> Result<Self, BusStartError> {
         let client = redis::Client::open(redis.url.as_str()).map_err(|e| BusStartError(e.to_string()))?;
         let keys = Keys {
@@ -206,7 +205,7 @@ impl RedisBus {
         });
         let start_after = reader::prefill(&shared).await;
         let (fanout, groups) = mpsc::channel(super::local::FANOUT_QUEUE);
-        tokio::spawn(super::local::fan_out(hub, groups));
+        tokio::spawn(super::local::fan_out(fan_out, groups));
         let (queue, rx) = mpsc::channel(1024);
         tokio::spawn(reader::run(shared.clone(), start_after, fanout.clone()));
         tokio::spawn(publisher::Publisher::new(shared.clone(), fanout).run(rx));
@@ -233,17 +232,14 @@ pub struct BusStartError(String);
 
 #[async_trait::async_trait]
 impl EventBus for RedisBus {
-    async fn publish(&self, event_type: EventType, data: Value) -> Result<Accepted, ApiError> {
+    async fn publish(&self, event_type: EventType, data: Value) -> Result<Accepted, BusError> {
         let data = validate_payload(event_type, data, Utc::now())?;
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Publish { event_type, data, reply: Some(reply) })
-            .await
-            .map_err(|_| ApiError::internal("event bus stopped"))?;
-        answer.await.map_err(|_| ApiError::internal("event bus stopped"))?
+        self.queue.send(Publish { event_type, data, reply: Some(reply) }).await.map_err(|_| BusError::Stopped)?;
+        answer.await.map_err(|_| BusError::Stopped)?
     }
 
-    async fn since(&self, after: Option<EventId>, filter: &Filter, limit: usize) -> Result<Replay, ApiError> {
+    async fn since(&self, after: Option<EventId>, filter: &Filter, limit: usize) -> Result<Replay, BusError> {
         let Some(after) = after else {
             if !filter.durable_only() {
                 return Ok(Replay { events: self.shared.window().latest(filter, limit), complete: true });

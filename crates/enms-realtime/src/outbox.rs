@@ -4,7 +4,7 @@
 //! task when nothing is waiting before it: no task wake-up, no queue and no
 //! copy per delivery. A single event goes into the chunk's [`SendBatch`] —
 //! one io_uring submission for every socket of the chunk (see
-//! `gateway::uring`); while it is in flight the outbox counts as busy, so
+//! `crate::uring`); while it is in flight the outbox counts as busy, so
 //! anything else for that socket queues behind it. Several events at once,
 //! or a thread without io_uring, take a direct `try_write`. Whatever cannot
 //! go at once — the socket is full, or earlier bytes are still waiting — is
@@ -29,32 +29,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::bus::Delivery;
-use crate::gateway::uring;
-use crate::hub::QueueLimits;
+use crate::envelope::Delivery;
+use crate::uring;
+use crate::wire::{OP_TEXT, frame_header};
 
 /// Slices per vectored write when draining `pending`.
 const MAX_IOV: usize = 64;
 
-pub const OP_TEXT: u8 = 0x1;
-pub const OP_CLOSE: u8 = 0x8;
-pub const OP_PING: u8 = 0x9;
+/// Caps on one subscriber's queue of undelivered events.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub messages: usize,
+    pub bytes: usize,
+}
 
-/// The header of an unmasked, final server frame.
-pub fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
-    let mut h = [0u8; 10];
-    h[0] = 0x80 | opcode;
-    if len < 126 {
-        h[1] = len as u8;
-        (h, 2)
-    } else if len <= u16::MAX as usize {
-        h[1] = 126;
-        h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        (h, 4)
-    } else {
-        h[1] = 127;
-        h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        (h, 10)
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self { messages: 4096, bytes: 4 << 20 }
     }
 }
 
@@ -230,7 +221,7 @@ impl Outbox {
     }
 
     /// The held-back `101` answer of the handshake and the `connection`
-    /// message, in one write (see `gateway::held`).
+    /// message, in one write (the server's `gateway::held`).
     pub fn greet(&self, handshake: Vec<u8>, hello: Bytes) {
         let mut st = self.lock();
         self.send_frame(&mut st, &handshake, OP_TEXT, hello, false);
@@ -450,19 +441,5 @@ impl AsyncWrite for ReadSide {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::frame_header;
-
-    #[test]
-    fn headers_use_the_shortest_length_encoding() {
-        assert_eq!(&frame_header(0x1, 5).0[..2], &[0x81, 5]);
-        let (h, n) = frame_header(0x1, 300);
-        assert_eq!(&h[..n], &[0x81, 126, 1, 44]);
-        let (h, n) = frame_header(0x8, 70_000);
-        assert_eq!(&h[..n], &[0x88, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
     }
 }

@@ -4,8 +4,8 @@
 //! The bus's fan-out task hands each batch of events to [`Hub::dispatch`]
 //! once, already encoded. For a WebSocket the hub writes the shared frame
 //! bytes straight to the socket — a chunk of subscribers' sends in one
-//! io_uring submission where the kernel allows (see `gateway::socket` and
-//! `gateway::uring`); for SSE it clones them into the subscriber's queue
+//! io_uring submission where the kernel allows (see `outbox` and
+//! `uring`); for SSE it clones them into the subscriber's queue
 //! with `try_send`. Nothing here waits for a reader. A subscriber whose backlog would pass its message or byte cap is
 //! cut off and told it is slow; its connection closes with 4008 and the
 //! client resumes from its last id. The registry lock is a plain `Mutex`,
@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 
-use crate::bus::{Delivery, Filter};
-use crate::gateway::GatewayConfig;
-use crate::gateway::socket::{Offer, Outbox, SendBatch};
+use crate::envelope::{Delivery, FanOut, Filter};
+pub use crate::outbox::QueueLimits;
+use crate::outbox::{Offer, Outbox, SendBatch};
 
 /// Subscribers served between two yields of a fan-out.
 const YIELD_EVERY: usize = 64;
@@ -30,16 +30,22 @@ const YIELD_EVERY: usize = 64;
 /// task to another worker.
 const MIN_PART: usize = 128;
 
-/// Caps on one subscriber's queue of undelivered events.
-#[derive(Debug, Clone, Copy)]
-pub struct QueueLimits {
-    pub messages: usize,
-    pub bytes: usize,
+/// How the hub fans out: its queue caps and how it writes to sockets.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Per-connection send queue caps.
+    pub queue: QueueLimits,
+    /// Fan-out socket writes batched through io_uring where the kernel
+    /// allows; false sends each with its own `send`.
+    pub io_uring: bool,
+    /// Most parts a fan-out to many subscribers is split into, each run on
+    /// a worker thread at once; 0 means one per worker thread.
+    pub fanout_parallelism: usize,
 }
 
-impl Default for QueueLimits {
+impl Default for HubConfig {
     fn default() -> Self {
-        Self { messages: 4096, bytes: 4 << 20 }
+        Self { queue: QueueLimits::default(), io_uring: true, fanout_parallelism: 0 }
     }
 }
 
@@ -161,13 +167,20 @@ pub struct HubStats {
     pub fanout_parallelism: usize,
 }
 
+#[async_trait::async_trait]
+impl FanOut for Hub {
+    async fn dispatch(&self, batch: &[Delivery]) {
+        Hub::dispatch(self, batch).await
+    }
+}
+
 impl Hub {
     /// Takes the queue limits and the fan-out settings from `config`.
     /// io_uring is dropped, with a log line, where the kernel refuses it; a
     /// parallelism of 0 means one part per worker thread of the runtime
     /// this is called on.
-    pub fn new(config: &GatewayConfig, delivery: metrics::Histogram) -> Self {
-        let uring = config.io_uring && crate::gateway::uring::available();
+    pub fn new(config: &HubConfig, delivery: metrics::Histogram) -> Self {
+        let uring = config.io_uring && crate::uring::available();
         let parallelism = match config.fanout_parallelism {
             0 => tokio::runtime::Handle::try_current().map_or(1, |rt| rt.metrics().num_workers()),
             n => n,

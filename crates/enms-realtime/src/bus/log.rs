@@ -4,8 +4,7 @@
 use enms_core::event::EventId;
 use enms_store::Store;
 
-use super::{Filter, Published, Replay};
-use crate::error::ApiError;
+use super::{BusError, Filter, Published, Replay};
 
 /// Rows read from the log per query when replaying from it.
 const LOG_PAGE: u32 = 1000;
@@ -14,7 +13,7 @@ const LOG_SCAN: usize = 20_000;
 
 /// Logged events after `after` that match. Complete only when the filter
 /// admits durable types alone and nothing after `after` was pruned.
-pub async fn replay(store: &dyn Store, after: EventId, filter: &Filter, limit: usize) -> Result<Replay, ApiError> {
+pub async fn replay(store: &dyn Store, after: EventId, filter: &Filter, limit: usize) -> Result<Replay, BusError> {
     let floor = store.event_log_floor().await?;
     let mut cursor = after;
     let mut events = Vec::new();
@@ -35,7 +34,7 @@ pub async fn replay(store: &dyn Store, after: EventId, filter: &Filter, limit: u
 
 /// The newest `limit` logged events that match, oldest first. Reads at most
 /// `LOG_SCAN` rows so a narrow filter cannot scan the whole log.
-pub async fn latest(store: &dyn Store, filter: &Filter, limit: usize) -> Result<Replay, ApiError> {
+pub async fn latest(store: &dyn Store, filter: &Filter, limit: usize) -> Result<Replay, BusError> {
     let mut cursor = None;
     let mut events = Vec::new();
     let mut scanned = 0;

@@ -1,13 +1,23 @@
-//! The analytics service: training jobs, batch and streaming anomaly
-//! detection, KPIs and the scheduler, over the store and the event bus.
+//! The analytics service of enms: training jobs with live progress, batch
+//! and streaming anomaly detection with episodes, and the scheduler that
+//! refreshes models — over the store, without HTTP or a bus of its own.
 //!
-//! The numerical work lives in `enms-analytics` (no I/O); this module loads
-//! data, runs that work on blocking threads, persists results and publishes
-//! the events that tell clients about them.
+//! The numerical work lives in `enms-analytics` (no I/O); this crate loads
+//! data, runs that work on blocking threads, persists results and hands the
+//! events that tell clients about them to an [`Outlet`] (the server's event
+//! bus). Errors are [`JobError`]s; the server maps them to HTTP.
+//!
+//! Layout: `jobs` (the runner: queue, leases, takeover, cancel) runs
+//! `training` (baseline and anomaly models) and `detection` (batch windows,
+//! long ones as jobs); `live` scores each ingested reading against the
+//! active model and tracks episodes; `scheduler` submits the nightly
+//! refreshes and drift retraining.
 
 pub mod detection;
+pub mod error;
 pub mod jobs;
 pub mod live;
+pub mod outlet;
 pub mod scheduler;
 pub mod training;
 
@@ -22,11 +32,10 @@ use enms_core::Resolution;
 use enms_store::{ReadingPoint, ReadingQuery, Store};
 use uuid::Uuid;
 
-use crate::bus::EventBus;
-use crate::error::ApiError;
-
+pub use error::JobError;
 pub use jobs::Jobs;
 pub use live::Live;
+pub use outlet::Outlet;
 
 /// Most raw readings one analysis loads (a year of 1-minute data).
 pub const MAX_ROWS: u32 = 600_000;
@@ -58,23 +67,18 @@ impl Default for AnalyticsConfig {
 #[derive(Clone)]
 pub struct Analytics {
     pub store: Arc<dyn Store>,
-    pub bus: Arc<dyn EventBus>,
+    pub outlet: Arc<dyn Outlet>,
     pub jobs: Jobs,
     pub live: Live,
     pub config: Arc<AnalyticsConfig>,
 }
 
 impl Analytics {
-    pub fn new(
-        store: Arc<dyn Store>,
-        bus: Arc<dyn EventBus>,
-        config: AnalyticsConfig,
-        telemetry: Arc<crate::telemetry::Metrics>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, outlet: Arc<dyn Outlet>, config: AnalyticsConfig) -> Self {
         let config = Arc::new(config);
-        let live = Live::new(store.clone(), bus.clone());
-        let jobs = Jobs::new(store.clone(), bus.clone(), live.clone(), &config, telemetry);
-        Self { store, bus, jobs, live, config }
+        let live = Live::new(store.clone(), outlet.clone());
+        let jobs = Jobs::new(store.clone(), outlet.clone(), live.clone(), &config, run_job);
+        Self { store, outlet, jobs, live, config }
     }
 
     /// Takes over jobs a stopped instance left behind and loads the active
@@ -85,13 +89,27 @@ impl Analytics {
     }
 }
 
+/// The work of a job, by its model type: detection windows, else training.
+pub fn run_job<'a>(
+    t: &'a mut jobs::Tracker,
+    cancel: &'a tokio_util::sync::CancellationToken,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<jobs::Done, String>> + Send + 'a>> {
+    Box::pin(async move {
+        if t.job.model_type == "detection" {
+            detection::run_job(t, cancel).await
+        } else {
+            training::run(t, cancel).await
+        }
+    })
+}
+
 /// Raw readings of one machine in `[start, end)`, oldest first.
 pub async fn load_samples(
     store: &dyn Store,
     machine_id: Uuid,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-) -> Result<Vec<Sample>, ApiError> {
+) -> Result<Vec<Sample>, JobError> {
     let query = ReadingQuery { machine_id, start, end, resolution: Resolution::Raw, limit: MAX_ROWS };
     let points = store.query_readings(&query).await?;
     Ok(points.iter().map(sample_of).collect())
@@ -111,7 +129,7 @@ pub async fn load_signal_rows(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     signals: &[Signal],
-) -> Result<SignalRows, ApiError> {
+) -> Result<SignalRows, JobError> {
     let query = ReadingQuery { machine_id, start, end, resolution: Resolution::Raw, limit: MAX_ROWS };
     let points = store.query_readings(&query).await?;
     Ok(signal_rows(&points, signals))
@@ -151,6 +169,6 @@ pub fn reading_value(r: &enms_core::Reading, signal: &Signal) -> Option<f64> {
 }
 
 /// Runs CPU-bound analytics off the async workers.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, JobError> {
+    tokio::task::spawn_blocking(f).await.map_err(JobError::internal)
 }

@@ -21,7 +21,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use axum::http::StatusCode;
 use chrono::Utc;
 use enms_core::event::EventType;
 use enms_store::{JobRecord, JobStatus, Store, StoreError};
@@ -32,14 +31,22 @@ use uuid::Uuid;
 
 use super::AnalyticsConfig;
 use super::live::Live;
-use super::training;
-use crate::bus::EventBus;
-use crate::error::ApiError;
+use crate::error::JobError;
+use crate::outlet::Outlet;
 
 pub const MODEL_TYPES: [&str; 2] = ["baseline", "anomaly"];
 pub const TRIGGER_TYPES: [&str; 3] = ["manual", "scheduled", "drift"];
 
 type Key = (Uuid, String);
+
+/// Runs one claimed job's steps and says how it ended (`Err`: why it
+/// failed). Which work a model type stands for is the crate root's to say
+/// ([`crate::run_job`]), so the runner knows no kind of job and its tests
+/// can hand it their own.
+pub type Work = for<'a> fn(
+    &'a mut Tracker,
+    &'a CancellationToken,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Done, String>> + Send + 'a>>;
 
 #[derive(Clone)]
 pub struct Jobs {
@@ -48,7 +55,7 @@ pub struct Jobs {
 
 struct Inner {
     store: Arc<dyn Store>,
-    bus: Arc<dyn EventBus>,
+    outlet: Arc<dyn Outlet>,
     live: Live,
     queue: mpsc::Sender<Uuid>,
     cancels: Mutex<HashMap<Uuid, CancellationToken>>,
@@ -58,7 +65,7 @@ struct Inner {
     finished: tokio::sync::Notify,
     /// This process, as an owner of jobs.
     instance: String,
-    telemetry: Arc<crate::telemetry::Metrics>,
+    work: Work,
 }
 
 /// How long a job's claim holds without renewal.
@@ -80,22 +87,22 @@ pub struct JobRequest {
 impl Jobs {
     pub fn new(
         store: Arc<dyn Store>,
-        bus: Arc<dyn EventBus>,
+        outlet: Arc<dyn Outlet>,
         live: Live,
         config: &AnalyticsConfig,
-        telemetry: Arc<crate::telemetry::Metrics>,
+        work: Work,
     ) -> Self {
         let (queue, rx) = mpsc::channel(config.job_queue.max(1));
         let inner = Arc::new(Inner {
             store,
-            bus,
+            outlet,
             live,
             queue,
             cancels: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             finished: tokio::sync::Notify::new(),
             instance: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
-            telemetry,
+            work,
         });
         tokio::spawn(dispatch(Arc::downgrade(&inner), rx, config.job_concurrency.max(1)));
         Self { inner }
@@ -103,24 +110,16 @@ impl Jobs {
 
     /// Persists and queues a job; 409 when one for the same machine and type
     /// is already queued or running, 503 when the queue is full.
-    pub async fn submit(&self, req: JobRequest) -> Result<JobRecord, ApiError> {
+    pub async fn submit(&self, req: JobRequest) -> Result<JobRecord, JobError> {
         let key = (req.machine_id, req.model_type.clone());
         if !lock(&self.inner.busy).insert(key.clone()) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "job_in_progress",
-                format!("a {} job for machine {} is already queued or running", req.model_type, req.machine_id),
-            ));
+            return Err(JobError::InProgress { machine: req.machine_id, model_type: req.model_type });
         }
         let permit = match self.inner.queue.try_reserve() {
             Ok(p) => p,
             Err(_) => {
                 lock(&self.inner.busy).remove(&key);
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "job_queue_full",
-                    "the job queue is full; retry when running jobs have finished",
-                ));
+                return Err(JobError::QueueFull);
             }
         };
         let job = JobRecord {
@@ -152,27 +151,16 @@ impl Jobs {
     }
 
     /// Cancels a queued or running job.
-    pub async fn cancel(&self, id: Uuid) -> Result<JobRecord, ApiError> {
-        let job = self.inner.store.get_job(id).await?.ok_or_else(|| ApiError::not_found("training job", id))?;
+    pub async fn cancel(&self, id: Uuid) -> Result<JobRecord, JobError> {
+        let job = self.inner.store.get_job(id).await?.ok_or_else(|| JobError::not_found("training job", id))?;
         if job.status.is_final() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "job_finished",
-                format!("job {id} has already finished ({})", job.status.as_str()),
-            ));
+            return Err(JobError::Finished { id, status: job.status.as_str() });
         }
         let token = lock(&self.inner.cancels).get(&id).cloned();
         match &token {
             Some(token) => token.cancel(),
             None if job.status == JobStatus::Running => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "job_elsewhere",
-                    format!(
-                        "job {id} runs on instance {}; send the cancellation there",
-                        job.owner.as_deref().unwrap_or("unknown")
-                    ),
-                ));
+                return Err(JobError::Elsewhere { id, owner: job.owner.unwrap_or_else(|| "unknown".into()) });
             }
             None => {}
         }
@@ -238,10 +226,10 @@ impl Jobs {
     }
 
     /// Waits until job `id` has finished and returns its final record.
-    pub async fn wait(&self, id: Uuid) -> Result<JobRecord, ApiError> {
+    pub async fn wait(&self, id: Uuid) -> Result<JobRecord, JobError> {
         loop {
             let notified = self.inner.finished.notified();
-            let job = self.inner.store.get_job(id).await?.ok_or_else(|| ApiError::not_found("training job", id))?;
+            let job = self.inner.store.get_job(id).await?.ok_or_else(|| JobError::not_found("training job", id))?;
             if job.status.is_final() {
                 return Ok(job);
             }
@@ -296,11 +284,7 @@ async fn run(inner: Arc<Inner>, id: Uuid) {
     }
     let mut tracker = Tracker { inner: inner.clone(), job };
     tracker.start().await;
-    let outcome = if tracker.job.model_type == "detection" {
-        super::detection::run_job(&mut tracker, &token).await
-    } else {
-        training::run(&mut tracker, &token).await
-    };
+    let outcome = (inner.work)(&mut tracker, &token).await;
     match outcome {
         _ if token.is_cancelled() => tracker.finish_cancelled().await,
         Ok(done) => tracker.finish_completed(done).await,
@@ -333,8 +317,8 @@ impl Tracker {
         &self.inner.store
     }
 
-    pub fn bus(&self) -> &Arc<dyn EventBus> {
-        &self.inner.bus
+    pub fn outlet(&self) -> &Arc<dyn Outlet> {
+        &self.inner.outlet
     }
 
     pub fn live(&self) -> &Live {
@@ -382,7 +366,7 @@ impl Tracker {
         let now = Utc::now();
         self.job.finished_at = Some(now);
         let took = self.job.started_at.and_then(|s| (now - s).to_std().ok()).unwrap_or_default();
-        self.inner.telemetry.job_finished(&self.job.model_type, self.job.status.as_str(), took);
+        self.inner.outlet.job_finished(&self.job.model_type, self.job.status.as_str(), took);
         self.save_and_publish(EventType::TrainingCompleted, extra).await;
         release(&self.inner, &self.job);
     }
@@ -406,8 +390,8 @@ impl Tracker {
         if let (Some(d), Value::Object(extra)) = (data.as_object_mut(), extra) {
             d.extend(extra);
         }
-        if let Err(e) = self.inner.bus.publish(kind, data).await {
-            tracing::warn!(job = %self.job.id, error = %e.body.message, "training event not published");
+        if let Err(e) = self.inner.outlet.publish(kind, data).await {
+            tracing::warn!(job = %self.job.id, error = %e, "training event not published");
         }
     }
 }

@@ -14,9 +14,9 @@ use enms_core::event::EventType;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::Analytics;
 use super::detection;
 use super::training::{DEFAULT_CONTAMINATION, TrainRequest};
+use super::{Analytics, JobError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
@@ -134,7 +134,7 @@ pub async fn hourly_detection(a: &Analytics, now: DateTime<Utc>) {
             Ok(out) => {
                 tracing::info!(machine = %m.name, found = out.found.len(), saved = out.saved, "scheduled detection")
             }
-            Err(e) => alert(a, &format!("scheduled detection for {} failed: {}", m.name, e.body.message)).await,
+            Err(e) => alert(a, &format!("scheduled detection for {} failed: {}", m.name, e)).await,
         }
     }
 }
@@ -154,9 +154,9 @@ pub async fn retrain_all(a: &Analytics) {
             };
             match queued {
                 // Another instance (or a manual request) got there first.
-                Err(e) if e.body.code == "job_in_progress" => {}
+                Err(JobError::InProgress { .. }) => {}
                 Err(e) => {
-                    let message = format!("scheduled {kind} training for {} not queued: {}", m.name, e.body.message);
+                    let message = format!("scheduled {kind} training for {} not queued: {}", m.name, e);
                     alert(a, &message).await
                 }
                 Ok(_) => {}
@@ -188,8 +188,8 @@ async fn alert(a: &Analytics, message: &str) {
     tracing::warn!(%message, "scheduled run failed");
     let data =
         json!({"alert_type": "scheduled_run_failed", "message": message, "severity": "warning", "source": "scheduler"});
-    if let Err(e) = a.bus.publish(EventType::SystemAlert, data).await {
-        tracing::warn!(error = %e.body.message, "system_alert not published");
+    if let Err(e) = a.outlet.publish(EventType::SystemAlert, data).await {
+        tracing::warn!(error = %e, "system_alert not published");
     }
 }
 

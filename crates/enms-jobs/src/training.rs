@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::jobs::{Done, JobRequest, Tracker};
 use super::{blocking, load_samples, load_signal_rows};
-use crate::error::ApiError;
+use crate::error::JobError;
 
 /// Default baseline period, ending now.
 pub const BASELINE_DAYS: i64 = 30;
@@ -120,18 +120,18 @@ pub const MAX_FEATURES: usize = 16;
 
 impl TrainRequest {
     /// `data_end` is the machine's newest reading, if any.
-    pub fn plan(self, model_type: &str, data_end: Option<DateTime<Utc>>) -> Result<Plan, ApiError> {
+    pub fn plan(self, model_type: &str, data_end: Option<DateTime<Utc>>) -> Result<Plan, JobError> {
         let end = self.end.unwrap_or_else(|| data_end.map_or_else(Utc::now, |t| t + Duration::milliseconds(1)));
         let days = if model_type == "anomaly" { ANOMALY_DAYS } else { BASELINE_DAYS };
         let start = self.start.unwrap_or(end - Duration::days(days));
         if start >= end {
-            return Err(ApiError::invalid("invalid_range", "start", format!("start {start} must be before end {end}")));
+            return Err(JobError::invalid("invalid_range", "start", format!("start {start} must be before end {end}")));
         }
         let granularity = self
             .granularity
             .map(|g| {
                 Granularity::parse(&g).ok_or_else(|| {
-                    ApiError::invalid(
+                    JobError::invalid(
                         "invalid_granularity",
                         "granularity",
                         format!("granularity must be hourly or daily, got {g:?}"),
@@ -145,7 +145,7 @@ impl TrainRequest {
                 vs.iter()
                     .map(|v| {
                         Variable::parse(v).ok_or_else(|| {
-                            ApiError::invalid(
+                            JobError::invalid(
                                 "invalid_variable",
                                 "variables",
                                 format!("unknown variable {v:?}; use production, hdd, cdd or operating_hours"),
@@ -157,13 +157,13 @@ impl TrainRequest {
             .transpose()?;
         for (field, base) in [("heating_base_c", self.heating_base_c), ("cooling_base_c", self.cooling_base_c)] {
             if base.is_some_and(|b| !(-30.0..=40.0).contains(&b)) {
-                return Err(ApiError::invalid("out_of_range", field, format!("{field} must be between -30 and 40 °C")));
+                return Err(JobError::invalid("out_of_range", field, format!("{field} must be between -30 and 40 °C")));
             }
         }
         let contamination = check_contamination(self.contamination.unwrap_or(DEFAULT_CONTAMINATION))?;
         let signals = self.features.map(|names| parse_features(&names)).transpose()?;
         if signals.is_some() && model_type != "anomaly" {
-            return Err(ApiError::invalid("invalid_parameter", "features", "features apply to anomaly models only"));
+            return Err(JobError::invalid("invalid_parameter", "features", "features apply to anomaly models only"));
         }
         Ok(Plan {
             start,
@@ -183,9 +183,9 @@ impl TrainRequest {
 }
 
 /// Parses feature names; unknown or repeated ones are refused by name.
-pub fn parse_features(names: &[String]) -> Result<Vec<Signal>, ApiError> {
+pub fn parse_features(names: &[String]) -> Result<Vec<Signal>, JobError> {
     if names.is_empty() || names.len() > MAX_FEATURES {
-        return Err(ApiError::invalid(
+        return Err(JobError::invalid(
             "invalid_feature",
             "features",
             format!("features lists 1 to {MAX_FEATURES} signals, got {}", names.len()),
@@ -193,29 +193,13 @@ pub fn parse_features(names: &[String]) -> Result<Vec<Signal>, ApiError> {
     }
     let mut out: Vec<Signal> = Vec::with_capacity(names.len());
     for n in names {
-        let s = Signal::parse(n).map_err(|e| ApiError::invalid("invalid_feature", "features", e.to_string()))?;
+        let s = Signal::parse(n).map_err(|e| JobError::invalid("invalid_feature", "features", e.to_string()))?;
         if out.contains(&s) {
-            return Err(ApiError::invalid("invalid_feature", "features", format!("feature {n:?} is listed twice")));
+            return Err(JobError::invalid("invalid_feature", "features", format!("feature {n:?} is listed twice")));
         }
         out.push(s);
     }
     Ok(out)
-}
-
-/// How a model error reads to a client.
-pub fn detect_error(e: DetectError) -> ApiError {
-    use axum::http::StatusCode;
-    let unprocessable = |code: &str, field: &str, e: &DetectError| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string()).with_field(field)
-    };
-    match &e {
-        DetectError::InsufficientData { .. } => unprocessable("insufficient_data", "start", &e),
-        DetectError::MissingFeature(_) | DetectError::ConstantFeature(_) => {
-            unprocessable("invalid_feature", "features", &e)
-        }
-        DetectError::Contamination(_) => unprocessable("out_of_range", "contamination", &e),
-        DetectError::Shape { .. } | DetectError::Forest(_) => ApiError::internal(e),
-    }
 }
 
 impl TrainRequest {
@@ -228,9 +212,9 @@ impl TrainRequest {
         trigger_type: &str,
         reason: Option<String>,
         data_end: Option<DateTime<Utc>>,
-    ) -> Result<(Plan, JobRequest), ApiError> {
+    ) -> Result<(Plan, JobRequest), JobError> {
         let plan = self.plan(model_type, data_end)?;
-        let params = serde_json::to_value(&plan).map_err(ApiError::internal)?;
+        let params = serde_json::to_value(&plan).map_err(JobError::internal)?;
         Ok((
             plan,
             JobRequest { machine_id, model_type: model_type.into(), trigger_type: trigger_type.into(), reason, params },
@@ -241,26 +225,27 @@ impl TrainRequest {
 /// What an anomaly model's training would fail on, checked before the job
 /// is stored: too few readings in the window, features that no reading
 /// carries or that never change. Trains nothing.
-pub async fn precheck_anomaly(store: &dyn enms_store::Store, machine: Uuid, plan: &Plan) -> Result<(), ApiError> {
+pub async fn precheck_anomaly(store: &dyn enms_store::Store, machine: Uuid, plan: &Plan) -> Result<(), JobError> {
     let spec = ModelSpec { signals: plan.signals.clone(), contamination: plan.contamination, seed: 0 };
     let signals = AnomalyModel::signals_of(&spec);
     let data = load_signal_rows(store, machine, plan.start, plan.end, &signals).await?;
     match check_training(data.rows.len(), &data.values, &signals) {
-        Err(DetectError::InsufficientData { have, need }) => {
-            Err(detect_error(DetectError::InsufficientData { have, need }).with_message(format!(
+        Err(DetectError::InsufficientData { have, need }) => Err(JobError::InsufficientData {
+            field: "start".into(),
+            message: format!(
                 "the window from {} to {} holds {have} readings; an anomaly model needs at least {need}",
                 plan.start, plan.end
-            )))
-        }
-        other => other.map_err(detect_error),
+            ),
+        }),
+        other => other.map_err(JobError::from),
     }
 }
 
-pub fn check_contamination(c: f64) -> Result<f64, ApiError> {
+pub fn check_contamination(c: f64) -> Result<f64, JobError> {
     if c > 0.0 && c <= 0.5 {
         Ok(c)
     } else {
-        Err(ApiError::invalid("out_of_range", "contamination", format!("contamination must be in (0, 0.5], got {c}")))
+        Err(JobError::invalid("out_of_range", "contamination", format!("contamination must be in (0, 0.5], got {c}")))
     }
 }
 
@@ -279,8 +264,8 @@ fn stop_if(cancel: &CancellationToken) -> Result<(), String> {
     if cancel.is_cancelled() { Err("cancelled".into()) } else { Ok(()) }
 }
 
-fn text(e: ApiError) -> String {
-    e.body.message
+fn text(e: JobError) -> String {
+    e.to_string()
 }
 
 async fn baseline(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Result<Done, String> {

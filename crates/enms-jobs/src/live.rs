@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::reading_value;
-use crate::bus::EventBus;
-use crate::error::ApiError;
+use crate::error::JobError;
+use crate::outlet::Outlet;
 
 /// Normal readings in a row that end a streaming episode.
 pub const QUIET_READINGS: usize = episode::DEFAULT_QUIET;
@@ -67,13 +67,13 @@ pub struct Notice {
 #[derive(Clone)]
 pub struct Live {
     pub(super) store: Arc<dyn Store>,
-    bus: Arc<dyn EventBus>,
+    outlet: Arc<dyn Outlet>,
     detectors: Arc<RwLock<HashMap<Uuid, Arc<Detector>>>>,
 }
 
 impl Live {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>) -> Self {
-        Self { store, bus, detectors: Arc::default() }
+    pub fn new(store: Arc<dyn Store>, outlet: Arc<dyn Outlet>) -> Self {
+        Self { store, outlet, detectors: Arc::default() }
     }
 
     /// Loads every machine's active anomaly model.
@@ -132,11 +132,11 @@ impl Live {
 
     /// Makes a model active, refreshes the machine's detector and announces
     /// `model_updated`.
-    pub async fn activate(&self, id: Uuid) -> Result<ModelRecord, ApiError> {
+    pub async fn activate(&self, id: Uuid) -> Result<ModelRecord, JobError> {
         if !self.store.activate_model(id).await? {
-            return Err(ApiError::not_found("model", id));
+            return Err(JobError::not_found("model", id));
         }
-        let record = self.store.get_model(id).await?.ok_or_else(|| ApiError::not_found("model", id))?;
+        let record = self.store.get_model(id).await?.ok_or_else(|| JobError::not_found("model", id))?;
         self.reload(record.machine_id).await?;
         let data = json!({
             "model_id": record.id.to_string(),
@@ -146,8 +146,8 @@ impl Live {
             "metrics": record.metrics,
             "message": format!("{} model version {} is now active", record.model_type, record.version),
         });
-        if let Err(e) = self.bus.publish(EventType::ModelUpdated, data).await {
-            tracing::warn!(error = %e.body.message, "model_updated not published");
+        if let Err(e) = self.outlet.publish(EventType::ModelUpdated, data).await {
+            tracing::warn!(error = %e, "model_updated not published");
         }
         Ok(record)
     }
@@ -219,8 +219,8 @@ impl Live {
                 names.insert(machine, m.name);
             }
             let data = episode_event(n, names.get(&machine).map(String::as_str));
-            if let Err(e) = self.bus.publish(n.kind, data).await {
-                tracing::warn!(error = %e.body.message, kind = %n.kind, "anomaly event not published");
+            if let Err(e) = self.outlet.publish(n.kind, data).await {
+                tracing::warn!(error = %e, kind = %n.kind, "anomaly event not published");
             }
         }
     }

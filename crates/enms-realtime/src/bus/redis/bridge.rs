@@ -11,7 +11,8 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use enms_core::event::{EventType, validate_payload};
+use enms_core::event::EventType;
+use enms_core::payload::validate_payload;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;

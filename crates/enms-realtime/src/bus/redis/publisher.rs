@@ -19,8 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{Backoff, COMMAND_TIMEOUT, Publish, Shared, bus_alert, local_alert};
-use crate::bus::{Accepted, Delivery, Published};
-use crate::error::ApiError;
+use crate::bus::{Accepted, BusError, Delivery, Published};
 
 /// Appends a group of events; sets the floor first when the stream is new
 /// (see the module docs of `bus::redis`). ARGV: max length, newest id this
@@ -41,7 +40,7 @@ struct Pending {
     event_type: EventType,
     data: Value,
     at: DateTime<Utc>,
-    reply: Option<oneshot::Sender<Result<Accepted, ApiError>>>,
+    reply: Option<oneshot::Sender<Result<Accepted, BusError>>>,
 }
 
 pub(super) struct Publisher {
@@ -97,11 +96,7 @@ impl Publisher {
     fn accept(&mut self, p: Publish, at: DateTime<Utc>) {
         if self.pending.len() >= self.shared.redis.buffer {
             if let Some(reply) = p.reply {
-                let _ = reply.send(Err(ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "bus_buffer_full",
-                    "the shared event bus is unreachable and this instance's buffer is full; retry later",
-                )));
+                let _ = reply.send(Err(BusError::BufferFull));
             }
             return;
         }

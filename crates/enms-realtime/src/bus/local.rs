@@ -9,20 +9,19 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use enms_core::event::{Event, EventId, EventType, validate_payload};
+use enms_core::event::{Event, EventId, EventType};
+use enms_core::payload::validate_payload;
 use enms_store::Store;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::window::Window;
-use super::{Accepted, BusConfig, BusStatus, Delivery, EventBus, Filter, Published, Replay, log};
-use crate::error::ApiError;
-use crate::hub::Hub;
+use super::{Accepted, BusConfig, BusError, BusStatus, Delivery, EventBus, FanOut, Filter, Published, Replay, log};
 
 struct Publish {
     event_type: EventType,
     data: Value,
-    reply: oneshot::Sender<Result<Delivery, ApiError>>,
+    reply: oneshot::Sender<Result<Delivery, BusError>>,
 }
 
 const PUBLISH_QUEUE: usize = 1024;
@@ -43,14 +42,18 @@ impl InProcessBus {
     /// Starts the publisher task; ids continue after the last logged one and
     /// after this moment, so nothing issued before a restart is mistaken for
     /// something the window still holds.
-    pub async fn start(store: Arc<dyn Store>, config: BusConfig, hub: Hub) -> Result<Self, enms_store::StoreError> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: BusConfig,
+        fan_out_to: Arc<dyn FanOut>,
+    ) -> Result<Self, enms_store::StoreError> {
         let logged = store.last_event_id().await?.unwrap_or_default();
         let floor = store.event_log_floor().await?.unwrap_or_default();
         let boundary = logged.max(floor).max(EventId { ms: Utc::now().timestamp_millis().max(0) as u64, seq: 0 });
         let window = Arc::new(RwLock::new(Window::new(boundary)));
         let (queue, rx) = mpsc::channel(PUBLISH_QUEUE);
         let (fanout, groups) = mpsc::channel(FANOUT_QUEUE);
-        tokio::spawn(fan_out(hub, groups));
+        tokio::spawn(fan_out(fan_out_to, groups));
         let publisher = Publisher { store: store.clone(), window: window.clone(), fanout, last: boundary, config };
         tokio::spawn(publisher.run(rx));
         Ok(Self { queue, window, store })
@@ -63,17 +66,14 @@ impl InProcessBus {
 
 #[async_trait::async_trait]
 impl EventBus for InProcessBus {
-    async fn publish(&self, event_type: EventType, data: Value) -> Result<Accepted, ApiError> {
+    async fn publish(&self, event_type: EventType, data: Value) -> Result<Accepted, BusError> {
         let data = validate_payload(event_type, data, Utc::now())?;
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Publish { event_type, data, reply })
-            .await
-            .map_err(|_| ApiError::internal("event bus stopped"))?;
-        answer.await.map_err(|_| ApiError::internal("event bus stopped"))?.map(Accepted::Published)
+        self.queue.send(Publish { event_type, data, reply }).await.map_err(|_| BusError::Stopped)?;
+        answer.await.map_err(|_| BusError::Stopped)?.map(Accepted::Published)
     }
 
-    async fn since(&self, after: Option<EventId>, filter: &Filter, limit: usize) -> Result<Replay, ApiError> {
+    async fn since(&self, after: Option<EventId>, filter: &Filter, limit: usize) -> Result<Replay, BusError> {
         {
             let window = self.read_window();
             match after {
@@ -159,7 +159,7 @@ impl Publisher {
         let mut replies = Vec::with_capacity(events.len());
         for (event, reply) in events {
             if event.event.event_type.durable() && logged.is_err() {
-                let _ = reply.send(Err(ApiError::internal("event log unavailable")));
+                let _ = reply.send(Err(BusError::LogUnavailable));
             } else {
                 accepted.push(event.clone());
                 replies.push((reply, event));
@@ -183,7 +183,7 @@ impl Publisher {
 /// Writes events to subscribers, apart from the publisher so publishing is
 /// never held up by sockets. Groups that queued up while the previous
 /// fan-out ran go out together: one write per client for all of them.
-pub(super) async fn fan_out(hub: Hub, mut groups: mpsc::Receiver<Vec<Delivery>>) {
+pub(super) async fn fan_out(hub: Arc<dyn FanOut>, mut groups: mpsc::Receiver<Vec<Delivery>>) {
     let mut batch = Vec::with_capacity(FANOUT_BATCH);
     while groups.recv_many(&mut batch, FANOUT_BATCH).await > 0 {
         let events: Vec<Delivery> = batch.drain(..).flatten().collect();

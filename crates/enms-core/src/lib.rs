@@ -11,6 +11,7 @@ pub mod machine;
 pub mod payload;
 pub mod reading;
 pub mod resolution;
+pub mod setting;
 pub mod sim;
 pub mod timestamp;
 pub mod validation;

@@ -29,6 +29,7 @@ use enms_analytics::detect::Signal;
 use enms_analytics::kpi::Tariff;
 use enms_analytics::series::{self, Interval};
 use enms_core::Resolution;
+use enms_core::setting::{InvalidSetting, at_least_one};
 use enms_store::{ReadingPoint, ReadingQuery, Store};
 use uuid::Uuid;
 
@@ -50,6 +51,22 @@ pub struct AnalyticsConfig {
     pub schedule: scheduler::Schedule,
     /// Score every ingested reading against its machine's active anomaly model.
     pub streaming: bool,
+}
+
+impl AnalyticsConfig {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least_one("job_queue", self.job_queue)?;
+        at_least_one("job_concurrency", self.job_concurrency)?;
+        let t = &self.tariff;
+        let prices_ok = [t.peak_price, t.offpeak_price].iter().all(|p| p.is_finite() && *p >= 0.0);
+        if !prices_ok || t.peak_start_hour > 24 || t.peak_end_hour > 24 || t.peak_start_hour > t.peak_end_hour {
+            return Err(InvalidSetting::new(
+                "tariff",
+                "prices must be ≥ 0 and 0 ≤ peak_start_hour ≤ peak_end_hour ≤ 24",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for AnalyticsConfig {

@@ -43,6 +43,12 @@ pub struct HubConfig {
     pub fanout_parallelism: usize,
 }
 
+impl HubConfig {
+    pub fn validate(&self) -> Result<(), enms_core::setting::InvalidSetting> {
+        self.queue.validate()
+    }
+}
+
 impl Default for HubConfig {
     fn default() -> Self {
         Self { queue: QueueLimits::default(), io_uring: true, fanout_parallelism: 0 }

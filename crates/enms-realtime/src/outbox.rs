@@ -25,6 +25,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use enms_core::event::EventId;
+use enms_core::setting::{InvalidSetting, at_least_one};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -41,6 +42,13 @@ const MAX_IOV: usize = 64;
 pub struct QueueLimits {
     pub messages: usize,
     pub bytes: usize,
+}
+
+impl QueueLimits {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least_one("queue_messages", self.messages)?;
+        at_least_one("queue_bytes", self.bytes)
+    }
 }
 
 impl Default for QueueLimits {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use enms_core::setting::{InvalidSetting, above_zero, at_least_one};
 
 pub use crate::auth::{AuthConfig, RateLimit};
 pub use crate::gateway::GatewayConfig;
@@ -40,6 +41,38 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// Every section's own checks, then this level's: what [`App::build`]
+    /// runs before it opens anything.
+    ///
+    /// [`App::build`]: crate::App::build
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.database_url.trim().is_empty() {
+            return Err(InvalidSetting::new("database_url", "must name a database (sqlite://PATH or postgres://…)"));
+        }
+        let b = &self.base_path;
+        let path_ok = b.is_empty()
+            || (b.starts_with('/')
+                && !b.ends_with('/')
+                && !b.contains("//")
+                && b.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')));
+        if !path_ok {
+            return Err(InvalidSetting::new("base_path", format!("{b:?} must be a URL path such as /api/analytics")));
+        }
+        above_zero("offline_after", self.offline_after)?;
+        at_least_one("max_json_bytes", self.max_json_bytes)?;
+        at_least_one("max_csv_bytes", self.max_csv_bytes)?;
+        if let Some(redis) = &self.redis {
+            redis.validate()?;
+        }
+        if let Some(demo) = &self.demo {
+            demo.validate()?;
+        }
+        self.bus.validate()?;
+        self.gateway.validate()?;
+        self.analytics.validate()?;
+        self.auth.validate()
+    }
+
     pub fn new(database_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
@@ -70,6 +103,21 @@ pub struct DemoConfig {
     /// weekdays and shifts follow the calendar), for reproducible analyses
     /// and tests. Live readings still start at the real time, after a gap.
     pub history_end: Option<DateTime<Utc>>,
+}
+
+impl DemoConfig {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        above_zero("demo interval", self.interval)?;
+        if self.history_days > 3650 {
+            return Err(InvalidSetting::new("demo history days", "at most 3650"));
+        }
+        // Live readings follow the history from the real time on; a history
+        // reaching past it would interleave with them.
+        if let Some(end) = self.history_end.filter(|end| *end > Utc::now()) {
+            return Err(InvalidSetting::new("demo history end", format!("{end} is in the future")));
+        }
+        Ok(())
+    }
 }
 
 impl Default for DemoConfig {

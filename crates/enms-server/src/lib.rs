@@ -32,6 +32,8 @@ use crate::state::AppState;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
+    Config(#[from] enms_core::setting::InvalidSetting),
+    #[error(transparent)]
     Store(#[from] enms_store::StoreError),
     #[error(transparent)]
     Bus(#[from] enms_realtime::bus::redis::BusStartError),
@@ -96,9 +98,11 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the database (migrating it) and, in demo mode, creates the demo
-    /// machines and backfills their history.
+    /// Refuses an invalid configuration (whoever built it), then opens the
+    /// database (migrating it) and, in demo mode, creates the demo machines
+    /// and backfills their history.
     pub async fn build(config: ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
         let store = enms_store::connect(&config.database_url).await?;
         let telemetry = telemetry::Metrics::new();
         let hub = enms_realtime::Hub::new(&config.gateway.hub, telemetry.delivery.clone());

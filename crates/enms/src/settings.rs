@@ -1,5 +1,12 @@
 //! Resolves the server's settings: flags, then `ENMS_*` environment variables
-//! (clap reads both into the same fields), then the TOML file, then defaults.
+//! (clap reads both into the same fields), then the TOML file, then the
+//! defaults of the service configs (`ServerConfig::new` and each section's
+//! `Default`, the one place a default is written).
+//!
+//! This module only reads and merges: whether a value can run is for the
+//! type that owns it (`ServerConfig::validate` and each section's), which
+//! `App::build` runs too, so the CLI and any other builder of a config are
+//! held to the same rules.
 
 use std::path::{Path, PathBuf};
 
@@ -97,6 +104,8 @@ pub struct FileDemo {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    #[error(transparent)]
+    Refused(#[from] enms_core::setting::InvalidSetting),
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("invalid config file {path}: {message}")]
@@ -121,12 +130,6 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     let (file, database_url) = file_and_database(args.db)?;
     let mut server = ServerConfig::new(database_url);
     if let Some(url) = args.bus_url.or(file.bus_url) {
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(SettingsError::Invalid {
-                setting: "bus_url",
-                message: format!("{url:?}: use redis://HOST:PORT"),
-            });
-        }
         server.redis = Some(enms_server::RedisConfig::new(url));
     }
     let flags = RealtimeFlags {
@@ -147,9 +150,6 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
             demo.interval = parse_duration("demo interval", &text)?;
         }
         demo.history_days = args.demo_history_days.or(file.demo.history_days).unwrap_or(demo.history_days);
-        if demo.history_days > 3650 {
-            return Err(SettingsError::Invalid { setting: "demo history days", message: "at most 3650".into() });
-        }
         if let Some(text) = args.demo_history_end.or(file.demo.history_end) {
             demo.history_end = Some(parse_history_end(&text)?);
         }
@@ -160,19 +160,14 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
         server.auth.cors_origins = origins;
     }
     security(&mut server, file.security)?;
+    server.validate()?;
     Ok(Settings { bind: args.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8080".into()), server, auth })
 }
 
 fn parse_history_end(text: &str) -> Result<chrono::DateTime<chrono::Utc>, SettingsError> {
     let invalid = |message: String| SettingsError::Invalid { setting: "demo history end", message };
-    let end = enms_core::timestamp::parse(text)
-        .ok_or_else(|| invalid(format!("{text:?} is not an RFC 3339 time such as 2026-11-01T00:00:00Z")))?;
-    // Live readings follow the history from the real time on; a history
-    // reaching past it would interleave with them.
-    if end > chrono::Utc::now() {
-        return Err(invalid(format!("{text} is in the future")));
-    }
-    Ok(end)
+    enms_core::timestamp::parse(text)
+        .ok_or_else(|| invalid(format!("{text:?} is not an RFC 3339 time such as 2026-11-01T00:00:00Z")))
 }
 
 /// The configuration file (empty without `--config`) and the database URL
@@ -200,46 +195,16 @@ fn security(server: &mut ServerConfig, file: FileSecurity) -> Result<(), Setting
     if let Some(origins) = file.cors_origins.filter(|_| a.cors_origins.is_empty()) {
         a.cors_origins = origins;
     }
-    for origin in &a.cors_origins {
-        let ok = origin == "*"
-            || ((origin.starts_with("http://") || origin.starts_with("https://"))
-                && !origin.trim_end_matches('/').contains(|c: char| c.is_whitespace())
-                && origin.matches('/').count() == 2);
-        if !ok {
-            return Err(SettingsError::Invalid {
-                setting: "cors_origins",
-                message: format!("{origin:?} is not an origin such as https://grafana.plant.local:3000 (or *)"),
-            });
-        }
-    }
-    let rate = |setting, value: Option<f64>, into: &mut f64| match value {
-        Some(v) if !(v.is_finite() && v > 0.0) => {
-            Err(SettingsError::Invalid { setting, message: "must be a number of requests per second above 0".into() })
-        }
-        Some(v) => {
-            *into = v;
-            Ok(())
-        }
-        None => Ok(()),
-    };
-    rate("publish_rate", file.publish_rate, &mut a.publish_rate.per_second)?;
-    rate("ingest_rate", file.ingest_rate, &mut a.ingest_rate.per_second)?;
-    for (setting, value, into) in [
-        ("publish_burst", file.publish_burst, &mut a.publish_rate.burst),
-        ("ingest_burst", file.ingest_burst, &mut a.ingest_rate.burst),
-    ] {
-        match value {
-            Some(0) => return Err(SettingsError::Invalid { setting, message: "must be at least 1".into() }),
-            Some(v) => *into = v,
-            None => {}
-        }
-    }
+    set(file.publish_rate, &mut a.publish_rate.per_second);
+    set(file.ingest_rate, &mut a.ingest_rate.per_second);
+    set(file.publish_burst, &mut a.publish_rate.burst);
+    set(file.ingest_burst, &mut a.ingest_rate.burst);
     if let Some(text) = &file.token_cache {
         a.cache_ttl = parse_duration("token_cache", text)?;
     }
-    positive("max_connections_per_token", file.max_connections_per_token, &mut server.gateway.max_per_token)?;
-    positive("max_json_bytes", file.max_json_bytes, &mut server.max_json_bytes)?;
-    positive("max_csv_bytes", file.max_csv_bytes, &mut server.max_csv_bytes)?;
+    set(file.max_connections_per_token, &mut server.gateway.max_per_token);
+    set(file.max_json_bytes, &mut server.max_json_bytes);
+    set(file.max_csv_bytes, &mut server.max_csv_bytes);
     Ok(())
 }
 
@@ -262,42 +227,25 @@ fn realtime(server: &mut ServerConfig, args: &RealtimeFlags, file: &FileRealtime
     duration("write_timeout", &None, &file.write_timeout, &mut gw.write_timeout)?;
     duration("window_age", &None, &file.window_age, &mut server.bus.window_age)?;
     duration("log_retention", &None, &file.log_retention, &mut server.bus.log_age)?;
-    positive("max_connections", args.max_connections.or(file.max_connections), &mut gw.max_connections)?;
-    positive("queue_messages", file.queue_messages, &mut gw.hub.queue.messages)?;
-    positive("queue_bytes", file.queue_bytes, &mut gw.hub.queue.bytes)?;
-    positive("window_events", file.window_events, &mut server.bus.window_events)?;
-    if let Some(on) = file.io_uring {
-        gw.hub.io_uring = on;
-    }
-    if let Some(n) = file.fanout_parallelism {
-        gw.hub.fanout_parallelism = n;
-    }
+    set(args.max_connections.or(file.max_connections), &mut gw.max_connections);
+    set(file.queue_messages, &mut gw.hub.queue.messages);
+    set(file.queue_bytes, &mut gw.hub.queue.bytes);
+    set(file.window_events, &mut server.bus.window_events);
+    set(file.io_uring, &mut gw.hub.io_uring);
+    set(file.fanout_parallelism, &mut gw.hub.fanout_parallelism);
     if let Some(redis) = server.redis.as_mut() {
-        positive("stream_max_len", file.stream_max_len, &mut redis.stream_max_len)?;
-        positive("bus_buffer", file.bus_buffer, &mut redis.buffer)?;
-        if let Some(prefix) = &file.bus_prefix {
-            redis.prefix = prefix.clone();
-        }
-    }
-    if gw.ping_interval.is_zero() {
-        return Err(SettingsError::Invalid { setting: "ping_interval", message: "must be above zero".into() });
+        set(file.stream_max_len, &mut redis.stream_max_len);
+        set(file.bus_buffer, &mut redis.buffer);
+        set(file.bus_prefix.clone(), &mut redis.prefix);
     }
     Ok(())
 }
 
 fn analytics(server: &mut ServerConfig, file: FileAnalytics) -> Result<(), SettingsError> {
     let a = &mut server.analytics;
-    for (setting, value, into) in [
-        ("job_queue", file.job_queue, &mut a.job_queue),
-        ("job_concurrency", file.job_concurrency, &mut a.job_concurrency),
-    ] {
-        match value {
-            Some(0) => return Err(SettingsError::Invalid { setting, message: "must be at least 1".into() }),
-            Some(v) => *into = v,
-            None => {}
-        }
-    }
-    a.streaming = file.streaming.unwrap_or(a.streaming);
+    set(file.job_queue, &mut a.job_queue);
+    set(file.job_concurrency, &mut a.job_concurrency);
+    set(file.streaming, &mut a.streaming);
     let schedule = |setting, text: Option<String>, into: &mut Option<enms_jobs::scheduler::Cron>| {
         match text.as_deref() {
             None => {}
@@ -313,16 +261,7 @@ fn analytics(server: &mut ServerConfig, file: FileAnalytics) -> Result<(), Setti
     };
     schedule("detect_schedule", file.detect_schedule, &mut a.schedule.detect)?;
     schedule("retrain_schedule", file.retrain_schedule, &mut a.schedule.retrain)?;
-    if let Some(t) = file.tariff {
-        let prices_ok = [t.peak_price, t.offpeak_price].iter().all(|p| p.is_finite() && *p >= 0.0);
-        if !prices_ok || t.peak_start_hour > 24 || t.peak_end_hour > 24 || t.peak_start_hour > t.peak_end_hour {
-            return Err(SettingsError::Invalid {
-                setting: "tariff",
-                message: "prices must be ≥ 0 and 0 ≤ peak_start_hour ≤ peak_end_hour ≤ 24".into(),
-            });
-        }
-        a.tariff = t;
-    }
+    set(file.tariff, &mut a.tariff);
     Ok(())
 }
 
@@ -367,15 +306,10 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Sets `into` from a count that must be at least 1, when given.
-fn positive(setting: &'static str, value: Option<usize>, into: &mut usize) -> Result<(), SettingsError> {
-    match value {
-        Some(0) => Err(SettingsError::Invalid { setting, message: "must be at least 1".into() }),
-        Some(v) => {
-            *into = v;
-            Ok(())
-        }
-        None => Ok(()),
+/// Sets `into` when the value is given; its owner checks it.
+fn set<T>(value: Option<T>, into: &mut T) {
+    if let Some(v) = value {
+        *into = v;
     }
 }
 

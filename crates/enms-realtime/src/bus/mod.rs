@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use enms_core::FieldError;
 use enms_core::event::{EventId, EventType};
+use enms_core::setting::{InvalidSetting, above_zero, at_least_one};
 use enms_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
@@ -49,6 +50,14 @@ pub struct BusConfig {
     pub window_age: Duration,
     /// Durable events older than this are pruned from the log.
     pub log_age: Duration,
+}
+
+impl BusConfig {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least_one("window_events", self.window_events)?;
+        above_zero("window_age", self.window_age)?;
+        above_zero("log_retention", self.log_age)
+    }
 }
 
 impl Default for BusConfig {

@@ -25,6 +25,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use enms_core::access::{Role, TokenRecord, valid_token_name};
+use enms_core::setting::{InvalidSetting, above_zero};
 use enms_store::Store;
 use uuid::Uuid;
 
@@ -48,6 +49,26 @@ pub struct AuthConfig {
     /// How long a token lookup is trusted before the store is asked again;
     /// a revoked token stops working within this time on every instance.
     pub cache_ttl: Duration,
+}
+
+impl AuthConfig {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        for origin in &self.cors_origins {
+            let ok = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.trim_end_matches('/').contains(|c: char| c.is_whitespace())
+                    && origin.matches('/').count() == 2);
+            if !ok {
+                return Err(InvalidSetting::new(
+                    "cors_origins",
+                    format!("{origin:?} is not an origin such as https://grafana.plant.local:3000 (or *)"),
+                ));
+            }
+        }
+        self.publish_rate.validate("publish_rate", "publish_burst")?;
+        self.ingest_rate.validate("ingest_rate", "ingest_burst")?;
+        above_zero("token_cache", self.cache_ttl)
+    }
 }
 
 impl Default for AuthConfig {

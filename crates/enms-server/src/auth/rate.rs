@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use enms_core::setting::InvalidSetting;
 use uuid::Uuid;
 
 /// `per_second` sustained, up to `burst` at once.
@@ -12,6 +13,19 @@ use uuid::Uuid;
 pub struct RateLimit {
     pub per_second: f64,
     pub burst: u32,
+}
+
+impl RateLimit {
+    /// `rate` and `burst` name the two values in the TOML file.
+    pub fn validate(&self, rate: &'static str, burst: &'static str) -> Result<(), InvalidSetting> {
+        if !(self.per_second.is_finite() && self.per_second > 0.0) {
+            return Err(InvalidSetting::new(rate, "must be a number of requests per second above 0"));
+        }
+        if self.burst == 0 {
+            return Err(InvalidSetting::new(burst, "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 struct Bucket {

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use enms_core::event::{EventId, EventType, Severity};
+use enms_core::setting::{InvalidSetting, above_zero, at_least_one};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -46,6 +47,17 @@ pub struct GatewayConfig {
     /// Connections one API token may hold at once (anonymous callers of an
     /// open server are only under `max_connections`).
     pub max_per_token: usize,
+}
+
+impl GatewayConfig {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        above_zero("ping_interval", self.ping_interval)?;
+        above_zero("write_timeout", self.write_timeout)?;
+        at_least_one("max_connections", self.max_connections)?;
+        at_least_one("max_connections_per_token", self.max_per_token)?;
+        at_least_one("max_replay", self.max_replay)?;
+        self.hub.validate()
+    }
 }
 
 impl Default for GatewayConfig {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{ChildStderr, ChildStdout, Command};
 
-use crate::analytics::seeded_machine;
+use crate::common::seeded_machine;
 use crate::common::{TestServer, db_url};
 use crate::wsclient::{WAIT, alert, publish};
 

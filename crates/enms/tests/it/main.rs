@@ -1,25 +1,15 @@
-//! Integration tests: the real router over real sockets (port 0), and the
-//! real `enms` binary. One test binary, one module per feature.
+//! Integration tests of the `enms` binary: its commands against a live
+//! server, its help, and the leftovers check. The server's own tests are
+//! in crates/enms-server/tests; the harness (a server on port 0, a
+//! WebSocket client) is shared from there rather than copied.
 
-mod analytics;
 mod binary;
 mod cli;
+// Shared harness: this binary uses part of it.
+#[allow(dead_code)]
+#[path = "../../../enms-server/tests/it/common.rs"]
 mod common;
-mod demo;
-mod detection;
-mod events;
-mod health;
-mod import;
 mod leftovers;
-mod machines;
-mod metrics;
-mod nginx;
-mod openapi;
-mod readings;
-mod restart;
-mod scaleout;
-mod security;
-mod sse;
-mod ui;
-mod ws;
+#[allow(dead_code)]
+#[path = "../../../enms-server/tests/it/wsclient.rs"]
 mod wsclient;

@@ -34,6 +34,7 @@ use std::time::Duration;
 use chrono::Utc;
 use enms_core::event::{Event, EventId, EventType};
 use enms_core::payload::validate_payload;
+use enms_core::setting::{InvalidSetting, at_least_one};
 use enms_store::Store;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
@@ -59,6 +60,17 @@ pub struct RedisConfig {
 impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self { url: url.into(), prefix: "enms".into(), stream_max_len: 100_000, buffer: 10_000 }
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if !(self.url.starts_with("redis://") || self.url.starts_with("rediss://")) {
+            return Err(InvalidSetting::new("bus_url", format!("{:?}: use redis://HOST:PORT", self.url)));
+        }
+        if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
+            return Err(InvalidSetting::new("bus_prefix", "must be a non-empty key prefix without spaces"));
+        }
+        at_least_one("stream_max_len", self.stream_max_len)?;
+        at_least_one("bus_buffer", self.buffer)
     }
 }
 

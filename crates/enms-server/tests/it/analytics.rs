@@ -5,32 +5,8 @@ use chrono::{Duration, DurationRound, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, assert_error};
+use crate::common::{TestServer, assert_error, seeded_machine};
 use crate::wsclient::Ws;
-
-/// Seven days of 15-minute readings ending now: 10 kW idle, 10 + 2·units
-/// while producing (06–22), with small deterministic noise.
-pub fn factory_week(machine: &str) -> Vec<Value> {
-    let end = Utc::now().duration_trunc(Duration::minutes(15)).expect("trunc");
-    let n = 7 * 96;
-    (0..n)
-        .map(|i| {
-            let ts = end - Duration::minutes(15 * (n - 1 - i) as i64);
-            let hour = chrono::Timelike::hour(&ts);
-            let units = if (6..22).contains(&hour) { 5.0 + (i % 5) as f64 } else { 0.0 };
-            let kw = 10.0 + 8.0 * units + ((i * 7919) % 41) as f64 / 40.0 - 0.5;
-            json!({"machine_id": machine, "timestamp": ts.to_rfc3339(), "power_kw": kw, "energy_kwh": kw / 4.0,
-                   "production_units": units, "outdoor_temp_c": 9.0 + (i % 24) as f64 * 0.3})
-        })
-        .collect()
-}
-
-pub async fn seeded_machine(s: &TestServer, name: &str) -> String {
-    let id = s.create_machine(name).await;
-    let (status, body) = s.post("/api/v1/readings", &json!({"readings": factory_week(&id)})).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    id
-}
 
 /// Events of one job until its `training_completed`.
 async fn job_events(ws: &mut Ws, job: &str) -> Vec<Value> {

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use chrono::{Duration as Span, DurationRound, Utc};
 use enms_server::{App, DemoConfig, ServerConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -177,4 +178,28 @@ pub fn readings(machine: &str, n: usize, kw: f64) -> Vec<Value> {
                    "production_units": 10.0, "outdoor_temp_c": 11.5})
         })
         .collect()
+}
+
+/// Seven days of 15-minute readings ending now: 10 kW idle, 10 + 2·units
+/// while producing (06–22), with small deterministic noise.
+pub fn factory_week(machine: &str) -> Vec<Value> {
+    let end = Utc::now().duration_trunc(Span::minutes(15)).expect("trunc");
+    let n = 7 * 96;
+    (0..n)
+        .map(|i| {
+            let ts = end - Span::minutes(15 * (n - 1 - i) as i64);
+            let hour = chrono::Timelike::hour(&ts);
+            let units = if (6..22).contains(&hour) { 5.0 + (i % 5) as f64 } else { 0.0 };
+            let kw = 10.0 + 8.0 * units + ((i * 7919) % 41) as f64 / 40.0 - 0.5;
+            json!({"machine_id": machine, "timestamp": ts.to_rfc3339(), "power_kw": kw, "energy_kwh": kw / 4.0,
+                   "production_units": units, "outdoor_temp_c": 9.0 + (i % 24) as f64 * 0.3})
+        })
+        .collect()
+}
+
+pub async fn seeded_machine(s: &TestServer, name: &str) -> String {
+    let id = s.create_machine(name).await;
+    let (status, body) = s.post("/api/v1/readings", &json!({"readings": factory_week(&id)})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    id
 }

@@ -1,0 +1,25 @@
+//! Integration tests of the server library: the real router over real
+//! sockets (port 0), with the real stores, buses, Redis, PostgreSQL and
+//! nginx they start or connect to. One test binary, one module per feature.
+//! Tests that drive the `enms` binary live with it (crates/enms/tests).
+
+mod analytics;
+mod common;
+mod config;
+mod demo;
+mod detection;
+mod events;
+mod health;
+mod import;
+mod machines;
+mod metrics;
+mod nginx;
+mod openapi;
+mod readings;
+mod restart;
+mod scaleout;
+mod security;
+mod sse;
+mod ui;
+mod ws;
+mod wsclient;

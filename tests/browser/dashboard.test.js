@@ -134,6 +134,90 @@ test('toasts stack up to a cap and close on their button', async () => {
   await page.context().close();
 });
 
+test('a fresh demo lists the faults of its history within 60 s and toasts a live fault within 150 s', async () => {
+  const fresh = new EnmsServer(OUT);
+  await fresh.start();
+  const t0 = Date.now();
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await ctx.newPage();
+    // Every toast, with when it appeared.
+    await page.addInitScript(() => {
+      window.seenToasts = [];
+      new MutationObserver((changes) => {
+        for (const c of changes) for (const n of c.addedNodes) {
+          if (n.classList?.contains('toast')) window.seenToasts.push({ at: Date.now(), text: n.textContent });
+        }
+      }).observe(document, { childList: true, subtree: true });
+    });
+    await page.goto(`${fresh.url}/ui/anomalies`);
+    await waitLive(page);
+    const injected = async () => (await (await fetch(`${fresh.url}/api/v1/demo/injected`)).json());
+    const history = (await injected()).filter((a) => Date.parse(a.end) <= t0);
+    assert.ok(history.length >= 3, `${history.length} faults in the history`);
+    const covered = async () => page.evaluate((faults) => {
+      const rows = [...document.querySelectorAll('#anomaly-rows tr')].map((r) => [r.dataset.machineId, Date.parse(r.dataset.at)]);
+      return faults.filter((f) => !rows.some(([m, at]) => m === f.machine_id && at >= Date.parse(f.start) && at <= Date.parse(f.end) + 15 * 60_000))
+        .map((f) => f.description);
+    }, history);
+    let missing = await covered();
+    while (missing.length && Date.now() - t0 < 60_000) {
+      await new Promise((r) => setTimeout(r, 2000));
+      await page.click('form.row button[type=submit]');
+      missing = await covered();
+    }
+    assert.deepEqual(missing, [], `not listed ${Math.round((Date.now() - t0) / 1000)} s after start`);
+    console.log(`history faults listed ${Date.now() - t0} ms after start`);
+
+    let live;
+    while (!live && Date.now() - t0 < 150_000) {
+      live = (await injected()).find((a) => Date.parse(a.start) >= t0);
+      if (!live) await new Promise((r) => setTimeout(r, 1000));
+    }
+    assert.ok(live, 'a live fault within 150 s');
+    const machine = live.description.split(' ')[0];
+    const since = Date.parse(live.start);
+    await page.waitForFunction(({ machine, since }) => window.seenToasts.some((t) => t.at >= since - 1000 && t.text.includes(`on ${machine}`)),
+      { machine, since }, { timeout: Math.max(5_000, 150_000 - (Date.now() - t0)) });
+    console.log(`live fault on ${machine} toasted ${Date.now() - t0} ms after start`);
+    await ctx.close();
+  } finally {
+    await fresh.destroy();
+  }
+});
+
+test('toasts never cover the header, its badges or the navigation, at any width', async () => {
+  const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  for (const viewport of [{ width: 1280, height: 800 }, { width: 768, height: 1024 }, { width: 390, height: 844 }, { width: 320, height: 568 }]) {
+    const page = await open('/ui/', { viewport });
+    await waitLive(page);
+    await page.waitForSelector('header.top .open-mode');
+    const tag = `place-${viewport.width}-${Date.now()}`;
+    for (let i = 1; i <= 5; i += 1) {
+      await server.publish('system_alert', { alert_type: 'test', message: `${tag} #${i} with a message long enough to wrap on a phone`, severity: 'warning', source: 'browser-test' });
+    }
+    await page.waitForSelector(`.toast:has-text("${tag} #5")`);
+    const fixed = [];
+    for (const sel of ['header.top', 'header.top .open-mode', 'header.top nav a', '#status']) {
+      for (const el of await page.locator(sel).all()) fixed.push([sel, await el.boundingBox()]);
+    }
+    // What shows of a toast is what its column does not clip.
+    const column = await page.locator('#toasts').boundingBox();
+    for (const t of await page.locator('.toast').all()) {
+      const b = await t.boundingBox();
+      if (!b) continue;
+      const top = Math.max(b.y, column.y);
+      const box = { x: b.x, y: top, width: b.width, height: Math.min(b.y + b.height, column.y + column.height) - top };
+      if (box.height <= 0) continue;
+      for (const [sel, other] of fixed) {
+        assert.ok(!other || !overlaps(box, other), `${viewport.width} px: a toast ${JSON.stringify(box)} covers ${sel} ${JSON.stringify(other)}`);
+      }
+    }
+    await page.screenshot({ path: join(OUT, `toasts-${viewport.width}.png`) });
+    await page.context().close();
+  }
+});
+
 test('a training job started from the machine page shows progress up to 100 %', async () => {
   const page = await open(`/ui/machines/${C1}`);
   await waitLive(page);

@@ -227,6 +227,11 @@ pub struct Finding {
     /// Power and its expectation, when the model judges power.
     pub power_kw: Option<f64>,
     pub expected_power_kw: Option<f64>,
+    /// The spread σ of a reading's power around that expectation, at its
+    /// level and operating state, as measured in training (without the
+    /// detection floors): `expected ± 1.96 σ` is the reading-level 95 %
+    /// band charts draw.
+    pub sigma_power_kw: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -493,6 +498,7 @@ impl AnomalyModel {
             z: z[top],
             power_kw,
             expected_power_kw: power.map(|p| expected[p]),
+            sigma_power_kw: power.map(|p| self.signals[p].spread(iv, expected[p])),
         };
         if !flagged {
             return finding;

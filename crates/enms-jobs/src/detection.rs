@@ -331,6 +331,16 @@ pub struct ScorePoint {
     /// The contributing signal and its deviation in σ.
     pub signal: String,
     pub z: f64,
+    /// What the model expects of the reading's power, and the spread σ
+    /// around it at that level and operating state (`expected ± 1.96 σ`:
+    /// the reading-level 95 % band). Absent when the model does not judge
+    /// power.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub power_kw: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_power_kw: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigma_power_kw: Option<f64>,
 }
 
 /// Scores every reading of `[start, end)` under the machine's active
@@ -366,6 +376,9 @@ pub async fn scores(
                     severity: f.severity.as_str().into(),
                     signal: f.signal,
                     z: f.z,
+                    power_kw: f.power_kw,
+                    expected_power_kw: f.expected_power_kw,
+                    sigma_power_kw: f.sigma_power_kw,
                 }
             })
             .collect::<Vec<_>>()

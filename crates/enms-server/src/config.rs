@@ -103,11 +103,15 @@ pub struct DemoConfig {
     /// weekdays and shifts follow the calendar), for reproducible analyses
     /// and tests. Live readings still start at the real time, after a gap.
     pub history_end: Option<DateTime<Utc>>,
+    /// Mean time between live faults; the first comes within two minutes
+    /// of the start.
+    pub fault_every: Duration,
 }
 
 impl DemoConfig {
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         above_zero("demo interval", self.interval)?;
+        above_zero("demo fault every", self.fault_every)?;
         if self.history_days > 3650 {
             return Err(InvalidSetting::new("demo history days", "at most 3650"));
         }
@@ -122,6 +126,12 @@ impl DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { seed: 42, interval: Duration::from_secs(5), history_days: 60, history_end: None }
+        Self {
+            seed: 42,
+            interval: Duration::from_secs(5),
+            history_days: 60,
+            history_end: None,
+            fault_every: Duration::from_secs(600),
+        }
     }
 }

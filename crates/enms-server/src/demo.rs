@@ -11,7 +11,9 @@ use tokio::time::MissedTickBehavior;
 use crate::ServerError;
 use crate::config::DemoConfig;
 use crate::state::AppState;
-use enms_jobs::training::TrainRequest;
+use enms_jobs::detection::DetectPlan;
+use enms_jobs::jobs::JobRequest;
+use enms_jobs::training::{DEFAULT_CONTAMINATION, TrainRequest};
 
 /// Spacing of backfilled history, as a typical interval meter reports.
 const HISTORY_STEP: Duration = Duration::minutes(15);
@@ -104,11 +106,15 @@ async fn flush(state: &AppState, batch: &mut Vec<Reading>) -> Result<usize, Serv
 
 /// On a first start, trains each demo machine's baseline and then its
 /// anomaly model (on baseline residuals) as ordinary jobs, so their progress
-/// shows live and detection works from the first minute.
+/// shows live and detection works from the first minute; then runs
+/// detection over each machine's whole history, also as jobs, so the faults
+/// injected into it are findings (anomalies and episodes) when a visitor
+/// first looks, not only after the next live one.
 pub async fn train_first_models(state: AppState, config: DemoConfig) {
     // The baseline period covers the whole demo history, so analyses of any
     // part of it stay within the ranges the model has seen.
     let (start, end) = history_window(&config);
+    let mut trained = Vec::new();
     for m in &DEMO_MACHINES {
         match state.store.active_model(m.id, "anomaly").await {
             Ok(None) => {}
@@ -136,9 +142,28 @@ pub async fn train_first_models(state: AppState, config: DemoConfig) {
                 Ok(job) => state.analytics.jobs.wait(job.id).await,
                 Err(e) => Err(e),
             };
-            if let Err(e) = finished {
-                tracing::warn!(machine = m.name, kind, error = %e, "demo training not run");
+            match finished {
+                Ok(job) if kind == "anomaly" && job.status == enms_store::JobStatus::Completed => trained.push(m),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(machine = m.name, kind, error = %e, "demo training not run"),
             }
+        }
+    }
+    for m in trained {
+        let plan = DetectPlan { start, end, contamination: DEFAULT_CONTAMINATION, use_baseline: true, signals: None };
+        let request = serde_json::to_value(&plan).map(|params| JobRequest {
+            machine_id: m.id,
+            model_type: "detection".into(),
+            trigger_type: "manual".into(),
+            reason: Some("demo start: findings in the history".into()),
+            params,
+        });
+        let submitted = match request {
+            Ok(req) => state.analytics.jobs.submit(req).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = submitted {
+            tracing::warn!(machine = m.name, error = %e, "demo history detection not run");
         }
     }
 }
@@ -146,6 +171,9 @@ pub async fn train_first_models(state: AppState, config: DemoConfig) {
 /// Produces one reading per demo machine every `config.interval` until `stop`.
 pub async fn run_live(state: AppState, config: DemoConfig, mut factory: Factory, mut stop: watch::Receiver<bool>) {
     let interval = Duration::from_std(config.interval).unwrap_or(Duration::seconds(5));
+    let mean_gap = Duration::from_std(config.fault_every).unwrap_or(Duration::minutes(10));
+    let mut faults = factory.live_faults(Utc::now(), mean_gap);
+    tracing::info!(first = %faults.next_at(), every = ?config.fault_every, "demo live faults scheduled");
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     ticker.tick().await; // the first tick completes at once
@@ -155,7 +183,7 @@ pub async fn run_live(state: AppState, config: DemoConfig, mut factory: Factory,
             _ = stop.changed() => break,
         }
         let ts = Utc::now().duration_trunc(Duration::milliseconds(1)).unwrap_or_else(|_| Utc::now());
-        if let Some(anomaly) = factory.live_anomaly(ts, interval) {
+        if let Some(anomaly) = faults.due(ts, interval) {
             tracing::info!(machine = %anomaly.machine_id, description = %anomaly.description, "demo anomaly injected");
             if let Err(e) = state.store.record_injected(std::slice::from_ref(&anomaly)).await {
                 tracing::warn!(error = %e, "could not record the injected anomaly");

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::settings::{AuthMode, DatabaseArgs, ServeArgs};
+
 #[derive(Parser)]
 #[command(name = "enms", version, about = "Real-time energy-management analytics server")]
 pub struct Cli {
@@ -33,7 +35,7 @@ pub enum LogFormat {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Import a CSV file of readings into a running server.
     Import(ImportArgs),
     /// Follow a live stream of events, reconnecting and resuming without loss.
@@ -74,11 +76,17 @@ pub enum TokenCommand {
         /// A name saying who or what uses it, e.g. "grafana".
         #[arg(long)]
         name: String,
+        /// Print the record and the secret as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: DatabaseArgs,
     },
     /// List tokens (never their secrets).
     List {
+        /// Print the records as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -89,89 +97,6 @@ pub enum TokenCommand {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-}
-
-/// The configuration file and the database: `enms serve` and the commands
-/// that open its database directly resolve them the same way.
-#[derive(Args, Default)]
-pub struct DatabaseArgs {
-    /// TOML configuration file (see docs/configuration.md).
-    #[arg(long, env = "ENMS_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Database URL [default: sqlite://DATA_DIR/enms.db].
-    #[arg(long, env = "ENMS_DATABASE_URL")]
-    pub database_url: Option<String>,
-    /// Directory for the default SQLite database [default: ./data].
-    #[arg(long, env = "ENMS_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-}
-
-impl DatabaseArgs {
-    /// Only a configuration file.
-    pub fn file(path: PathBuf) -> Self {
-        Self { config: Some(path), ..Self::default() }
-    }
-}
-
-/// Flags override `ENMS_*` variables, which override the `--config` file,
-/// which overrides the defaults.
-#[derive(Args, Default)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub db: DatabaseArgs,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "ENMS_BIND")]
-    pub bind: Option<String>,
-    /// Shared event bus for several instances, e.g. redis://127.0.0.1:6379
-    /// [default: the in-process bus].
-    #[arg(long, env = "ENMS_BUS_URL")]
-    pub bus_url: Option<String>,
-    /// Serve the whole app under this prefix, e.g. /api/analytics.
-    #[arg(long, env = "ENMS_BASE_PATH")]
-    pub base_path: Option<String>,
-    /// Run the simulated factory: five machines, 60 days of history, live readings.
-    #[arg(long, env = "ENMS_DEMO")]
-    pub demo: bool,
-    /// Seed of the simulated factory [default: 42].
-    #[arg(long, env = "ENMS_DEMO_SEED")]
-    pub seed: Option<u64>,
-    /// Time between live demo readings, e.g. 5s or 500ms [default: 5s].
-    #[arg(long, env = "ENMS_DEMO_INTERVAL")]
-    pub demo_interval: Option<String>,
-    /// Days of history the demo creates on first start [default: 60].
-    #[arg(long, env = "ENMS_DEMO_HISTORY_DAYS")]
-    pub demo_history_days: Option<u32>,
-    /// Where the demo history ends (RFC 3339, not in the future): the same
-    /// seed and end give the same data on any day [default: start-up time].
-    #[arg(long, env = "ENMS_DEMO_HISTORY_END")]
-    pub demo_history_end: Option<String>,
-    /// A machine with no reading for this long is offline [default: 30m].
-    #[arg(long, env = "ENMS_OFFLINE_AFTER")]
-    pub offline_after: Option<String>,
-    /// WebSocket protocol ping interval; silent clients go after two [default: 25s].
-    #[arg(long, env = "ENMS_PING_INTERVAL")]
-    pub ping_interval: Option<String>,
-    /// Most WebSocket and SSE connections at once [default: 10000].
-    #[arg(long, env = "ENMS_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// Time given to open connections to close on SIGTERM [default: 10s].
-    #[arg(long, env = "ENMS_DRAIN_TIMEOUT")]
-    pub drain_timeout: Option<String>,
-    /// API tokens: `auto` requires them unless bound to a loopback address
-    /// [default: auto].
-    #[arg(long, env = "ENMS_AUTH", value_enum)]
-    pub auth: Option<AuthMode>,
-    /// Browser origins allowed to call the API (CORS), comma-separated.
-    #[arg(long, env = "ENMS_CORS_ORIGINS", value_delimiter = ',')]
-    pub cors_origins: Option<Vec<String>>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    Auto,
-    Required,
-    Off,
 }
 
 /// Where the server is and how to prove who we are.
@@ -269,6 +194,9 @@ pub struct TrainArgs {
     /// No progress bar; print each step as a line.
     #[arg(long)]
     pub quiet: bool,
+    /// End with the job and the model as JSON instead of a summary line.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -294,6 +222,9 @@ pub struct ImportArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// End with the result as JSON instead of a summary line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]

@@ -58,10 +58,13 @@ pub async fn run(args: ImportArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    println!(
-        "imported {sent} readings from {} in {secs:.2} s ({:.0} readings/s)",
-        args.file.display(),
-        sent as f64 / secs.max(1e-9)
-    );
+    let rate = sent as f64 / secs.max(1e-9);
+    if args.json {
+        let out = serde_json::json!({"file": args.file.display().to_string(), "accepted": sent,
+                                     "seconds": secs, "readings_per_second": rate});
+        println!("{out}");
+    } else {
+        println!("imported {sent} readings from {} in {secs:.2} s ({rate:.0} readings/s)", args.file.display());
+    }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod remote;
 mod serve;
 mod settings;
 mod stream;
+mod summary;
 mod token;
 mod train;
 mod watch;
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Import(args) => import::run(args).await,
             Command::Bench { command: BenchCommand::Ingest(args) } => bench::ingest::run(args).await,
             Command::Bench { command: BenchCommand::Fanout(args) } => bench::fanout::run(args).await,

@@ -52,10 +52,7 @@ pub async fn detect(args: DetectArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!(
-        "{}: {} readings analysed, {} anomalies ({} new) {}",
-        machine.name, out["readings_analyzed"], out["anomalies_detected"], out["anomalies_saved"], out["by_severity"]
-    );
+    println!("{}", detection_line(&machine.name, &out));
     for a in out["anomalies"].as_array().into_iter().flatten().take(20) {
         println!(
             "  {}  {:<8} {:<12} {} = {}",
@@ -67,4 +64,38 @@ pub async fn detect(args: DetectArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `Compressor-1 · 672 readings analysed · 4 anomalies (2 critical, 2
+/// warning), 3 new · 2 episodes`.
+fn detection_line(machine: &str, out: &Value) -> String {
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    let by: Vec<String> = ["critical", "warning", "normal"]
+        .iter()
+        .filter_map(|s| Some(count(&out["by_severity"][s])).filter(|n| *n > 0).map(|n| format!("{n} {s}")))
+        .collect();
+    let severities = if by.is_empty() { String::new() } else { format!(" ({})", by.join(", ")) };
+    let episodes = out["episodes"].as_array().map_or(0, Vec::len);
+    format!(
+        "{machine} · {} readings analysed · {} anomalies{severities}, {} new · {episodes} episode{}",
+        crate::summary::thousands(count(&out["readings_analyzed"])),
+        count(&out["anomalies_detected"]),
+        count(&out["anomalies_saved"]),
+        if episodes == 1 { "" } else { "s" },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_detection_reads_as_one_line() {
+        let out = json!({"readings_analyzed": 2688, "anomalies_detected": 4, "anomalies_saved": 3,
+                         "by_severity": {"critical": 2, "warning": 2}, "episodes": [{}, {}]});
+        assert_eq!(
+            super::detection_line("Compressor-1", &out),
+            "Compressor-1 · 2,688 readings analysed · 4 anomalies (2 critical, 2 warning), 3 new · 2 episodes"
+        );
+    }
 }

@@ -11,8 +11,8 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 pub async fn run(command: TokenCommand) -> Result<()> {
     match command {
-        TokenCommand::Create { role, name, db } => create(db, role, &name).await,
-        TokenCommand::List { db } => list(db).await,
+        TokenCommand::Create { role, name, json, db } => create(db, role, &name, json).await,
+        TokenCommand::List { json, db } => list(db, json).await,
         TokenCommand::Revoke { token, db } => revoke(db, &token).await,
     }
 }
@@ -22,10 +22,14 @@ async fn open(db: DatabaseArgs) -> Result<std::sync::Arc<dyn enms_store::Store>>
     Ok(enms_store::connect(&url).await?)
 }
 
-async fn create(db: DatabaseArgs, role: Role, name: &str) -> Result<()> {
+async fn create(db: DatabaseArgs, role: Role, name: &str, json: bool) -> Result<()> {
     let store = open(db).await?;
     let created = enms_server::auth::issue(store.as_ref(), name, role).await.map_err(|e| e.body.message)?;
     store.close().await;
+    if json {
+        println!("{}", serde_json::to_string(&created)?);
+        return Ok(());
+    }
     eprintln!(
         "Created {role} token {:?} ({}). It is shown only now; keep it secret:",
         created.record.name, created.record.id
@@ -34,10 +38,14 @@ async fn create(db: DatabaseArgs, role: Role, name: &str) -> Result<()> {
     Ok(())
 }
 
-async fn list(db: DatabaseArgs) -> Result<()> {
+async fn list(db: DatabaseArgs, json: bool) -> Result<()> {
     let store = open(db).await?;
     let all = store.list_tokens().await?;
     store.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
     println!("{:<36}  {:<24}  {:<8}  {:<20}  STATUS", "ID", "NAME", "ROLE", "CREATED");
     for t in all {
         let status = match t.revoked_at {

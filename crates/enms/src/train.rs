@@ -1,6 +1,7 @@
 //! `enms train`: subscribes to the machine's training events first (so no
 //! step is missed), submits the job, and drives a progress bar from the
-//! events until the job completes. Exits with an error if it fails.
+//! events until the job completes, then says in one line what was trained
+//! (`--json`: the job and the model in full). Exits with an error if it fails.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -8,6 +9,7 @@ use serde_json::{Value, json};
 use crate::cli::{ModelKind, TrainArgs};
 use crate::client::Client;
 use crate::stream::EventStream;
+use crate::summary;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -51,12 +53,22 @@ pub async fn run(args: TrainArgs) -> Result<()> {
             bar.finish();
             return match d["status"].as_str() {
                 Some("completed") => {
-                    println!(
-                        "{} model for {} trained: {}",
-                        d["model_type"].as_str().unwrap_or("model"),
-                        machine.name,
-                        d["metrics"]
-                    );
+                    // The job names the model; the model, its version.
+                    let job: Value = client.get(&format!("/api/v1/training/jobs/{job_id}")).await?;
+                    let model: Option<Value> = match job["model_id"].as_str() {
+                        Some(id) => Some(client.get(&format!("/api/v1/models/{id}")).await?),
+                        None => None,
+                    };
+                    if args.json {
+                        println!("{}", serde_json::to_string_pretty(&json!({"job": job, "model": model}))?);
+                        return Ok(());
+                    }
+                    let version = model.as_ref().and_then(|m| m["version"].as_i64());
+                    let line = match args.model {
+                        ModelKind::Baseline => summary::baseline(&machine.name, version, &d["metrics"]),
+                        ModelKind::Anomaly => summary::anomaly(&machine.name, version, &d["metrics"]),
+                    };
+                    println!("{line}");
                     Ok(())
                 }
                 status => Err(format!(

@@ -69,6 +69,14 @@ pub struct SignalModel {
 }
 
 impl SignalModel {
+    /// The spread a reading at this level and state shows around its
+    /// expectation, as measured on the training period — without the floors
+    /// [`sigma`](Self::sigma) adds to keep detection from firing on
+    /// near-noiseless signals. What a prediction interval is drawn with.
+    pub(super) fn spread(&self, iv: &Interval, expected: f64) -> f64 {
+        self.noise[usize::from(iv.operating())].at(expected)
+    }
+
     pub(super) fn sigma(&self, iv: &Interval, expected: f64) -> f64 {
         self.noise[usize::from(iv.operating())]
             .at(expected)

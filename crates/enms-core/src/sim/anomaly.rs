@@ -161,27 +161,67 @@ pub fn plan_history(seed: u64, start: DateTime<Utc>, days: i64) -> Vec<InjectedA
         .collect()
 }
 
-/// Mean time between live anomalies.
-const LIVE_MEAN_GAP_S: f64 = 1800.0;
+/// When the live faults of a demo run come: the first within
+/// [`FIRST_FAULT_WITHIN`] of the start (a visitor sees one while deciding
+/// whether to keep looking), then gaps that vary around `mean_gap` (between
+/// a quarter of it and three times it, exponentially distributed). Gaps,
+/// machines and magnitudes follow from the seed and the fault's number, so
+/// the same seed gives the same sequence on any start.
+#[derive(Debug, Clone)]
+pub struct LiveFaults {
+    seed: u64,
+    mean_gap: Duration,
+    next_at: DateTime<Utc>,
+    count: u64,
+}
 
-/// Decides, for the live interval ending at `ts`, whether a spike starts.
-pub fn live(seed: u64, ts: DateTime<Utc>, interval: Duration) -> Option<InjectedAnomaly> {
-    let key = ts.timestamp_millis() as u64;
-    let chance = interval.num_milliseconds() as f64 / 1000.0 / LIVE_MEAN_GAP_S;
-    if noise::uniform(seed, 500, key) >= chance {
-        return None;
+/// The first live fault comes this soon after the start.
+pub const FIRST_FAULT_WITHIN: Duration = Duration::seconds(120);
+
+impl LiveFaults {
+    pub fn new(seed: u64, started: DateTime<Utc>, mean_gap: Duration) -> Self {
+        let first = 30.0 + 80.0 * noise::uniform(seed, 510, 0);
+        Self { seed, mean_gap, next_at: started + Duration::milliseconds((first * 1000.0) as i64), count: 0 }
     }
+
+    /// When the next fault starts.
+    pub fn next_at(&self) -> DateTime<Utc> {
+        self.next_at
+    }
+
+    /// The fault that starts with the live interval ending at `ts`, if one
+    /// is due.
+    pub fn due(&mut self, ts: DateTime<Utc>, interval: Duration) -> Option<InjectedAnomaly> {
+        if ts < self.next_at {
+            return None;
+        }
+        let n = self.count;
+        self.count += 1;
+        let u = noise::uniform(self.seed, 511, n).min(0.999_999);
+        let factor = (-(1.0 - u).ln()).clamp(0.25, 3.0);
+        let gap_ms = (self.mean_gap.num_milliseconds() as f64 * factor) as i64;
+        self.next_at = ts.max(self.next_at) + Duration::milliseconds(gap_ms.max(1000));
+        Some(live_fault(self.seed, n, ts, interval))
+    }
+}
+
+/// Live fault number `n`: a spike on one machine for one to three minutes.
+fn live_fault(seed: u64, n: u64, ts: DateTime<Utc>, interval: Duration) -> InjectedAnomaly {
+    let key = n;
+    // The id also names the time, so a later run of the same seed (whose
+    // fault number 0 comes again) records a new fault, not the old one.
+    let id_key = noise::hash(seed, 506, n) ^ ts.timestamp_millis() as u64;
     let machine = DEMO_MACHINES[(noise::hash(seed, 501, key) % DEMO_MACHINES.len() as u64) as usize];
     let magnitude = 2.0 + noise::uniform(seed, 502, key);
     let length = Duration::seconds(60 + (noise::uniform(seed, 503, key) * 120.0) as i64);
     let start = ts - interval;
-    Some(InjectedAnomaly {
-        id: Uuid::from_u64_pair(noise::hash(seed, 504, key), noise::hash(seed, 505, key)),
+    InjectedAnomaly {
+        id: Uuid::from_u64_pair(noise::hash(seed, 504, id_key), noise::hash(seed, 505, id_key)),
         machine_id: machine.id,
         kind: AnomalyKind::Spike,
         start,
         end: start + length,
         magnitude,
         description: format!("{} live spike at {magnitude:.1}x normal power", machine.name),
-    })
+    }
 }

@@ -11,7 +11,7 @@ mod anomaly;
 mod noise;
 mod plant;
 
-pub use anomaly::{AnomalyKind, InjectedAnomaly};
+pub use anomaly::{AnomalyKind, FIRST_FAULT_WITHIN, InjectedAnomaly, LiveFaults};
 pub use plant::{DEMO_MACHINES, DemoMachine, MachineKind};
 
 use chrono::{DateTime, Duration, Utc};
@@ -52,10 +52,10 @@ impl Factory {
         anomaly::plan_history(self.seed, start, days)
     }
 
-    /// A live anomaly that starts with the interval ending at `ts`, if the dice
-    /// say so (on average one every half hour).
-    pub fn live_anomaly(&self, ts: DateTime<Utc>, interval: Duration) -> Option<InjectedAnomaly> {
-        anomaly::live(self.seed, ts, interval)
+    /// The schedule of live faults for a run started at `started`: the
+    /// first within two minutes, then about every `mean_gap`.
+    pub fn live_faults(&self, started: DateTime<Utc>, mean_gap: Duration) -> LiveFaults {
+        LiveFaults::new(self.seed, started, mean_gap)
     }
 
     /// The reading of `machine` for the interval of length `interval` ending at `ts`.

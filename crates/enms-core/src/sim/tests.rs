@@ -64,10 +64,27 @@ fn injected_anomalies_change_the_readings_they_cover() {
 }
 
 #[test]
-fn live_anomalies_arrive_about_every_half_hour() {
+fn the_first_live_fault_comes_within_two_minutes_then_about_every_mean_gap() {
     let f = Factory::new(9);
     let step = Duration::seconds(5);
     let day = 17_280; // 5 s ticks in a day
-    let n = (0..day).filter(|i| f.live_anomaly(start() + step * *i, step).is_some()).count();
-    assert!((24..=72).contains(&n), "{n} live anomalies in a day");
+    let mut faults = f.live_faults(start(), Duration::minutes(10));
+    let at: Vec<_> = (1..=day)
+        .filter_map(|i| {
+            let ts = start() + step * i;
+            faults.due(ts, step).map(|a| (ts, a))
+        })
+        .collect();
+    assert!(at[0].0 - start() <= FIRST_FAULT_WITHIN, "first at {}", at[0].0 - start());
+    assert!((72..=216).contains(&at.len()), "{} live faults in a day at a 10-minute mean", at.len());
+    for w in at.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!(gap >= Duration::seconds(150) && gap <= Duration::minutes(31), "gap {gap}");
+    }
+    // The same seed, another start: the same sequence of offsets and faults.
+    let later = start() + Duration::days(3);
+    let mut again = f.live_faults(later, Duration::minutes(10));
+    let first = (1..=day).find_map(|i| again.due(later + step * i, step).map(|a| (later + step * i, a)));
+    let (ts, a) = first.expect("a fault");
+    assert_eq!((ts - later, a.machine_id, a.magnitude), (at[0].0 - start(), at[0].1.machine_id, at[0].1.magnitude));
 }

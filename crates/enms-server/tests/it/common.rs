@@ -47,7 +47,13 @@ impl TestServer {
 
     /// A demo whose history ends at `history_end` (`None`: now).
     pub async fn demo_until(seed: u64, history_end: Option<chrono::DateTime<chrono::Utc>>) -> Self {
-        let demo = DemoConfig { seed, interval: Duration::from_millis(100), history_days: 60, history_end };
+        let demo = DemoConfig {
+            seed,
+            interval: Duration::from_millis(100),
+            history_days: 60,
+            history_end,
+            ..DemoConfig::default()
+        };
         Self::with(|c| c.demo = Some(demo)).await
     }
 

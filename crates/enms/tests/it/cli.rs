@@ -152,10 +152,28 @@ async fn train_shows_the_jobs_progress_and_fails_loudly_when_the_job_fails() {
     let args = ["train", "--machine", "press-9", "--quiet", "--server", &server.url, "--token", &token];
     let (ok, out, err) = output(&mut enms(&args)).await;
     assert!(ok, "{out}\n{err}");
-    let steps: Vec<&str> = out.lines().filter(|l| l.contains('%')).collect();
+    // Progress lines start with their percentage (the summary has % too).
+    let steps: Vec<&str> =
+        out.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()) && l.contains('%')).collect();
     assert!(steps.len() >= 3, "several progress steps: {out}");
     assert!(steps.last().is_some_and(|l| l.trim_start().starts_with("100%")), "{out}");
-    assert!(out.contains("baseline model for Press-9 trained"), "{out}");
+    // One line in plain words: model, version, quality, variables.
+    let summary = out.lines().last().expect("a summary line");
+    assert!(summary.starts_with("Press-9 baseline v1 · hourly · R² "), "{summary}");
+    for part in [" · CV(RMSE) ", " %", " · NMBE ", " · G14 pass · ", "production"] {
+        assert!(summary.contains(part), "{part:?} in {summary:?}");
+    }
+    assert!(!summary.contains('{'), "no JSON in the summary: {summary}");
+
+    let args =
+        ["train", "--machine", "press-9", "--model", "anomaly", "--json", "--server", &server.url, "--token", &token];
+    let (ok, out, err) = output(&mut enms(&args)).await;
+    assert!(ok, "{out}\n{err}");
+    let full: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json prints JSON: {e}\n{out}"));
+    assert_eq!(full["job"]["status"], "completed", "{full}");
+    assert_eq!((full["model"]["model_type"].as_str(), full["model"]["version"].as_i64()), (Some("anomaly"), Some(1)));
+    assert!(full["model"]["metrics"]["training_rows"].as_u64().is_some_and(|n| n > 500), "{full}");
 
     let thin = server.create_machine("Thin").await;
     let few = crate::common::readings(&thin, 10, 5.0);
@@ -186,7 +204,7 @@ async fn publish_machines_and_detect_talk_to_the_server_and_report_refusals() {
     assert!(ok && list.contains("Chiller-2") && list.contains("compressor"), "{list}");
     let (ok, out, err) = output(enms(&["detect", "--machine", "chiller-2", "--since", "3d"]).args(client)).await;
     assert!(ok, "{err}");
-    assert!(out.starts_with("Chiller-2: ") && out.contains("readings analysed"), "{out}");
+    assert!(out.starts_with("Chiller-2 · ") && out.contains("readings analysed") && out.contains("episode"), "{out}");
     let (ok, _, err) = output(enms(&["detect", "--machine", "nope"]).args(client)).await;
     assert!(!ok && err.contains("no machine"), "{err}");
     server.stop().await;

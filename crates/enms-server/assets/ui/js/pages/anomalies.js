@@ -34,7 +34,7 @@ export function mount(main, ctx) {
       ? h('span', { class: 'small muted', text: `✓ ${rec.acknowledged_by ?? ''}` })
       : h('button', { type: 'button', text: 'Acknowledge', onclick: () => acknowledge(id, setAck) }));
     setAck(a);
-    return h('tr', { class: fresh ? 'fresh' : '', dataset: { anomalyId: id } },
+    return h('tr', { class: fresh ? 'fresh' : '', dataset: { anomalyId: id, machineId: a.machine_id, at: a.timestamp } },
       h('td', { text: dateTime(a.timestamp) }),
       h('td', {}, h('a', { href: uiHref(`machines/${a.machine_id}`), text: a.machine_name ?? names.get(a.machine_id)?.name ?? a.machine_id })),
       h('td', {}, sev(a.severity)), h('td', { text: a.anomaly_type }), h('td', { text: a.metric ?? '' }),

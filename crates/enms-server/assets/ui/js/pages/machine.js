@@ -121,7 +121,8 @@ export function mount(main, ctx, id) {
         while (j + 1 < periods.length && periods[j + 1][0] <= x) j += 1;
         if (periods[j] && x >= periods[j][0] && x < periods[j][0] + hours * 3600) expected[i] = periods[j][1];
       });
-      baselineNote.textContent = `Expected from baseline v${kpi.baseline_version} (${comparison.granularity}); band: ±1.96 × RMSE${rmse != null ? ` (${num(rmse, 2)} kW)` : ''}.`;
+      baselineNote.textContent = `Expected from baseline v${kpi.baseline_version} (${comparison.granularity}); `
+        + `band: 95 % interval of an ${comparison.granularity === 'daily' ? 'daily' : 'hourly'} mean, ±1.96 × RMSE${rmse != null ? ` (${num(rmse, 2)} kW)` : ''}.`;
     } else {
       baselineNote.textContent = 'No active baseline: train one to see the expected consumption.';
     }
@@ -153,6 +154,7 @@ export function mount(main, ctx, id) {
     }
     const r = await api(`/api/v1/machines/${id}/scores${qs(w)}`);
     if (disposed) return;
+    readingBand(r.scores, active.version);
     const xs = r.scores.map((p) => Date.parse(p.timestamp) / 1000);
     const flagged = r.scores.map((p) => (p.severity === 'normal' ? null : p.score));
     scoreChart.setData([xs, r.scores.map((p) => p.score), flagged]);
@@ -160,6 +162,30 @@ export function mount(main, ctx, id) {
     const m = active.metrics ?? {};
     scoreNote.textContent = `0 to 1: one minus the share of training readings at least as unusual, under anomaly model v${active.version}`
       + ` (${(m.signals ?? ['power_kw']).join(', ')}; budget ${num((m.contamination ?? 0) * 100, 2)} %).`;
+  }
+
+  // Below hourly points the band is a reading's, not an hourly mean's: the
+  // anomaly model's expectation of each reading and its spread at that level
+  // and operating state (the scores answer carries both), ±1.96 σ.
+  function readingBand(scores, version) {
+    if (!data || range.resolution === '1h' || !data.xs.length) return;
+    const withBand = scores.filter((p) => p.expected_power_kw != null && p.sigma_power_kw != null);
+    if (!withBand.length) return;
+    const ts = withBand.map((p) => Date.parse(p.timestamp) / 1000);
+    const step = data.xs.length > 1 ? data.xs[1] - data.xs[0] : 60;
+    data.xs.forEach((x, i) => {
+      // A point stands for the bucket [x, x + step); its readings end in it.
+      const j = nearest(ts, x + step / 2);
+      if (Math.abs(ts[j] - (x + step / 2)) > Math.max(step, 900)) return;
+      const p = withBand[j];
+      data.expected[i] = p.expected_power_kw;
+      data.hi[i] = p.expected_power_kw + 1.96 * p.sigma_power_kw;
+      data.lo[i] = Math.max(0, p.expected_power_kw - 1.96 * p.sigma_power_kw);
+    });
+    chart.setData([data.xs, data.actual, data.expected, data.hi, data.lo, data.marks]);
+    baselineNote.textContent = `Expected by anomaly model v${version}; band: 95 % interval of a reading, `
+      + '±1.96 × its spread at that level and operating state.';
+    chartBox.dataset.band = 'reading';
   }
 
   function showKpis(kpi, model) {

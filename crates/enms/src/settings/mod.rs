@@ -8,98 +8,24 @@
 //! `App::build` runs too, so the CLI and any other builder of a config are
 //! held to the same rules.
 
+mod sections;
+
 use std::path::{Path, PathBuf};
 
-use enms_server::{DemoConfig, ServerConfig};
-use serde::Deserialize;
+use enms_server::{DemoConfig, RedisConfig, ServerConfig};
 
-use crate::cli::{AuthMode, DatabaseArgs, ServeArgs};
-use crate::duration;
+pub use sections::{
+    AnalyticsSettings, AuthMode, DatabaseArgs, DemoSettings, Layer, RealtimeSettings, SecuritySettings, ServeArgs,
+    ServeSettings, StoreSettings,
+};
 
-/// The `--config` file. Unknown keys are errors, so a typo is not silently
+/// The `--config` file: the store's top-level keys and everything else
+/// `serve` reads. Unknown keys are errors, so a typo is not silently
 /// ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct FileConfig {
-    pub bind: Option<String>,
-    pub database_url: Option<String>,
-    pub bus_url: Option<String>,
-    pub data_dir: Option<PathBuf>,
-    pub base_path: Option<String>,
-    pub offline_after: Option<String>,
-    #[serde(default)]
-    pub demo: FileDemo,
-    #[serde(default)]
-    pub realtime: FileRealtime,
-    #[serde(default)]
-    pub analytics: FileAnalytics,
-    #[serde(default)]
-    pub security: FileSecurity,
-}
-
-/// `[security]`: tokens, CORS, body sizes and per-token limits.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSecurity {
-    pub auth: Option<AuthMode>,
-    pub cors_origins: Option<Vec<String>>,
-    pub publish_rate: Option<f64>,
-    pub publish_burst: Option<u32>,
-    pub ingest_rate: Option<f64>,
-    pub ingest_burst: Option<u32>,
-    pub max_connections_per_token: Option<usize>,
-    pub token_cache: Option<String>,
-    pub max_json_bytes: Option<usize>,
-    pub max_csv_bytes: Option<usize>,
-}
-
-/// `[analytics]`: jobs, streaming detection, schedules and the tariff.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileAnalytics {
-    pub job_queue: Option<usize>,
-    pub job_concurrency: Option<usize>,
-    pub streaming: Option<bool>,
-    /// Cron-like (`minute hour day month weekday`, UTC), or `"off"`.
-    pub detect_schedule: Option<String>,
-    pub retrain_schedule: Option<String>,
-    pub tariff: Option<enms_analytics::kpi::Tariff>,
-}
-
-/// `[realtime]`: the WebSocket/SSE gateway and the event bus's history.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileRealtime {
-    pub ping_interval: Option<String>,
-    pub max_connections: Option<usize>,
-    pub queue_messages: Option<usize>,
-    pub queue_bytes: Option<usize>,
-    pub write_timeout: Option<String>,
-    /// Batch the fan-out's socket writes through io_uring (default true).
-    pub io_uring: Option<bool>,
-    /// Most parts a large fan-out runs in at once (0: one per worker thread).
-    pub fanout_parallelism: Option<usize>,
-    pub drain_timeout: Option<String>,
-    pub window_events: Option<usize>,
-    pub window_age: Option<String>,
-    pub log_retention: Option<String>,
-    /// Redis bus: approximate stream length kept.
-    pub stream_max_len: Option<usize>,
-    /// Redis bus: events buffered while Redis is unreachable.
-    pub bus_buffer: Option<usize>,
-    /// Redis bus: key prefix.
-    pub bus_prefix: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileDemo {
-    #[serde(default)]
-    pub enabled: bool,
-    pub seed: Option<u64>,
-    pub interval: Option<String>,
-    pub history_days: Option<u32>,
-    pub history_end: Option<String>,
+    pub store: StoreSettings,
+    pub serve: ServeSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,51 +49,48 @@ pub struct Settings {
 
 pub fn load_file(path: &Path) -> Result<FileConfig, SettingsError> {
     let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read { path: path.into(), source })?;
-    toml::from_str(&text).map_err(|e| SettingsError::Parse { path: path.into(), message: e.to_string() })
+    let parse = |message: String| SettingsError::Parse { path: path.into(), message };
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| parse(e.to_string()))?;
+    // The store's keys sit at the top level with serve's; each struct
+    // refuses keys it does not know, so split them first.
+    let store: toml::Table =
+        ["database_url", "data_dir"].into_iter().filter_map(|k| table.remove(k).map(|v| (k.to_owned(), v))).collect();
+    Ok(FileConfig {
+        store: store.try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?,
+        serve: table.try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?,
+    })
 }
 
+/// Flags and `ENMS_*` variables over the file, applied to the service
+/// configs' defaults, then checked by the types that own each value.
 pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     let (file, database_url) = file_and_database(args.db)?;
+    let given = args.settings.over(file.serve);
     let mut server = ServerConfig::new(database_url);
-    if let Some(url) = args.bus_url.or(file.bus_url) {
-        server.redis = Some(enms_server::RedisConfig::new(url));
+    if let Some(url) = given.bus_url {
+        server.redis = Some(RedisConfig::new(url));
     }
-    let flags = RealtimeFlags {
-        ping_interval: args.ping_interval,
-        max_connections: args.max_connections,
-        drain_timeout: args.drain_timeout,
-    };
-    realtime(&mut server, &flags, &file.realtime)?;
-    analytics(&mut server, file.analytics)?;
-    server.base_path = normalise_base_path(args.base_path.or(file.base_path).unwrap_or_default())?;
-    if let Some(text) = args.offline_after.or(file.offline_after) {
-        server.offline_after = parse_duration("offline_after", &text)?;
+    server.base_path = normalise_base_path(given.base_path.unwrap_or_default())?;
+    set(given.offline_after.map(|s| s.0), &mut server.offline_after);
+    if given.demo.enabled {
+        server.demo = Some(demo(given.demo));
     }
-    if args.demo || file.demo.enabled {
-        let mut demo = DemoConfig::default();
-        demo.seed = args.seed.or(file.demo.seed).unwrap_or(demo.seed);
-        if let Some(text) = args.demo_interval.or(file.demo.interval) {
-            demo.interval = parse_duration("demo interval", &text)?;
-        }
-        demo.history_days = args.demo_history_days.or(file.demo.history_days).unwrap_or(demo.history_days);
-        if let Some(text) = args.demo_history_end.or(file.demo.history_end) {
-            demo.history_end = Some(parse_history_end(&text)?);
-        }
-        server.demo = Some(demo);
-    }
-    let auth = args.auth.or(file.security.auth).unwrap_or(AuthMode::Auto);
-    if let Some(origins) = args.cors_origins {
-        server.auth.cors_origins = origins;
-    }
-    security(&mut server, file.security)?;
+    realtime(&mut server, given.realtime);
+    analytics(&mut server, given.analytics);
+    let auth = given.security.auth.unwrap_or(AuthMode::Auto);
+    security(&mut server, given.security);
     server.validate()?;
-    Ok(Settings { bind: args.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8080".into()), server, auth })
+    Ok(Settings { bind: given.bind.unwrap_or_else(|| "127.0.0.1:8080".into()), server, auth })
 }
 
-fn parse_history_end(text: &str) -> Result<chrono::DateTime<chrono::Utc>, SettingsError> {
-    let invalid = |message: String| SettingsError::Invalid { setting: "demo history end", message };
-    enms_core::timestamp::parse(text)
-        .ok_or_else(|| invalid(format!("{text:?} is not an RFC 3339 time such as 2026-11-01T00:00:00Z")))
+fn demo(d: DemoSettings) -> DemoConfig {
+    let mut demo = DemoConfig::default();
+    set(d.seed, &mut demo.seed);
+    set(d.interval.map(|s| s.0), &mut demo.interval);
+    set(d.history_days, &mut demo.history_days);
+    demo.history_end = d.history_end.map(|m| m.0);
+    set(d.fault_every.map(|s| s.0), &mut demo.fault_every);
+    demo
 }
 
 /// The configuration file (empty without `--config`) and the database URL
@@ -177,11 +100,9 @@ fn file_and_database(args: DatabaseArgs) -> Result<(FileConfig, String), Setting
         Some(path) => load_file(path)?,
         None => FileConfig::default(),
     };
-    let data_dir = args.data_dir.or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"));
-    let url = args
-        .database_url
-        .or(file.database_url.clone())
-        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("enms.db").display()));
+    let store = args.store.over(file.store.clone());
+    let data_dir = store.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+    let url = store.database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("enms.db").display()));
     Ok((file, url))
 }
 
@@ -190,79 +111,47 @@ pub fn resolve_database(args: DatabaseArgs) -> Result<String, SettingsError> {
     Ok(file_and_database(args)?.1)
 }
 
-fn security(server: &mut ServerConfig, file: FileSecurity) -> Result<(), SettingsError> {
+fn security(server: &mut ServerConfig, s: SecuritySettings) {
     let a = &mut server.auth;
-    if let Some(origins) = file.cors_origins.filter(|_| a.cors_origins.is_empty()) {
-        a.cors_origins = origins;
-    }
-    set(file.publish_rate, &mut a.publish_rate.per_second);
-    set(file.ingest_rate, &mut a.ingest_rate.per_second);
-    set(file.publish_burst, &mut a.publish_rate.burst);
-    set(file.ingest_burst, &mut a.ingest_rate.burst);
-    if let Some(text) = &file.token_cache {
-        a.cache_ttl = parse_duration("token_cache", text)?;
-    }
-    set(file.max_connections_per_token, &mut server.gateway.max_per_token);
-    set(file.max_json_bytes, &mut server.max_json_bytes);
-    set(file.max_csv_bytes, &mut server.max_csv_bytes);
-    Ok(())
+    set(s.cors_origins, &mut a.cors_origins);
+    set(s.publish_rate, &mut a.publish_rate.per_second);
+    set(s.ingest_rate, &mut a.ingest_rate.per_second);
+    set(s.publish_burst, &mut a.publish_rate.burst);
+    set(s.ingest_burst, &mut a.ingest_rate.burst);
+    set(s.token_cache.map(|s| s.0), &mut a.cache_ttl);
+    set(s.max_connections_per_token, &mut server.gateway.max_per_token);
+    set(s.max_json_bytes, &mut server.max_json_bytes);
+    set(s.max_csv_bytes, &mut server.max_csv_bytes);
 }
 
-struct RealtimeFlags {
-    ping_interval: Option<String>,
-    max_connections: Option<usize>,
-    drain_timeout: Option<String>,
-}
-
-fn realtime(server: &mut ServerConfig, args: &RealtimeFlags, file: &FileRealtime) -> Result<(), SettingsError> {
+fn realtime(server: &mut ServerConfig, r: RealtimeSettings) {
     let gw = &mut server.gateway;
-    let duration = |setting, flag: &Option<String>, file: &Option<String>, into: &mut std::time::Duration| {
-        if let Some(text) = flag.as_ref().or(file.as_ref()) {
-            *into = parse_duration(setting, text)?;
-        }
-        Ok::<_, SettingsError>(())
-    };
-    duration("ping_interval", &args.ping_interval, &file.ping_interval, &mut gw.ping_interval)?;
-    duration("drain_timeout", &args.drain_timeout, &file.drain_timeout, &mut gw.drain_timeout)?;
-    duration("write_timeout", &None, &file.write_timeout, &mut gw.write_timeout)?;
-    duration("window_age", &None, &file.window_age, &mut server.bus.window_age)?;
-    duration("log_retention", &None, &file.log_retention, &mut server.bus.log_age)?;
-    set(args.max_connections.or(file.max_connections), &mut gw.max_connections);
-    set(file.queue_messages, &mut gw.hub.queue.messages);
-    set(file.queue_bytes, &mut gw.hub.queue.bytes);
-    set(file.window_events, &mut server.bus.window_events);
-    set(file.io_uring, &mut gw.hub.io_uring);
-    set(file.fanout_parallelism, &mut gw.hub.fanout_parallelism);
+    set(r.ping_interval.map(|s| s.0), &mut gw.ping_interval);
+    set(r.drain_timeout.map(|s| s.0), &mut gw.drain_timeout);
+    set(r.write_timeout.map(|s| s.0), &mut gw.write_timeout);
+    set(r.max_connections, &mut gw.max_connections);
+    set(r.queue_messages, &mut gw.hub.queue.messages);
+    set(r.queue_bytes, &mut gw.hub.queue.bytes);
+    set(r.io_uring, &mut gw.hub.io_uring);
+    set(r.fanout_parallelism, &mut gw.hub.fanout_parallelism);
+    set(r.window_events, &mut server.bus.window_events);
+    set(r.window_age.map(|s| s.0), &mut server.bus.window_age);
+    set(r.log_retention.map(|s| s.0), &mut server.bus.log_age);
     if let Some(redis) = server.redis.as_mut() {
-        set(file.stream_max_len, &mut redis.stream_max_len);
-        set(file.bus_buffer, &mut redis.buffer);
-        set(file.bus_prefix.clone(), &mut redis.prefix);
+        set(r.stream_max_len, &mut redis.stream_max_len);
+        set(r.bus_buffer, &mut redis.buffer);
+        set(r.bus_prefix, &mut redis.prefix);
     }
-    Ok(())
 }
 
-fn analytics(server: &mut ServerConfig, file: FileAnalytics) -> Result<(), SettingsError> {
+fn analytics(server: &mut ServerConfig, s: AnalyticsSettings) {
     let a = &mut server.analytics;
-    set(file.job_queue, &mut a.job_queue);
-    set(file.job_concurrency, &mut a.job_concurrency);
-    set(file.streaming, &mut a.streaming);
-    let schedule = |setting, text: Option<String>, into: &mut Option<enms_jobs::scheduler::Cron>| {
-        match text.as_deref() {
-            None => {}
-            Some("off") => *into = None,
-            Some(t) => {
-                *into = Some(
-                    enms_jobs::scheduler::Cron::parse(t)
-                        .map_err(|message| SettingsError::Invalid { setting, message })?,
-                )
-            }
-        }
-        Ok::<_, SettingsError>(())
-    };
-    schedule("detect_schedule", file.detect_schedule, &mut a.schedule.detect)?;
-    schedule("retrain_schedule", file.retrain_schedule, &mut a.schedule.retrain)?;
-    set(file.tariff, &mut a.tariff);
-    Ok(())
+    set(s.job_queue, &mut a.job_queue);
+    set(s.job_concurrency, &mut a.job_concurrency);
+    set(s.streaming, &mut a.streaming);
+    set(s.detect_schedule.map(|s| s.0), &mut a.schedule.detect);
+    set(s.retrain_schedule.map(|s| s.0), &mut a.schedule.retrain);
+    set(s.tariff, &mut a.tariff);
 }
 
 /// `enms config check FILE`: everything `serve` would check, without
@@ -313,10 +202,6 @@ fn set<T>(value: Option<T>, into: &mut T) {
     }
 }
 
-fn parse_duration(setting: &'static str, text: &str) -> Result<std::time::Duration, SettingsError> {
-    duration::parse(text).map_err(|message| SettingsError::Invalid { setting, message })
-}
-
 /// `api/analytics/` → `/api/analytics`; empty stays empty.
 fn normalise_base_path(raw: String) -> Result<String, SettingsError> {
     let trimmed = raw.trim().trim_matches('/');
@@ -336,7 +221,41 @@ fn normalise_base_path(raw: String) -> Result<String, SettingsError> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// `enms serve FLAGS…` up to the resolved settings; a refused flag or
+    /// setting as its message.
+    fn serve(flags: &[&str]) -> Result<Settings, String> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("enms").chain(flags.iter().copied())).map_err(|e| e.to_string())?;
+        resolve(cli.serve).map_err(|e| e.to_string())
+    }
+
+    /// docs/configuration.md's table names every flag of `enms serve` with
+    /// its variable, in one row.
+    #[test]
+    fn every_serve_flag_and_variable_is_documented() {
+        let doc = include_str!("../../../../docs/configuration.md");
+        let command = <Cli as clap::CommandFactory>::command();
+        let mut checked = 0;
+        for arg in command.get_arguments() {
+            let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else { continue };
+            let env = env.to_string_lossy();
+            let row = doc.lines().find(|l| l.starts_with(&format!("| `--{long}")));
+            let row = row.unwrap_or_else(|| panic!("docs/configuration.md has no row for --{long}"));
+            assert!(row.contains(&format!("`{env}`")), "the row of --{long} names {env}: {row}");
+            checked += 1;
+        }
+        assert!(checked >= 40, "only {checked} flags seen");
+    }
 
     #[test]
     fn flags_override_file_and_defaults_fill_the_rest() {
@@ -347,8 +266,7 @@ mod tests {
             "bind = \"0.0.0.0:9000\"\nbase_path = \"api/analytics/\"\n[demo]\nenabled = true\nseed = 7\n",
         )
         .expect("write");
-        let args = ServeArgs { db: DatabaseArgs::file(path), seed: Some(9), ..ServeArgs::default() };
-        let s = resolve(args).expect("valid");
+        let s = serve(&["--config", path.to_str().expect("utf-8"), "--seed", "9"]).expect("valid");
         assert_eq!(s.bind, "0.0.0.0:9000");
         assert_eq!(s.server.base_path, "/api/analytics");
         assert_eq!(s.server.database_url, "sqlite://data/enms.db");
@@ -357,13 +275,12 @@ mod tests {
 
     #[test]
     fn a_demo_history_end_is_a_past_rfc3339_time() {
-        let demo =
-            |end: &str| resolve(ServeArgs { demo: true, demo_history_end: Some(end.into()), ..ServeArgs::default() });
+        let demo = |end: &str| serve(&["--demo", "--demo-history-end", end]);
         let s = demo("2026-11-01T00:00:00Z").expect("valid");
         let end = s.server.demo.and_then(|d| d.history_end).expect("pinned");
         assert_eq!(end.to_rfc3339(), "2026-11-01T00:00:00+00:00");
         let err = demo("yesterday").err().expect("not a time");
-        assert!(err.to_string().contains("demo history end"), "{err}");
+        assert!(err.contains("--demo-history-end") && err.contains("RFC 3339"), "{err}");
         let err = demo("9999-01-01T00:00:00Z").err().expect("future");
         assert!(err.to_string().contains("in the future"), "{err}");
     }
@@ -373,13 +290,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("enms.toml");
         std::fs::write(&path, "bnd = \"x\"\n").expect("write");
-        let err =
-            resolve(ServeArgs { db: DatabaseArgs::file(path), ..ServeArgs::default() }).err().expect("unknown key");
+        let err = resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() })
+            .err()
+            .expect("unknown key");
         assert!(err.to_string().contains("bnd"), "{err}");
-        let err = resolve(ServeArgs { offline_after: Some("soon".into()), ..ServeArgs::default() }).err().expect("bad");
-        assert!(err.to_string().contains("offline_after"), "{err}");
-        let err = resolve(ServeArgs { base_path: Some("/a b".into()), ..ServeArgs::default() }).err().expect("bad");
-        assert!(err.to_string().contains("base path"), "{err}");
+        let err = serve(&["--offline-after", "soon"]).err().expect("bad");
+        assert!(err.contains("--offline-after"), "{err}");
+        let err = serve(&["--base-path", "/a b"]).err().expect("bad");
+        assert!(err.contains("base path"), "{err}");
+        std::fs::write(&path, "offline_after = \"soon\"\n").expect("write");
+        let err = serve(&["--config", path.to_str().expect("utf-8")]).err().expect("bad in the file");
+        assert!(err.contains("offline_after") && err.contains("soon"), "{err}");
     }
 
     #[test]
@@ -422,8 +343,7 @@ mod tests {
         let path = dir.path().join("enms.toml");
         std::fs::write(&path, "[realtime]\nping_interval = \"5s\"\nqueue_messages = 64\nmax_connections = 7\n")
             .expect("write");
-        let args = ServeArgs { db: DatabaseArgs::file(path.clone()), max_connections: Some(9), ..ServeArgs::default() };
-        let s = resolve(args).expect("valid");
+        let s = serve(&["--config", path.to_str().expect("utf-8"), "--max-connections", "9"]).expect("valid");
         assert_eq!(s.server.gateway.ping_interval, std::time::Duration::from_secs(5));
         assert_eq!((s.server.gateway.hub.queue.messages, s.server.gateway.max_connections), (64, 9));
         std::fs::write(&path, "[realtime]\nqueue_bytes = 0\n").expect("write");
@@ -497,8 +417,7 @@ mod tests {
         let redis = s.server.redis.expect("redis bus");
         assert_eq!((redis.url.as_str(), redis.stream_max_len, redis.buffer), ("redis://10.0.0.5:6379", 500, 20));
         assert_eq!(redis.prefix, "plant1");
-        let flag = ServeArgs { bus_url: Some("nats://x".into()), ..ServeArgs::default() };
-        let err = resolve(flag).err().expect("not redis");
+        let err = serve(&["--bus-url", "nats://x"]).err().expect("not redis");
         assert!(err.to_string().contains("bus_url"), "{err}");
         std::fs::write(&path, "bus_url = \"redis://h\"\n[realtime]\nbus_buffer = 0\n").expect("write");
         let err =

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub analytics: AnalyticsConfig,
     /// Tokens, CORS and per-token limits.
     pub auth: AuthConfig,
+    /// Readings from an MQTT broker (`[mqtt]`); `None`: no MQTT input.
+    pub mqtt: Option<enms_mqtt::MqttConfig>,
 }
 
 impl ServerConfig {
@@ -67,6 +69,9 @@ impl ServerConfig {
         if let Some(demo) = &self.demo {
             demo.validate()?;
         }
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.validate()?;
+        }
         self.bus.validate()?;
         self.gateway.validate()?;
         self.analytics.validate()?;
@@ -86,6 +91,7 @@ impl ServerConfig {
             gateway: GatewayConfig::default(),
             analytics: AnalyticsConfig::default(),
             auth: AuthConfig::default(),
+            mqtt: None,
         }
     }
 }

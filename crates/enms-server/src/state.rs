@@ -34,6 +34,8 @@ pub struct Services {
     pub auth: Arc<Auth>,
     pub telemetry: Arc<Metrics>,
     pub started: Instant,
+    /// The MQTT input, once started (`[mqtt]` configured).
+    pub mqtt: std::sync::OnceLock<enms_mqtt::Mqtt>,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
             config,
             store,
             started: Instant::now(),
+            mqtt: std::sync::OnceLock::new(),
         }))
     }
 }

@@ -24,6 +24,9 @@ pub struct Health {
     websocket: HubStats,
     bus: BusStatus,
     auth: AuthStatus,
+    /// The MQTT input, when `[mqtt]` is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtt: Option<enms_mqtt::MqttStatus>,
 }
 
 /// Lets the dashboard know whether to ask for a token.
@@ -65,6 +68,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         websocket: state.gateway.hub.stats(),
         bus: state.bus.status(),
         auth: AuthStatus { required: state.auth.config.required },
+        mqtt: state.mqtt.get().map(|m| m.status()),
     };
     (status, Json(body))
 }

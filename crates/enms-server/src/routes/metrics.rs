@@ -40,5 +40,16 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     t.gauge("enms_bus_buffered_events", &[]).set(bus.buffered.unwrap_or(0) as f64);
     t.gauge("enms_bus_window_events", &[]).set(bus.window_events as f64);
     t.gauge("enms_uptime_seconds", &[]).set(state.started.elapsed().as_secs_f64());
+    if let Some(mqtt) = state.mqtt.get() {
+        let m = mqtt.status();
+        t.gauge("enms_mqtt_up", &[]).set(if m.connected { 1.0 } else { 0.0 });
+        for (topic, n) in &m.messages {
+            t.counter("enms_mqtt_messages_total", &[("subscription", topic.clone())]).absolute(*n);
+        }
+        for (reason, n) in &m.rejected_by_reason {
+            t.counter("enms_mqtt_rejected_total", &[("reason", reason.clone())]).absolute(*n);
+        }
+        t.counter("enms_mqtt_readings_total", &[]).absolute(m.readings_stored);
+    }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], t.render()).into_response()
 }

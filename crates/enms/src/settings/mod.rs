@@ -79,6 +79,7 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     analytics(&mut server, given.analytics);
     let auth = given.security.auth.unwrap_or(AuthMode::Auto);
     security(&mut server, given.security);
+    server.mqtt = given.mqtt;
     server.validate()?;
     Ok(Settings { bind: given.bind.unwrap_or_else(|| "127.0.0.1:8080".into()), server, auth })
 }
@@ -405,6 +406,28 @@ mod tests {
         }
         assert_eq!(redact("postgres://enms:s3cret@db:5432/enms"), "postgres://enms:***@db:5432/enms");
         assert_eq!(redact("sqlite://data/enms.db"), "sqlite://data/enms.db");
+    }
+
+    #[test]
+    fn an_mqtt_input_is_read_from_the_file_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("enms.toml");
+        let file = path.to_str().expect("utf-8").to_owned();
+        std::fs::write(
+            &path,
+            "[mqtt]\nurl = \"mqtt://10.0.0.7:1883\"\nclient_id = \"enms-hall-a\"\n\
+             [[mqtt.subscriptions]]\ntopic = \"plant/+machine/reading\"\nformat = \"reading\"\n",
+        )
+        .expect("write");
+        let s = serve(&["--config", &file]).expect("valid");
+        let mqtt = s.server.mqtt.expect("mqtt input");
+        assert_eq!((mqtt.client_id.as_str(), mqtt.subscriptions.len()), ("enms-hall-a", 1));
+        std::fs::write(&path, "[mqtt]\nurl = \"mqtt://h\"\nsubscriptions = []\n").expect("write");
+        let err = serve(&["--config", &file]).err().expect("no subscriptions");
+        assert!(err.contains("mqtt.subscriptions"), "{err}");
+        std::fs::write(&path, "[mqtt]\nurl = \"mqtt://h\"\nqos = 2\nsubscriptions = []\n").expect("write");
+        let err = serve(&["--config", &file]).err().expect("unknown key");
+        assert!(err.contains("qos"), "{err}");
     }
 
     #[test]

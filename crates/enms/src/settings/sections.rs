@@ -132,8 +132,13 @@ pub struct ServeSettings {
     #[command(flatten)]
     #[serde(default)]
     pub security: SecuritySettings,
+    /// The file's `[mqtt]` table: broker and subscriptions (no flags: a
+    /// list of subscriptions does not fit them).
+    #[arg(skip)]
+    #[serde(default)]
+    pub mqtt: Option<enms_mqtt::MqttConfig>,
 }
-layered!(ServeSettings { bind, bus_url, base_path, offline_after } sections { demo, realtime, analytics, security });
+layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt } sections { demo, realtime, analytics, security });
 
 /// `[demo]`: the simulated factory.
 #[derive(Args, Debug, Default, Clone, Deserialize)]

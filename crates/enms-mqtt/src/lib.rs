@@ -1,0 +1,291 @@
+//! MQTT ingest for enms: one client session at a broker, subscribed to the
+//! configured topic filters, turning each message into readings and handing
+//! them to a [`ReadingSink`] — in a server, the same ingest path as HTTP
+//! (validation, durable commit, streaming detection).
+//!
+//! Delivery: the session is persistent (clean session off, a fixed client
+//! id) and subscribed at QoS 1, and a message is acknowledged only once its
+//! readings are stored — so what a PLC publishes while enms is down or its
+//! database is unreachable waits at the broker and arrives later, and a
+//! crash between storing and acknowledging gives a redelivery, which the
+//! idempotent ingest (machine, timestamp) absorbs. A message that cannot be
+//! a reading is acknowledged too, counted by reason and logged: it never
+//! stops the subscription. When more than `alert_bad_share` of the last
+//! [`ALERT_WINDOW`] messages were refused, a `system_alert` goes out.
+//!
+//! Layout: `config` (`[mqtt]` and its checks), `decode` (payload formats →
+//! readings), this file (the session loop and its [`MqttStatus`]).
+
+pub mod config;
+pub mod decode;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use enms_core::Reading;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use config::{Format, MqttConfig, Subscription};
+use decode::{Pending, Refusal};
+
+/// Messages the refused share is measured over.
+pub const ALERT_WINDOW: usize = 50;
+/// Least time between two bad-share alerts.
+const ALERT_EVERY: Duration = Duration::from_secs(300);
+/// Wait between reconnects, and between retries of a store that failed.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Where readings go, implemented by the server over its ingest path.
+#[async_trait::async_trait]
+pub trait ReadingSink: Send + Sync + 'static {
+    /// The id of the machine with this name or id (`Ok(None)`: none).
+    async fn machine(&self, name_or_id: &str) -> Result<Option<Uuid>, SinkError>;
+    /// Stores readings durably (and runs whatever follows ingest).
+    async fn store(&self, readings: &[Reading]) -> Result<usize, SinkError>;
+    /// Raises a `system_alert` about the MQTT input.
+    async fn alert(&self, message: String);
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    /// The readings break a rule: the message is refused.
+    #[error("{0}")]
+    Refused(String),
+    /// Storage is away: keep the message and try again.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What `/api/v1/health` shows of the MQTT input.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct MqttStatus {
+    pub connected: bool,
+    pub broker: String,
+    pub client_id: String,
+    /// Messages taken, per subscription (its topic filter).
+    pub messages: BTreeMap<String, u64>,
+    pub readings_stored: u64,
+    pub rejected: u64,
+    /// Refused messages by reason (`not_json`, `missing_field`,
+    /// `invalid_reading`, `unknown_machine`, `no_machine`).
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_rejection: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// A running MQTT input: its status, shared with `/health`.
+#[derive(Clone)]
+pub struct Mqtt {
+    status: Arc<Mutex<MqttStatus>>,
+}
+
+impl Mqtt {
+    pub fn status(&self) -> MqttStatus {
+        lock(&self.status).clone()
+    }
+}
+
+fn lock(m: &Mutex<MqttStatus>) -> std::sync::MutexGuard<'_, MqttStatus> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Starts the session; it runs until `stop`. The configuration must have
+/// passed [`MqttConfig::validate`].
+pub fn start(
+    config: MqttConfig,
+    sink: Arc<dyn ReadingSink>,
+    stop: CancellationToken,
+) -> (Mqtt, tokio::task::JoinHandle<()>) {
+    let status = Arc::new(Mutex::new(MqttStatus {
+        broker: config.url.clone(),
+        client_id: config.client_id.clone(),
+        ..MqttStatus::default()
+    }));
+    let mqtt = Mqtt { status: status.clone() };
+    let task = tokio::spawn(run(config, sink, status, stop));
+    (mqtt, task)
+}
+
+async fn run(config: MqttConfig, sink: Arc<dyn ReadingSink>, status: Arc<Mutex<MqttStatus>>, stop: CancellationToken) {
+    let (host, port) = match config.broker() {
+        Ok(b) => b,
+        Err(e) => {
+            lock(&status).last_error = Some(e.to_string());
+            return;
+        }
+    };
+    let mut options = MqttOptions::new(config.client_id.clone(), host, port);
+    options.set_keep_alive(config.keep_alive());
+    options.set_clean_session(false);
+    options.set_manual_acks(true);
+    if let Some(user) = &config.username {
+        options.set_credentials(user.clone(), config.password.clone().unwrap_or_default());
+    }
+    let (client, mut events) = AsyncClient::new(options, 64);
+    let mut input = Input { config: &config, sink, status: status.clone(), recent: VecDeque::new(), alerted: None };
+    loop {
+        let event = tokio::select! {
+            e = events.poll() => e,
+            _ = stop.cancelled() => break,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                tracing::info!(broker = %config.url, session_present = ack.session_present, "mqtt connected");
+                lock(&status).connected = true;
+                for s in &config.subscriptions {
+                    if let Err(e) = client.try_subscribe(s.broker_filter(), QoS::AtLeastOnce) {
+                        tracing::warn!(topic = %s.topic, error = %e, "mqtt subscribe not sent");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let stored = tokio::select! {
+                    done = input.take(&p) => done,
+                    _ = stop.cancelled() => false,
+                };
+                // Unstored (stopping with the database away): no ack, so the
+                // broker hands it to the next session.
+                if !stored {
+                    break;
+                }
+                if let Err(e) = client.try_ack(&p) {
+                    tracing::warn!(error = %e, "mqtt ack not sent");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                {
+                    let mut s = lock(&status);
+                    if s.connected {
+                        tracing::warn!(broker = %config.url, error = %e, "mqtt connection lost; reconnecting");
+                    }
+                    s.connected = false;
+                    s.last_error = Some(e.to_string());
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = stop.cancelled() => break,
+                }
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+    // Let the disconnect go out so the broker does not wait for a timeout.
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Ok(e) = events.poll().await {
+            if matches!(e, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+    lock(&status).connected = false;
+}
+
+/// One message at a time: decode, resolve, store, count.
+struct Input<'a> {
+    config: &'a MqttConfig,
+    sink: Arc<dyn ReadingSink>,
+    status: Arc<Mutex<MqttStatus>>,
+    /// Outcomes of the last messages (true: refused).
+    recent: VecDeque<bool>,
+    alerted: Option<Instant>,
+}
+
+impl Input<'_> {
+    /// True once the message is handled (stored, or refused for good).
+    async fn take(&mut self, p: &Publish) -> bool {
+        let Some((sub, named)) =
+            self.config.subscriptions.iter().find_map(|s| s.matches(&p.topic).map(|named| (s, named)))
+        else {
+            // A topic of an old subscription the persistent session still holds.
+            return true;
+        };
+        let topic_machine = named.iter().find(|(k, _)| k == "machine").map(|(_, v)| v.as_str());
+        lock(&self.status).messages.entry(sub.topic.clone()).and_modify(|n| *n += 1).or_insert(1);
+        let outcome = match decode::decode(sub, &p.payload, topic_machine, Utc::now()) {
+            Ok(pending) => self.store(pending).await,
+            Err(refusal) => Err(refusal),
+        };
+        match outcome {
+            Ok(Some(n)) => {
+                lock(&self.status).readings_stored += n as u64;
+                self.outcome(false).await;
+                true
+            }
+            Ok(None) => false,
+            Err(refusal) => {
+                tracing::warn!(topic = %p.topic, reason = refusal.reason(), error = %refusal, "mqtt message refused");
+                {
+                    let mut s = lock(&self.status);
+                    s.rejected += 1;
+                    s.rejected_by_reason.entry(refusal.reason().into()).and_modify(|n| *n += 1).or_insert(1);
+                    s.last_rejection = Some(format!("{}: {refusal}", p.topic));
+                }
+                self.outcome(true).await;
+                true
+            }
+        }
+    }
+
+    /// `Ok(None)`: never stored (the caller is stopping).
+    async fn store(&self, pending: Vec<Pending>) -> Result<Option<usize>, Refusal> {
+        let mut rows = Vec::with_capacity(pending.len());
+        for p in pending {
+            let id = loop {
+                match self.sink.machine(&p.machine).await {
+                    Ok(Some(id)) => break id,
+                    Ok(None) => return Err(Refusal::UnknownMachine(p.machine)),
+                    Err(e) => self.wait(&e).await,
+                }
+            };
+            let mut reading = p.reading;
+            reading.insert("machine_id".into(), serde_json::Value::String(id.to_string()));
+            rows.push(serde_json::Value::Object(reading));
+        }
+        let body = serde_json::to_vec(&rows).map_err(|e| Refusal::Invalid(e.to_string()))?;
+        let readings = enms_core::parse_batch(&body, Utc::now()).map_err(|e| Refusal::Invalid(e.to_string()))?;
+        loop {
+            match self.sink.store(&readings).await {
+                Ok(n) => return Ok(Some(n)),
+                Err(SinkError::Refused(m)) => return Err(Refusal::Invalid(m)),
+                Err(e) => self.wait(&e).await,
+            }
+        }
+    }
+
+    async fn wait(&self, e: &SinkError) {
+        tracing::warn!(error = %e, "mqtt readings not stored yet; retrying");
+        lock(&self.status).last_error = Some(e.to_string());
+        tokio::time::sleep(RETRY).await;
+    }
+
+    async fn outcome(&mut self, refused: bool) {
+        self.recent.push_back(refused);
+        if self.recent.len() > ALERT_WINDOW {
+            self.recent.pop_front();
+        }
+        let bad = self.recent.iter().filter(|r| **r).count();
+        let share = bad as f64 / self.recent.len() as f64;
+        let full = self.recent.len() >= ALERT_WINDOW.min(10);
+        if full && share > self.config.alert_bad_share && self.alerted.is_none_or(|t| t.elapsed() >= ALERT_EVERY) {
+            self.alerted = Some(Instant::now());
+            let last = lock(&self.status).last_rejection.clone().unwrap_or_default();
+            self.sink
+                .alert(format!(
+                    "MQTT input {}: {bad} of the last {} messages refused ({:.0} %); last: {last}",
+                    self.config.url,
+                    self.recent.len(),
+                    share * 100.0
+                ))
+                .await;
+        }
+    }
+}

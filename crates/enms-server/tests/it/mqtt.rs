@@ -1,0 +1,223 @@
+//! MQTT ingest against a real mosquitto of the test's own (a free port, so
+//! the test owns its sessions): what a plant device publishes reaches the
+//! API through the ingest path, bad messages are counted by reason without
+//! stopping the subscription, and what is published while enms is down
+//! arrives when it is back.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DurationRound, Utc};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use serde_json::{Value, json};
+
+use crate::common::TestServer;
+use crate::scaleout::free_port;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Mosquitto {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))
+            .expect("write");
+        let child = Command::new("mosquitto")
+            .args(["-c", conf.to_str().expect("utf-8")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (Debian package mosquitto) starts");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "mosquitto listens in time");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { port, child, _dir: dir }
+    }
+
+    /// A device publishing at QoS 1.
+    fn device(&self) -> AsyncClient {
+        let mut options = MqttOptions::new(format!("device-{}", uuid::Uuid::new_v4().simple()), "127.0.0.1", self.port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut events) = AsyncClient::new(options, 100);
+        tokio::spawn(async move { while events.poll().await.is_ok() {} });
+        client
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mqtt_config(port: u16, client_id: &str) -> enms_mqtt::MqttConfig {
+    toml::from_str(&format!(
+        "url = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"{client_id}\"\n\
+         [[subscriptions]]\ntopic = \"plant/+machine/reading\"\nformat = \"reading\"\n\
+         [[subscriptions]]\ntopic = \"plant/+machine/json\"\nformat = \"json\"\ntimestamp = \"ts\"\n\
+         fields = {{ power_kw = \"m.p\", energy_kwh = \"m.e\", pressure_bar = \"m.bar\" }}\n"
+    ))
+    .expect("config")
+}
+
+async fn health_mqtt(s: &TestServer) -> Value {
+    s.get("/api/v1/health").await.1["mqtt"].clone()
+}
+
+/// Waits until `check` holds for the MQTT part of `/health`.
+async fn until_health(s: &TestServer, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let h = health_mqtt(s).await;
+        if check(&h) {
+            return h;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {h}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn readings(s: &TestServer, machine: &str) -> Vec<Value> {
+    let path = format!("/api/v1/machines/{machine}/readings?start=2000-01-01T00:00:00Z&resolution=raw");
+    s.get(&path).await.1["points"].as_array().cloned().unwrap_or_default()
+}
+
+async fn until_readings(s: &TestServer, machine: &str, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = readings(s, machine).await;
+        if got.len() >= n {
+            return got;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{} of {n} readings stored", got.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn at(minutes_ago: i64) -> String {
+    let t = Utc::now().duration_trunc(chrono::Duration::minutes(1)).expect("trunc")
+        - chrono::Duration::minutes(minutes_ago);
+    t.to_rfc3339()
+}
+
+#[tokio::test]
+async fn a_device_publishes_readings_and_bad_messages_are_counted_without_stopping_the_subscription() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let s = TestServer::with(move |c| c.mqtt = Some(mqtt_config(port, "enms-it-formats"))).await;
+    let press = s.create_machine("Press-1").await;
+    until_health(&s, "connected", |h| h["connected"] == true).await;
+    let device = broker.device();
+    let publish = |topic: &str, payload: Vec<u8>| {
+        let (device, topic) = (device.clone(), topic.to_owned());
+        async move { device.publish(topic, QoS::AtLeastOnce, false, payload).await.expect("publish") }
+    };
+    // The subscription is in place once a message sent after it arrives.
+    let reading = json!({"timestamp": at(3), "power_kw": 12.5, "energy_kwh": 0.2, "production_units": 4});
+    publish("plant/Press-1/reading", reading.to_string().into_bytes()).await;
+    until_readings(&s, &press, 1).await;
+
+    publish(
+        "plant/press-1/json",
+        json!({"ts": at(2), "m": {"p": "7.5", "e": 0.125, "bar": 6.9}}).to_string().into_bytes(),
+    )
+    .await;
+    publish("plant/Press-1/reading", b"{not json".to_vec()).await;
+    publish("plant/Nobody/json", json!({"ts": at(2), "m": {"p": 1, "e": 1, "bar": 1}}).to_string().into_bytes()).await;
+    publish("plant/Press-1/json", json!({"ts": at(2), "m": {"p": 1}}).to_string().into_bytes()).await;
+    publish(
+        "plant/Press-1/reading",
+        json!({"timestamp": at(2), "power_kw": -5, "energy_kwh": 1}).to_string().into_bytes(),
+    )
+    .await;
+    // Still subscribed after the bad ones.
+    publish(
+        "plant/Press-1/reading",
+        json!({"timestamp": at(1), "power_kw": 9, "energy_kwh": 0.15}).to_string().into_bytes(),
+    )
+    .await;
+    let got = until_readings(&s, &press, 3).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    let from_json = got.iter().find(|p| p["power_kw"] == 7.5).expect("the JSON-path reading");
+    assert_eq!(from_json["energy_kwh"], 0.125, "{from_json}");
+
+    let h = until_health(&s, "four refusals", |h| h["rejected"] == 4).await;
+    let reasons = &h["rejected_by_reason"];
+    assert_eq!(
+        (
+            reasons["not_json"].as_u64(),
+            reasons["unknown_machine"].as_u64(),
+            reasons["missing_field"].as_u64(),
+            reasons["invalid_reading"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1), Some(1)),
+        "{h}"
+    );
+    assert_eq!(h["readings_stored"], 3, "{h}");
+    assert_eq!(h["messages"]["plant/+machine/reading"], 4, "{h}");
+    assert_eq!(h["messages"]["plant/+machine/json"], 3, "{h}");
+    let metrics = s.request(reqwest::Method::GET, "/metrics").send().await.expect("scrape").text().await.expect("text");
+    assert!(metrics.contains("enms_mqtt_rejected_total{reason=\"not_json\"} 1"), "{metrics}");
+    assert!(metrics.contains("enms_mqtt_up 1"), "{metrics}");
+
+    // Refusals past the alert share (10 % of the recent messages) raise one
+    // system_alert for everyone watching.
+    for _ in 0..6 {
+        publish("plant/Press-1/reading", b"[1, 2".to_vec()).await;
+    }
+    until_health(&s, "ten refusals", |h| h["rejected"] == 10).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = s.get("/api/v1/events?types=system_alert").await.1;
+        let alerts: Vec<&Value> = events["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["data"]["alert_type"] == "mqtt_input")
+            .collect();
+        if let Some(a) = alerts.first() {
+            assert_eq!(alerts.len(), 1, "one alert, not one per message: {events}");
+            assert!(a["data"]["message"].as_str().is_some_and(|m| m.contains("refused")), "{a}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no mqtt_input alert: {events}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn what_a_device_publishes_while_enms_is_down_arrives_when_it_is_back() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tune = move |c: &mut enms_server::ServerConfig| c.mqtt = Some(mqtt_config(port, "enms-it-persistent"));
+    let s = TestServer::start_in(dir.path(), tune).await;
+    let press = s.create_machine("Press-1").await;
+    until_health(&s, "connected", |h| h["connected"] == true).await;
+    let device = broker.device();
+    let first = json!({"timestamp": at(10), "power_kw": 10, "energy_kwh": 0.1});
+    device.publish("plant/Press-1/reading", QoS::AtLeastOnce, false, first.to_string()).await.expect("publish");
+    until_readings(&s, &press, 1).await;
+    s.stop().await;
+
+    for minutes in [6, 5, 4] {
+        let r = json!({"timestamp": at(minutes), "power_kw": 20 + minutes, "energy_kwh": 0.3});
+        device.publish("plant/Press-1/reading", QoS::AtLeastOnce, false, r.to_string()).await.expect("publish");
+    }
+    let s = TestServer::start_in(dir.path(), tune).await;
+    let got = until_readings(&s, &press, 4).await;
+    let powers: Vec<f64> = got.iter().filter_map(|p| p["power_kw"].as_f64()).collect();
+    assert_eq!(powers, vec![10.0, 26.0, 25.0, 24.0], "kept by the broker for the session, in order");
+    s.stop().await;
+}

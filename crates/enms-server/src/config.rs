@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     /// Readings from an MQTT broker (`[mqtt]`); `None`: no MQTT input.
     pub mqtt: Option<enms_mqtt::MqttConfig>,
+    /// Meters polled over Modbus TCP (`[[modbus.meters]]`); `None`: none.
+    pub modbus: Option<enms_modbus::ModbusConfig>,
 }
 
 impl ServerConfig {
@@ -72,6 +74,9 @@ impl ServerConfig {
         if let Some(mqtt) = &self.mqtt {
             mqtt.validate()?;
         }
+        if let Some(modbus) = &self.modbus {
+            modbus.validate()?;
+        }
         self.bus.validate()?;
         self.gateway.validate()?;
         self.analytics.validate()?;
@@ -92,6 +97,7 @@ impl ServerConfig {
             analytics: AnalyticsConfig::default(),
             auth: AuthConfig::default(),
             mqtt: None,
+            modbus: None,
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod error;
 mod extract;
 mod gateway;
 mod ingest;
-mod mqtt;
+mod inputs;
 pub mod openapi;
 mod outlet;
 mod routes;
@@ -153,7 +153,7 @@ impl App {
         let scheduler_stop = tokio_util::sync::CancellationToken::new();
         let scheduler = tokio::spawn(enms_jobs::scheduler::run(self.state.analytics.clone(), scheduler_stop.clone()));
         let leases = tokio::spawn(self.state.analytics.jobs.clone().maintain(scheduler_stop.clone()));
-        let mqtt = mqtt::start(&self.state, scheduler_stop.clone());
+        let inputs = inputs::start(&self.state, scheduler_stop.clone());
         let router = routes::router(self.state.clone());
         let gateway = self.state.gateway.clone();
         let draining = gateway.draining().clone();
@@ -190,7 +190,7 @@ impl App {
         scheduler_stop.cancel();
         let _ = scheduler.await;
         let _ = leases.await;
-        if let Some(task) = mqtt {
+        for task in inputs {
             let _ = task.await;
         }
         if let Some(task) = producer {

@@ -36,6 +36,8 @@ pub struct Services {
     pub started: Instant,
     /// The MQTT input, once started (`[mqtt]` configured).
     pub mqtt: std::sync::OnceLock<enms_mqtt::Mqtt>,
+    /// The Modbus meters' pollers, once started (`[modbus]` configured).
+    pub modbus: std::sync::OnceLock<enms_modbus::Modbus>,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             store,
             started: Instant::now(),
             mqtt: std::sync::OnceLock::new(),
+            modbus: std::sync::OnceLock::new(),
         }))
     }
 }

@@ -27,6 +27,9 @@ pub struct Health {
     /// The MQTT input, when `[mqtt]` is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     mqtt: Option<enms_mqtt::MqttStatus>,
+    /// Each Modbus meter, when `[modbus]` is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modbus: Option<Vec<enms_modbus::MeterStatus>>,
 }
 
 /// Lets the dashboard know whether to ask for a token.
@@ -69,6 +72,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         bus: state.bus.status(),
         auth: AuthStatus { required: state.auth.config.required },
         mqtt: state.mqtt.get().map(|m| m.status()),
+        modbus: state.modbus.get().map(|m| m.status()),
     };
     (status, Json(body))
 }

@@ -51,5 +51,11 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         }
         t.counter("enms_mqtt_readings_total", &[]).absolute(m.readings_stored);
     }
+    for m in state.modbus.get().map(|m| m.status()).unwrap_or_default() {
+        let labels = [("machine", m.machine.clone())];
+        t.gauge("enms_modbus_meter_up", &labels).set(if m.state == "ok" { 1.0 } else { 0.0 });
+        t.counter("enms_modbus_polls_total", &labels).absolute(m.polls);
+        t.counter("enms_modbus_poll_failures_total", &labels).absolute(m.failures);
+    }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], t.render()).into_response()
 }

@@ -14,7 +14,7 @@ fn config(dir: &tempfile::TempDir) -> ServerConfig {
 #[tokio::test]
 async fn an_invalid_setting_is_refused_by_name_before_anything_is_opened() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: [(&str, Breaks); 12] = [
+    let cases: [(&str, Breaks); 13] = [
         ("queue_bytes", |c| c.gateway.hub.queue.bytes = 0),
         ("ping_interval", |c| c.gateway.ping_interval = std::time::Duration::ZERO),
         ("window_events", |c| c.bus.window_events = 0),
@@ -25,6 +25,10 @@ async fn an_invalid_setting_is_refused_by_name_before_anything_is_opened() {
         ("base_path", |c| c.base_path = "api/analytics/".into()),
         ("max_json_bytes", |c| c.max_json_bytes = 0),
         ("bus_url", |c| c.redis = Some(RedisConfig::new("nats://127.0.0.1:4222"))),
+        ("modbus.meters", |c| {
+            let meter = "[[meters]]\nmachine = \"M\"\nhost = \"h\"\nregisters = [{ address = 0, type = \"f32\", field = \"power_kw\" }]\n";
+            c.modbus = Some(toml::from_str(meter).expect("toml"))
+        }),
         ("mqtt.subscriptions", |c| {
             c.mqtt = Some(toml::from_str("url = \"mqtt://127.0.0.1:1883\"\nsubscriptions = []\n").expect("toml"))
         }),

@@ -13,6 +13,7 @@ mod health;
 mod import;
 mod machines;
 mod metrics;
+mod modbus;
 mod mqtt;
 mod nginx;
 mod openapi;

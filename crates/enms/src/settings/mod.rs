@@ -80,6 +80,7 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     let auth = given.security.auth.unwrap_or(AuthMode::Auto);
     security(&mut server, given.security);
     server.mqtt = given.mqtt;
+    server.modbus = given.modbus;
     server.validate()?;
     Ok(Settings { bind: given.bind.unwrap_or_else(|| "127.0.0.1:8080".into()), server, auth })
 }

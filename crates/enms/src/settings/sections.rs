@@ -137,8 +137,12 @@ pub struct ServeSettings {
     #[arg(skip)]
     #[serde(default)]
     pub mqtt: Option<enms_mqtt::MqttConfig>,
+    /// The file's `[[modbus.meters]]`: meters polled over Modbus TCP.
+    #[arg(skip)]
+    #[serde(default)]
+    pub modbus: Option<enms_modbus::ModbusConfig>,
 }
-layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt } sections { demo, realtime, analytics, security });
+layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt, modbus } sections { demo, realtime, analytics, security });
 
 /// `[demo]`: the simulated factory.
 #[derive(Args, Debug, Default, Clone, Deserialize)]

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use enms_core::event::EventType;
 use enms_core::setting::{InvalidSetting, at_least_one};
 use serde::Deserialize;
 
@@ -30,7 +31,53 @@ pub struct MqttConfig {
     /// [`ALERT_WINDOW`](crate::ALERT_WINDOW) messages was refused.
     #[serde(default = "default_alert_share")]
     pub alert_bad_share: f64,
+    #[serde(default)]
     pub subscriptions: Vec<Subscription>,
+    /// `[mqtt.publish]`: durable events out to the broker, for SCADA and
+    /// Node-RED to subscribe to.
+    #[serde(default)]
+    pub publish: Option<Outbound>,
+}
+
+/// Which events go out, under which topics: `<prefix>/<event type>`,
+/// payload the event's JSON envelope (`{"type", "id", "timestamp", "data"}`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outbound {
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Event types to send (durable ones only: they are relayed from the
+    /// event log, which is what makes the relay lossless); default every
+    /// durable type.
+    #[serde(default)]
+    pub types: Option<Vec<String>>,
+}
+
+fn default_prefix() -> String {
+    "enms/events".into()
+}
+
+impl Outbound {
+    /// The types to relay.
+    pub fn event_types(&self) -> Result<Vec<EventType>, InvalidSetting> {
+        let Some(names) = &self.types else {
+            return Ok(EventType::ALL.into_iter().filter(|t| t.durable()).collect());
+        };
+        names
+            .iter()
+            .map(|n| {
+                let t: EventType = n.parse().map_err(|e: String| InvalidSetting::new("mqtt.publish.types", e))?;
+                if t.durable() {
+                    Ok(t)
+                } else {
+                    Err(InvalidSetting::new(
+                        "mqtt.publish.types",
+                        format!("{n} is not kept in the event log; relay durable types"),
+                    ))
+                }
+            })
+            .collect()
+    }
 }
 
 fn default_client_id() -> String {
@@ -115,8 +162,14 @@ impl MqttConfig {
         if !(self.alert_bad_share > 0.0 && self.alert_bad_share <= 1.0) {
             return Err(InvalidSetting::new("mqtt.alert_bad_share", "must be in (0, 1]"));
         }
-        if self.subscriptions.is_empty() {
-            return Err(InvalidSetting::new("mqtt.subscriptions", "list at least one topic"));
+        if self.subscriptions.is_empty() && self.publish.is_none() {
+            return Err(InvalidSetting::new("mqtt.subscriptions", "list at least one topic (or only [mqtt.publish])"));
+        }
+        if let Some(out) = &self.publish {
+            if out.prefix.is_empty() || out.prefix.contains(['+', '#']) || out.prefix.ends_with('/') {
+                return Err(InvalidSetting::new("mqtt.publish.prefix", "a topic without wildcards or a trailing /"));
+            }
+            out.event_types()?;
         }
         for s in &self.subscriptions {
             s.validate()?;

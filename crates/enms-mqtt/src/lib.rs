@@ -13,8 +13,16 @@
 //! stops the subscription. When more than `alert_bad_share` of the last
 //! [`ALERT_WINDOW`] messages were refused, a `system_alert` goes out.
 //!
+//! Events out (`[mqtt.publish]`): a relay task reads the durable events
+//! after its position from an [`EventSource`] (in a server, the bus's
+//! window and log) and publishes each, QoS 1, to `<prefix>/<type>`. It
+//! never sits in the bus's path: a slow or absent broker only holds the
+//! relay back (the client's queue is bounded), and the log keeps what it has
+//! not sent yet. Falling behind the log's retention is counted as missed
+//! and raises a `system_alert`.
+//!
 //! Layout: `config` (`[mqtt]` and its checks), `decode` (payload formats →
-//! readings), this file (the session loop and its [`MqttStatus`]).
+//! readings), this file (the session loop, the relay and [`MqttStatus`]).
 
 pub mod config;
 pub mod decode;
@@ -25,12 +33,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use enms_core::Reading;
+use enms_core::event::{EventId, EventType};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use config::{Format, MqttConfig, Subscription};
+pub use config::{Format, MqttConfig, Outbound, Subscription};
 use decode::{Pending, Refusal};
 
 /// Messages the refused share is measured over.
@@ -49,6 +58,21 @@ pub trait ReadingSink: Send + Sync + 'static {
     async fn store(&self, readings: &[Reading]) -> Result<usize, SinkError>;
     /// Raises a `system_alert` about the MQTT input.
     async fn alert(&self, message: String);
+}
+
+/// Where the relay reads events, implemented by the server over its bus.
+#[async_trait::async_trait]
+pub trait EventSource: Send + Sync + 'static {
+    /// Events of `types` after `after` (`None`: only the newest one, to
+    /// start from), oldest first, at most `limit`; `complete` is false when
+    /// `after` is older than what is still kept.
+    async fn after(&self, after: Option<EventId>, types: &[EventType], limit: usize) -> Result<EventPage, String>;
+}
+
+pub struct EventPage {
+    /// Id, type and the JSON envelope of each event.
+    pub events: Vec<(EventId, EventType, bytes::Bytes)>,
+    pub complete: bool,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -78,6 +102,11 @@ pub struct MqttStatus {
     pub last_rejection: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Events published to the broker (`[mqtt.publish]`).
+    pub events_published: u64,
+    /// Events the relay fell too far behind to send (past the log's
+    /// retention).
+    pub events_missed: u64,
 }
 
 /// A running MQTT input: its status, shared with `/health`.
@@ -101,6 +130,7 @@ fn lock(m: &Mutex<MqttStatus>) -> std::sync::MutexGuard<'_, MqttStatus> {
 pub fn start(
     config: MqttConfig,
     sink: Arc<dyn ReadingSink>,
+    events: Arc<dyn EventSource>,
     stop: CancellationToken,
 ) -> (Mqtt, tokio::task::JoinHandle<()>) {
     let status = Arc::new(Mutex::new(MqttStatus {
@@ -109,11 +139,17 @@ pub fn start(
         ..MqttStatus::default()
     }));
     let mqtt = Mqtt { status: status.clone() };
-    let task = tokio::spawn(run(config, sink, status, stop));
+    let task = tokio::spawn(run(config, sink, events, status, stop));
     (mqtt, task)
 }
 
-async fn run(config: MqttConfig, sink: Arc<dyn ReadingSink>, status: Arc<Mutex<MqttStatus>>, stop: CancellationToken) {
+async fn run(
+    config: MqttConfig,
+    sink: Arc<dyn ReadingSink>,
+    events: Arc<dyn EventSource>,
+    status: Arc<Mutex<MqttStatus>>,
+    stop: CancellationToken,
+) {
     let (host, port) = match config.broker() {
         Ok(b) => b,
         Err(e) => {
@@ -128,11 +164,15 @@ async fn run(config: MqttConfig, sink: Arc<dyn ReadingSink>, status: Arc<Mutex<M
     if let Some(user) = &config.username {
         options.set_credentials(user.clone(), config.password.clone().unwrap_or_default());
     }
-    let (client, mut events) = AsyncClient::new(options, 64);
+    let (client, mut events_in) = AsyncClient::new(options, 64);
+    let relay = config.publish.clone().map(|out| {
+        let relay = Relay { out, client: client.clone(), source: events, sink: sink.clone(), status: status.clone() };
+        tokio::spawn(relay.run(stop.clone()))
+    });
     let mut input = Input { config: &config, sink, status: status.clone(), recent: VecDeque::new(), alerted: None };
     loop {
         let event = tokio::select! {
-            e = events.poll() => e,
+            e = events_in.poll() => e,
             _ = stop.cancelled() => break,
         };
         match event {
@@ -179,7 +219,7 @@ async fn run(config: MqttConfig, sink: Arc<dyn ReadingSink>, status: Arc<Mutex<M
     let _ = client.try_disconnect();
     // Let the disconnect go out so the broker does not wait for a timeout.
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        while let Ok(e) = events.poll().await {
+        while let Ok(e) = events_in.poll().await {
             if matches!(e, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
                 break;
             }
@@ -187,6 +227,91 @@ async fn run(config: MqttConfig, sink: Arc<dyn ReadingSink>, status: Arc<Mutex<M
     })
     .await;
     lock(&status).connected = false;
+    if let Some(task) = relay {
+        let _ = task.await;
+    }
+}
+
+/// Publishes the durable events after its position, in order.
+struct Relay {
+    out: Outbound,
+    client: AsyncClient,
+    source: Arc<dyn EventSource>,
+    sink: Arc<dyn ReadingSink>,
+    status: Arc<Mutex<MqttStatus>>,
+}
+
+/// Between two looks at the log when there was nothing new.
+const RELAY_IDLE: Duration = Duration::from_millis(100);
+const RELAY_PAGE: usize = 500;
+
+impl Relay {
+    async fn run(self, stop: CancellationToken) {
+        // Validated: the configuration's types parse.
+        let types = self.out.event_types().unwrap_or_default();
+        // From the newest event at start: what came before was for the
+        // clients of that time.
+        let mut position = loop {
+            match self.source.after(None, &types, 1).await {
+                Ok(page) => break page.events.last().map(|(id, _, _)| *id).unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "mqtt relay cannot read the event log yet");
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            }
+        };
+        loop {
+            let page = tokio::select! {
+                p = self.source.after(Some(position), &types, RELAY_PAGE) => p,
+                _ = stop.cancelled() => return,
+            };
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mqtt relay: event log not read");
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    continue;
+                }
+            };
+            if !page.complete {
+                lock(&self.status).events_missed += 1;
+                let message = format!(
+                    "MQTT event relay to {} fell behind the event log after {position}; some events were not published",
+                    self.out.prefix
+                );
+                tracing::warn!("{message}");
+                self.sink.alert(message).await;
+            }
+            if page.events.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(RELAY_IDLE) => {}
+                    _ = stop.cancelled() => return,
+                }
+                continue;
+            }
+            for (id, kind, payload) in page.events {
+                let topic = format!("{}/{}", self.out.prefix, kind.as_str());
+                // Waits while the client's queue is full (the broker is
+                // slow or away): the relay falls behind, the bus does not.
+                let sent = tokio::select! {
+                    r = self.client.publish(topic, QoS::AtLeastOnce, false, payload.to_vec()) => r,
+                    _ = stop.cancelled() => return,
+                };
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "mqtt relay stopped");
+                    return;
+                }
+                position = id;
+                lock(&self.status).events_published += 1;
+            }
+        }
+    }
 }
 
 /// One message at a time: decode, resolve, store, count.

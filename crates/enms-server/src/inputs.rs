@@ -2,12 +2,15 @@
 //! server: one sink resolves machines in the store, hands readings to the
 //! ingest path every reading takes (validation, durable commit,
 //! `metric_updated`, streaming detection) and turns the inputs' alerts into
-//! `system_alert` events.
+//! `system_alert` events; the MQTT relay reads events from the bus's window
+//! and log.
 
 use std::sync::Arc;
 
+use enms_core::event::EventId;
 use enms_core::event::EventType;
-use enms_mqtt::{ReadingSink, SinkError};
+use enms_mqtt::{EventPage, EventSource, ReadingSink, SinkError};
+use enms_realtime::Filter;
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -72,12 +75,22 @@ impl enms_modbus::MeterSink for IngestSink {
     }
 }
 
+#[async_trait::async_trait]
+impl EventSource for IngestSink {
+    async fn after(&self, after: Option<EventId>, types: &[EventType], limit: usize) -> Result<EventPage, String> {
+        let filter = Filter { types: Some(types.iter().copied().collect()), ..Filter::default() };
+        let replay = self.state.bus.since(after, &filter, limit).await.map_err(|e| e.to_string())?;
+        let events = replay.events.iter().map(|d| (d.id(), d.event.event_type, d.text.clone())).collect();
+        Ok(EventPage { events, complete: replay.complete })
+    }
+}
+
 /// Starts the inputs that are configured; their tasks end after `stop`.
 pub fn start(state: &AppState, stop: CancellationToken) -> Vec<JoinHandle<()>> {
     let sink = Arc::new(IngestSink { state: state.clone() });
     let mut tasks = Vec::new();
     if let Some(config) = state.config.mqtt.clone() {
-        let (mqtt, task) = enms_mqtt::start(config, sink.clone(), stop.clone());
+        let (mqtt, task) = enms_mqtt::start(config, sink.clone(), sink.clone(), stop.clone());
         let _ = state.mqtt.set(mqtt);
         tasks.push(task);
     }

@@ -221,3 +221,60 @@ async fn what_a_device_publishes_while_enms_is_down_arrives_when_it_is_back() {
     assert_eq!(powers, vec![10.0, 26.0, 25.0, 24.0], "kept by the broker for the session, in order");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn durable_events_go_out_to_the_broker_for_scada_to_subscribe() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let s = TestServer::with(move |c| {
+        let mut config = mqtt_config(port, "enms-it-relay");
+        config.publish = Some(
+            toml::from_str("prefix = \"site-a/enms\"\ntypes = [\"system_alert\", \"anomaly_detected\"]\n")
+                .expect("toml"),
+        );
+        c.mqtt = Some(config);
+    })
+    .await;
+    until_health(&s, "connected", |h| h["connected"] == true).await;
+    // A SCADA client subscribed to every enms event of the site.
+    let mut options = MqttOptions::new("scada", "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (scada, mut inbox) = AsyncClient::new(options, 100);
+    scada.subscribe("site-a/enms/#", QoS::AtLeastOnce).await.expect("subscribe");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(event) = inbox.poll().await {
+            match event {
+                rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
+                    let _ = tx.send(None);
+                }
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
+                    let _ = tx.send(Some((p.topic.clone(), p.payload.to_vec())));
+                }
+                _ => {}
+            }
+        }
+    });
+    assert_eq!(tokio::time::timeout(WAIT, rx.recv()).await.expect("suback"), Some(None));
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let alert = json!({"type": "system_alert", "data": {"alert_type": "relay", "message": format!("relay {n}"), "severity": "warning"}});
+        let (status, body) = s.post("/api/v1/events", &alert).await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+        // Not relayed: metric_updated is not in the configured types.
+        let metric = json!({"type": "metric_updated", "data": {"metric_name": "load", "value": n}});
+        assert_eq!(s.post("/api/v1/events", &metric).await.0, reqwest::StatusCode::ACCEPTED);
+    }
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let (topic, payload) =
+            tokio::time::timeout(WAIT, rx.recv()).await.expect("relayed in time").expect("open").expect("a message");
+        assert_eq!(topic, "site-a/enms/system_alert");
+        let envelope: Value = serde_json::from_slice(&payload).expect("the event's JSON envelope");
+        got.push(envelope["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(got, ids, "every alert once, in order");
+    assert_eq!(health_mqtt(&s).await["events_published"], 3);
+    s.stop().await;
+}

@@ -27,7 +27,7 @@
 pub mod config;
 pub mod decode;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -169,7 +169,14 @@ async fn run(
         let relay = Relay { out, client: client.clone(), source: events, sink: sink.clone(), status: status.clone() };
         tokio::spawn(relay.run(stop.clone()))
     });
-    let mut input = Input { config: &config, sink, status: status.clone(), recent: VecDeque::new(), alerted: None };
+    let mut input = Input {
+        config: &config,
+        sink,
+        status: status.clone(),
+        recent: VecDeque::new(),
+        alerted: None,
+        machines: HashMap::new(),
+    };
     loop {
         let event = tokio::select! {
             e = events_in.poll() => e,
@@ -322,6 +329,10 @@ struct Input<'a> {
     /// Outcomes of the last messages (true: refused).
     recent: VecDeque<bool>,
     alerted: Option<Instant>,
+    /// Machine ids by the name or id a topic or payload gave (lower case):
+    /// one store lookup per machine, not one per message. Emptied when the
+    /// store refuses readings, in case a machine was renamed or deleted.
+    machines: HashMap<String, Uuid>,
 }
 
 impl Input<'_> {
@@ -361,12 +372,19 @@ impl Input<'_> {
     }
 
     /// `Ok(None)`: never stored (the caller is stopping).
-    async fn store(&self, pending: Vec<Pending>) -> Result<Option<usize>, Refusal> {
+    async fn store(&mut self, pending: Vec<Pending>) -> Result<Option<usize>, Refusal> {
         let mut rows = Vec::with_capacity(pending.len());
         for p in pending {
+            let key = p.machine.trim().to_lowercase();
             let id = loop {
+                if let Some(id) = self.machines.get(&key) {
+                    break *id;
+                }
                 match self.sink.machine(&p.machine).await {
-                    Ok(Some(id)) => break id,
+                    Ok(Some(id)) => {
+                        self.machines.insert(key.clone(), id);
+                        break id;
+                    }
                     Ok(None) => return Err(Refusal::UnknownMachine(p.machine)),
                     Err(e) => self.wait(&e).await,
                 }
@@ -380,7 +398,10 @@ impl Input<'_> {
         loop {
             match self.sink.store(&readings).await {
                 Ok(n) => return Ok(Some(n)),
-                Err(SinkError::Refused(m)) => return Err(Refusal::Invalid(m)),
+                Err(SinkError::Refused(m)) => {
+                    self.machines.clear();
+                    return Err(Refusal::Invalid(m));
+                }
                 Err(e) => self.wait(&e).await,
             }
         }

@@ -6,7 +6,9 @@
 
 pub mod access;
 pub mod csv_format;
+pub mod duration;
 pub mod event;
+pub mod feed;
 pub mod machine;
 pub mod payload;
 pub mod reading;

@@ -33,13 +33,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use enms_core::Reading;
-use enms_core::event::{EventId, EventType};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use config::{Format, MqttConfig, Outbound, Subscription};
+pub use enms_core::feed::{EventPage, EventSource};
 use decode::{Pending, Refusal};
 
 /// Messages the refused share is measured over.
@@ -58,21 +58,6 @@ pub trait ReadingSink: Send + Sync + 'static {
     async fn store(&self, readings: &[Reading]) -> Result<usize, SinkError>;
     /// Raises a `system_alert` about the MQTT input.
     async fn alert(&self, message: String);
-}
-
-/// Where the relay reads events, implemented by the server over its bus.
-#[async_trait::async_trait]
-pub trait EventSource: Send + Sync + 'static {
-    /// Events of `types` after `after` (`None`: only the newest one, to
-    /// start from), oldest first, at most `limit`; `complete` is false when
-    /// `after` is older than what is still kept.
-    async fn after(&self, after: Option<EventId>, types: &[EventType], limit: usize) -> Result<EventPage, String>;
-}
-
-pub struct EventPage {
-    /// Id, type and the JSON envelope of each event.
-    pub events: Vec<(EventId, EventType, bytes::Bytes)>,
-    pub complete: bool,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -6,6 +6,7 @@
 
 pub mod analytics;
 mod error;
+pub mod notify;
 pub mod postgres;
 pub mod sqlite;
 mod types;
@@ -24,6 +25,7 @@ pub use analytics::{
     AnomalyQuery, AnomalyRecord, EpisodeQuery, EpisodeRecord, JobQuery, JobRecord, JobStatus, ModelRecord,
 };
 pub use error::StoreError;
+pub use notify::{AlertRecord, AttemptResult, DeliveryAttempt, DeliveryStatus, NotificationQuery, NotificationRecord};
 pub use types::{ReadingPoint, ReadingQuery};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -116,6 +118,38 @@ pub trait Store: Send + Sync + 'static {
     async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>>;
     /// `Ok(false)` when unknown or already revoked.
     async fn revoke_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Stores an alert unless one with its id exists; `Ok(true)` when new.
+    async fn insert_alert(&self, alert: &AlertRecord) -> Result<bool>;
+    /// Replaces an alert's changing fields; `Ok(false)` when unknown.
+    async fn update_alert(&self, alert: &AlertRecord) -> Result<bool>;
+    async fn get_alert(&self, id: &str) -> Result<Option<AlertRecord>>;
+    /// Newest first; `open_only`: not yet resolved.
+    async fn list_alerts(&self, open_only: bool, limit: u32) -> Result<Vec<AlertRecord>>;
+    /// Stores notifications whose key is new, in one transaction; answers
+    /// the ids stored (a key already stored is skipped).
+    async fn enqueue_notifications(&self, batch: &[NotificationRecord]) -> Result<Vec<Uuid>>;
+    /// Claims up to `limit` pending notifications due at `now` and not
+    /// claimed by a live claim, for `owner` until `until`; oldest due first.
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<NotificationRecord>>;
+    /// Records an attempt and its result, and releases the claim, at once.
+    async fn finish_attempt(&self, result: &AttemptResult) -> Result<()>;
+    /// The earliest `next_attempt_at` of the pending notifications.
+    async fn next_notification_due(&self) -> Result<Option<DateTime<Utc>>>;
+    async fn get_notification(&self, id: Uuid) -> Result<Option<NotificationRecord>>;
+    /// Newest first.
+    async fn list_notifications(&self, query: &NotificationQuery) -> Result<Vec<NotificationRecord>>;
+    /// The attempts of these notifications, by notification then attempt.
+    async fn notification_attempts(&self, ids: &[Uuid]) -> Result<Vec<DeliveryAttempt>>;
+    /// A named position (e.g. the notifier's last event id).
+    async fn cursor(&self, name: &str) -> Result<Option<String>>;
+    async fn set_cursor(&self, name: &str, value: &str) -> Result<()>;
 
     /// Flushes and closes connections; called on shutdown.
     async fn close(&self);

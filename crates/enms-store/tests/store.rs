@@ -441,6 +441,131 @@ async fn episodes_are_upserted_by_id_and_listed_by_overlap(store: Arc<dyn Store>
     assert!(store.list_episodes(&open).await.unwrap().is_empty());
 }
 
+fn notification(key: &str, due: DateTime<Utc>) -> enms_store::NotificationRecord {
+    enms_store::NotificationRecord {
+        id: Uuid::new_v4(),
+        key: key.into(),
+        channel: "ops".into(),
+        kind: "firing".into(),
+        rule: Some("r".into()),
+        alert_id: Some("r/episode:1".into()),
+        event_id: Some("1-0".into()),
+        title: format!("title {key}"),
+        body: serde_json::json!({"k": key}),
+        status: enms_store::DeliveryStatus::Pending,
+        attempts: 0,
+        created_at: due,
+        next_attempt_at: due,
+        delivered_at: None,
+        last_error: None,
+    }
+}
+
+async fn the_outbox_stores_once_claims_once_and_keeps_every_attempt(store: Arc<dyn Store>) {
+    use enms_store::{AttemptResult, DeliveryAttempt, DeliveryStatus, NotificationQuery};
+    let now = t0();
+    let a = notification("a", now);
+    let later = notification("b", now + Duration::minutes(5));
+    let stored = store.enqueue_notifications(&[a.clone(), later.clone()]).await.unwrap();
+    assert_eq!(stored, vec![a.id, later.id]);
+    // The same key again (a re-read event, a second instance): not stored.
+    let again = store.enqueue_notifications(&[notification("a", now)]).await.unwrap();
+    assert!(again.is_empty());
+    assert_eq!(store.next_notification_due().await.unwrap(), Some(now));
+
+    // Only what is due, and only once while the claim lives.
+    let until = now + Duration::seconds(30);
+    let claimed = store.claim_notifications("i1", now, until, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|n| n.id).collect::<Vec<_>>(), vec![a.id]);
+    assert_eq!(claimed[0].body, serde_json::json!({"k": "a"}));
+    assert!(store.claim_notifications("i2", now, until, 10).await.unwrap().is_empty());
+
+    // A failed attempt: pending again, due later, claim released.
+    let retry_at = now + Duration::seconds(2);
+    let failed = AttemptResult {
+        attempt: DeliveryAttempt {
+            notification_id: a.id,
+            attempt: 1,
+            at: now,
+            duration_ms: 12,
+            ok: false,
+            status_code: Some(500),
+            error: Some("HTTP 500".into()),
+        },
+        status: DeliveryStatus::Pending,
+        next_attempt_at: retry_at,
+    };
+    store.finish_attempt(&failed).await.unwrap();
+    assert!(store.claim_notifications("i2", now, until, 10).await.unwrap().is_empty(), "not due yet");
+    let second = store.claim_notifications("i2", retry_at, retry_at + Duration::seconds(30), 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempts, 1);
+    assert_eq!(second[0].last_error.as_deref(), Some("HTTP 500"));
+    let mut ok = failed.clone();
+    ok.attempt.attempt = 2;
+    ok.attempt.at = retry_at;
+    ok.attempt.ok = true;
+    ok.attempt.status_code = Some(200);
+    ok.attempt.error = None;
+    ok.status = DeliveryStatus::Delivered;
+    store.finish_attempt(&ok).await.unwrap();
+    let done = store.get_notification(a.id).await.unwrap().expect("stored");
+    assert_eq!((done.status, done.attempts, done.delivered_at), (DeliveryStatus::Delivered, 2, Some(retry_at)));
+    assert!(
+        store
+            .claim_notifications("i3", now + Duration::hours(1), until, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|n| n.id != a.id)
+    );
+
+    let attempts = store.notification_attempts(&[a.id, later.id]).await.unwrap();
+    assert_eq!(
+        attempts.iter().map(|t| (t.attempt, t.ok, t.status_code)).collect::<Vec<_>>(),
+        vec![(1, false, Some(500)), (2, true, Some(200))]
+    );
+    let delivered = NotificationQuery { status: Some(DeliveryStatus::Delivered), limit: 10, ..Default::default() };
+    assert_eq!(store.list_notifications(&delivered).await.unwrap().len(), 1);
+    let all = NotificationQuery { limit: 10, ..Default::default() };
+    assert_eq!(store.list_notifications(&all).await.unwrap()[0].id, later.id, "newest first");
+    let other = NotificationQuery { channel: Some("mail".into()), limit: 10, ..Default::default() };
+    assert!(store.list_notifications(&other).await.unwrap().is_empty());
+
+    // Alerts: stored once, updated in place, open until resolved.
+    let mut alert = enms_store::AlertRecord {
+        id: "r/episode:1".into(),
+        rule: "r".into(),
+        subject: "episode:1".into(),
+        anomaly_id: Some(Uuid::new_v4()),
+        machine_id: None,
+        severity: "warning".into(),
+        title: "Compressor-1 spike".into(),
+        opened_at: now,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        resolved_at: None,
+        data: serde_json::json!({"severity": "warning"}),
+    };
+    assert!(store.insert_alert(&alert).await.unwrap());
+    assert!(!store.insert_alert(&alert).await.unwrap());
+    alert.severity = "critical".into();
+    alert.acknowledged_at = Some(now + Duration::minutes(1));
+    alert.acknowledged_by = Some("ana".into());
+    assert!(store.update_alert(&alert).await.unwrap());
+    assert_eq!(store.get_alert(&alert.id).await.unwrap(), Some(alert.clone()));
+    assert_eq!(store.list_alerts(true, 10).await.unwrap().len(), 1);
+    alert.resolved_at = Some(now + Duration::minutes(2));
+    store.update_alert(&alert).await.unwrap();
+    assert!(store.list_alerts(true, 10).await.unwrap().is_empty());
+    assert_eq!(store.list_alerts(false, 10).await.unwrap().len(), 1);
+
+    assert_eq!(store.cursor("notify").await.unwrap(), None);
+    store.set_cursor("notify", "5-0").await.unwrap();
+    store.set_cursor("notify", "7-1").await.unwrap();
+    assert_eq!(store.cursor("notify").await.unwrap().as_deref(), Some("7-1"));
+}
+
 contract!(
     machines_crud_and_name_conflicts,
     ingest_is_idempotent_and_atomic,
@@ -455,6 +580,7 @@ contract!(
     a_scheduled_run_is_claimed_once,
     bulk_ingest_keeps_the_last_duplicate,
     tokens_are_found_by_hash_named_once_and_revoked,
+    the_outbox_stores_once_claims_once_and_keeps_every_attempt,
 );
 
 /// Two PostgreSQL handles on one schema — two instances — sweeping for stale

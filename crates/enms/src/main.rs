@@ -3,7 +3,6 @@
 mod bench;
 mod cli;
 mod client;
-mod duration;
 mod import;
 mod logging;
 mod remote;

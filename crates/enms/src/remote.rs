@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{DetectArgs, MachinesArgs, PublishArgs};
 use crate::client::Client;
-use crate::duration;
+use enms_core::duration;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 

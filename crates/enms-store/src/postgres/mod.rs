@@ -11,6 +11,7 @@ mod demo;
 mod episodes;
 mod events;
 mod machines;
+mod notify;
 mod readings;
 mod tokens;
 
@@ -27,8 +28,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use crate::{
-    AnomalyQuery, AnomalyRecord, EpisodeQuery, EpisodeRecord, JobQuery, JobRecord, ModelRecord, ReadingPoint,
-    ReadingQuery, Result, Store, StoreError,
+    AlertRecord, AnomalyQuery, AnomalyRecord, AttemptResult, DeliveryAttempt, EpisodeQuery, EpisodeRecord, JobQuery,
+    JobRecord, ModelRecord, NotificationQuery, NotificationRecord, ReadingPoint, ReadingQuery, Result, Store,
+    StoreError,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -222,6 +224,64 @@ impl Store for PgStore {
 
     async fn revoke_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
         tokens::revoke(&self.pool, id, at).await
+    }
+
+    async fn insert_alert(&self, alert: &AlertRecord) -> Result<bool> {
+        notify::insert_alert(&self.pool, alert).await
+    }
+
+    async fn update_alert(&self, alert: &AlertRecord) -> Result<bool> {
+        notify::update_alert(&self.pool, alert).await
+    }
+
+    async fn get_alert(&self, id: &str) -> Result<Option<AlertRecord>> {
+        notify::get_alert(&self.pool, id).await
+    }
+
+    async fn list_alerts(&self, open_only: bool, limit: u32) -> Result<Vec<AlertRecord>> {
+        notify::list_alerts(&self.pool, open_only, limit).await
+    }
+
+    async fn enqueue_notifications(&self, batch: &[NotificationRecord]) -> Result<Vec<Uuid>> {
+        notify::enqueue(&self.pool, batch).await
+    }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<NotificationRecord>> {
+        notify::claim(&self.pool, owner, now, until, limit).await
+    }
+
+    async fn finish_attempt(&self, result: &AttemptResult) -> Result<()> {
+        notify::finish(&self.pool, result).await
+    }
+
+    async fn next_notification_due(&self) -> Result<Option<DateTime<Utc>>> {
+        notify::next_due(&self.pool).await
+    }
+
+    async fn get_notification(&self, id: Uuid) -> Result<Option<NotificationRecord>> {
+        notify::get(&self.pool, id).await
+    }
+
+    async fn list_notifications(&self, query: &NotificationQuery) -> Result<Vec<NotificationRecord>> {
+        notify::list(&self.pool, query).await
+    }
+
+    async fn notification_attempts(&self, ids: &[Uuid]) -> Result<Vec<DeliveryAttempt>> {
+        notify::attempts(&self.pool, ids).await
+    }
+
+    async fn cursor(&self, name: &str) -> Result<Option<String>> {
+        notify::cursor(&self.pool, name).await
+    }
+
+    async fn set_cursor(&self, name: &str, value: &str) -> Result<()> {
+        notify::set_cursor(&self.pool, name, value).await
     }
 
     async fn close(&self) {

@@ -11,6 +11,7 @@ mod demo;
 mod episodes;
 mod events;
 mod machines;
+mod notify;
 mod readings;
 mod tokens;
 
@@ -28,8 +29,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 use crate::{
-    AnomalyQuery, AnomalyRecord, EpisodeQuery, EpisodeRecord, JobQuery, JobRecord, ModelRecord, ReadingPoint,
-    ReadingQuery, Result, Store, StoreError,
+    AlertRecord, AnomalyQuery, AnomalyRecord, AttemptResult, DeliveryAttempt, EpisodeQuery, EpisodeRecord, JobQuery,
+    JobRecord, ModelRecord, NotificationQuery, NotificationRecord, ReadingPoint, ReadingQuery, Result, Store,
+    StoreError,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -220,6 +222,64 @@ impl Store for SqliteStore {
 
     async fn revoke_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
         tokens::revoke(&self.writer, id, at).await
+    }
+
+    async fn insert_alert(&self, alert: &AlertRecord) -> Result<bool> {
+        notify::insert_alert(&self.writer, alert).await
+    }
+
+    async fn update_alert(&self, alert: &AlertRecord) -> Result<bool> {
+        notify::update_alert(&self.writer, alert).await
+    }
+
+    async fn get_alert(&self, id: &str) -> Result<Option<AlertRecord>> {
+        notify::get_alert(&self.reader, id).await
+    }
+
+    async fn list_alerts(&self, open_only: bool, limit: u32) -> Result<Vec<AlertRecord>> {
+        notify::list_alerts(&self.reader, open_only, limit).await
+    }
+
+    async fn enqueue_notifications(&self, batch: &[NotificationRecord]) -> Result<Vec<Uuid>> {
+        notify::enqueue(&self.writer, batch).await
+    }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<NotificationRecord>> {
+        notify::claim(&self.writer, owner, now, until, limit).await
+    }
+
+    async fn finish_attempt(&self, result: &AttemptResult) -> Result<()> {
+        notify::finish(&self.writer, result).await
+    }
+
+    async fn next_notification_due(&self) -> Result<Option<DateTime<Utc>>> {
+        notify::next_due(&self.reader).await
+    }
+
+    async fn get_notification(&self, id: Uuid) -> Result<Option<NotificationRecord>> {
+        notify::get(&self.reader, id).await
+    }
+
+    async fn list_notifications(&self, query: &NotificationQuery) -> Result<Vec<NotificationRecord>> {
+        notify::list(&self.reader, query).await
+    }
+
+    async fn notification_attempts(&self, ids: &[Uuid]) -> Result<Vec<DeliveryAttempt>> {
+        notify::attempts(&self.reader, ids).await
+    }
+
+    async fn cursor(&self, name: &str) -> Result<Option<String>> {
+        notify::cursor(&self.reader, name).await
+    }
+
+    async fn set_cursor(&self, name: &str, value: &str) -> Result<()> {
+        notify::set_cursor(&self.writer, name, value).await
     }
 
     async fn close(&self) {

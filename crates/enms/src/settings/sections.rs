@@ -58,7 +58,7 @@ pub struct Span(pub Duration);
 impl FromStr for Span {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        crate::duration::parse(s).map(Span)
+        enms_core::duration::parse(s).map(Span)
     }
 }
 from_text!(Span);

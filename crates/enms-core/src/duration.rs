@@ -21,6 +21,27 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// `#[serde(deserialize_with = "enms_core::duration::human")]`: a config
+/// file's duration as text (`"15m"`) or as a number of seconds.
+pub fn human<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Seconds(f64),
+        Human(String),
+    }
+    let text = match <Text as serde::Deserialize>::deserialize(d)? {
+        Text::Seconds(s) => s.to_string(),
+        Text::Human(h) => h,
+    };
+    parse(&text).map_err(serde::de::Error::custom)
+}
+
+/// [`human`] for an optional duration.
+pub fn human_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    human(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,357 @@
+//! Events in, alerts followed: the intake reads the durable events after
+//! its stored cursor, opens an alert per rule and subject and stores its
+//! first notifications; the escalation watch looks at every open alert each
+//! tick and stores what has fallen due (escalation steps, reminders).
+//!
+//! Every notification's key is `<alert id>:<step>:<channel>`, so doing a
+//! step twice (a re-read event after a crash, two instances, a tick that
+//! repeats) stores it once.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use enms_core::event::{EventId, EventType, Severity};
+use enms_core::feed::EventSource;
+use enms_store::{AlertRecord, DeliveryStatus, NotificationQuery, NotificationRecord, StoreError};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::Inner;
+use crate::config::Rule;
+use crate::rules::Facts;
+
+const CURSOR: &str = "notify";
+const PAGE: usize = 200;
+/// How soon a new event is seen; the webhook's latency budget is 200 ms.
+const IDLE: Duration = Duration::from_millis(25);
+const RETRY: Duration = Duration::from_secs(1);
+/// How often open alerts are looked at for due steps.
+const TICK: Duration = Duration::from_millis(250);
+/// Open alerts looked at per tick.
+const OPEN_ALERTS: u32 = 1000;
+
+async fn pause(d: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
+pub async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop: CancellationToken) {
+    let mut types: Vec<EventType> =
+        inner.config.rules.iter().flat_map(|r| r.events.iter().filter_map(|e| e.parse().ok())).collect();
+    types.push(EventType::AnomalyUpdated);
+    types.sort_by_key(|t| t.as_str());
+    types.dedup();
+    let mut position = loop {
+        match start_position(&inner, &*events, &types).await {
+            Ok(p) => break p,
+            Err(e) => {
+                tracing::warn!(error = %e, "notifier cannot read its position yet");
+                if !pause(RETRY, &stop).await {
+                    return;
+                }
+            }
+        }
+    };
+    loop {
+        let page = tokio::select! {
+            p = events.after(Some(position), &types, PAGE) => p,
+            _ = stop.cancelled() => return,
+        };
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "notifier: event log not read");
+                if !pause(RETRY, &stop).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if !page.complete {
+            inner.status().events_missed += 1;
+            let message =
+                format!("the notifier fell behind the event log after {position}; some events were not notified");
+            tracing::warn!("{message}");
+            inner.alerts.alert("notifications_missed", message).await;
+        }
+        if page.events.is_empty() {
+            if !pause(IDLE, &stop).await {
+                return;
+            }
+            continue;
+        }
+        for (id, kind, envelope) in &page.events {
+            // A store that is away: try the same event again, never skip it.
+            loop {
+                match take(&inner, *id, *kind, envelope).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        inner.status().last_error = Some(e.to_string());
+                        tracing::warn!(error = %e, event = %id, "notifier: event not taken; trying again");
+                        if !pause(RETRY, &stop).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            position = *id;
+            inner.status().events_read += 1;
+        }
+        // After the page's notifications are stored: a crash before this
+        // re-reads them, and their keys keep them single.
+        if let Err(e) = inner.store.set_cursor(CURSOR, &position.to_string()).await {
+            tracing::warn!(error = %e, "notifier cursor not saved");
+        }
+    }
+}
+
+/// The stored cursor, or the newest event (what came before the first
+/// start was for the people of that time).
+async fn start_position(inner: &Inner, events: &dyn EventSource, types: &[EventType]) -> Result<EventId, String> {
+    if let Some(saved) = inner.store.cursor(CURSOR).await.map_err(|e| e.to_string())? {
+        return saved.parse().map_err(|e| format!("stored notifier cursor {saved:?}: {e}"));
+    }
+    let page = events.after(None, types, 1).await?;
+    let start = page.events.last().map(|(id, _, _)| *id).unwrap_or_default();
+    inner.store.set_cursor(CURSOR, &start.to_string()).await.map_err(|e| e.to_string())?;
+    Ok(start)
+}
+
+/// The facts kept with an alert, and put in each notification's body.
+fn facts_value(f: &Facts, event_id: EventId) -> Value {
+    json!({
+        "event_type": f.kind.as_str(),
+        "event_id": event_id.to_string(),
+        "severity": severity_name(f.severity()),
+        "machine_id": f.machine_id,
+        "machine_name": f.machine_name,
+        "location": f.location,
+        "data": f.data,
+    })
+}
+
+fn severity_name(s: Severity) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "info".into())
+}
+
+async fn take(inner: &Inner, id: EventId, kind: EventType, envelope: &[u8]) -> Result<(), StoreError> {
+    let Ok(event) = serde_json::from_slice::<Value>(envelope) else {
+        tracing::warn!(event = %id, "notifier: an event that is not JSON is skipped");
+        return Ok(());
+    };
+    let data = event.get("data").cloned().unwrap_or(Value::Null);
+    let event_time = event
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+    let machine_id = data.get("machine_id").and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok());
+    let machine = match machine_id {
+        Some(m) => inner.store.get_machine(m).await?,
+        None => None,
+    };
+    let facts = Facts {
+        kind,
+        data: &data,
+        machine_id,
+        machine_name: machine
+            .as_ref()
+            .map(|m| m.name.clone())
+            .or_else(|| data.get("machine_name").and_then(Value::as_str).map(str::to_owned)),
+        location: machine.as_ref().map(|m| m.location.clone()).filter(|l| !l.is_empty()),
+    };
+    let now = Utc::now();
+    if kind == EventType::AnomalyUpdated {
+        let Some(episode) = facts.episode() else { return Ok(()) };
+        for rule in &inner.config.rules {
+            let alert_id = format!("{}/episode:{episode}", rule.name);
+            if let Some(alert) = inner.store.get_alert(&alert_id).await?
+                && alert.resolved_at.is_none()
+            {
+                resolve(inner, rule, alert, facts.happened(now)).await?;
+            }
+        }
+        return Ok(());
+    }
+    for rule in &inner.config.rules {
+        if !rule.matches(&facts, event_time, now) {
+            continue;
+        }
+        let episode = facts.episode();
+        let subject = episode.map_or_else(|| format!("event:{id}"), |e| format!("episode:{e}"));
+        let alert_id = format!("{}/{subject}", rule.name);
+        let value = facts_value(&facts, id);
+        if let Some(mut alert) = inner.store.get_alert(&alert_id).await? {
+            // The same episode again (escalated): keep the alert, raise its
+            // severity; the people told already need no second firing.
+            if alert.resolved_at.is_none() && facts.severity() > alert.severity.parse().unwrap_or(Severity::Info) {
+                alert.severity = severity_name(facts.severity());
+                alert.title = facts.title();
+                alert.data = value;
+                inner.store.update_alert(&alert).await?;
+            }
+            continue;
+        }
+        let alert = AlertRecord {
+            id: alert_id,
+            rule: rule.name.clone(),
+            subject,
+            anomaly_id: facts.anomaly_id(),
+            machine_id,
+            severity: severity_name(facts.severity()),
+            title: facts.title(),
+            opened_at: now,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            // Without an episode there is nothing to follow.
+            resolved_at: episode.is_none().then_some(now),
+            data: value,
+        };
+        if !inner.store.insert_alert(&alert).await? {
+            continue; // another instance took it a moment ago
+        }
+        let batch =
+            rule.channels.iter().map(|c| notification(inner, rule, &alert, "firing", "firing", c, now)).collect();
+        inner.enqueue(batch).await?;
+        if episode.is_some() && facts.episode_closed() {
+            resolve(inner, rule, alert, facts.happened(now)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks the alert resolved and tells every channel that heard of it.
+async fn resolve(inner: &Inner, rule: &Rule, mut alert: AlertRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+    alert.resolved_at = Some(at.max(alert.opened_at));
+    inner.store.update_alert(&alert).await?;
+    if !rule.resolved {
+        return Ok(());
+    }
+    let query = NotificationQuery { alert_id: Some(alert.id.clone()), limit: 1000, ..NotificationQuery::default() };
+    let told: BTreeSet<String> = inner
+        .store
+        .list_notifications(&query)
+        .await?
+        .into_iter()
+        .filter(|n| n.kind != "resolved")
+        .map(|n| n.channel)
+        .collect();
+    let now = Utc::now();
+    let batch = told.iter().map(|c| notification(inner, rule, &alert, "resolved", "resolved", c, now)).collect();
+    inner.enqueue(batch).await?;
+    Ok(())
+}
+
+/// One notification of `alert` for `channel`; `step` names it in the key.
+fn notification(
+    inner: &Inner,
+    rule: &Rule,
+    alert: &AlertRecord,
+    kind: &str,
+    step: &str,
+    channel: &str,
+    now: DateTime<Utc>,
+) -> NotificationRecord {
+    let mut body = alert.data.clone();
+    body["rule"] = json!(rule.name);
+    body["alert_id"] = json!(alert.id);
+    body["severity"] = json!(alert.severity);
+    body["opened_at"] = json!(alert.opened_at.to_rfc3339());
+    if let Some(at) = alert.resolved_at.filter(|_| kind == "resolved") {
+        body["resolved_at"] = json!(at.to_rfc3339());
+    }
+    if let Some(url) = &inner.config.dashboard_url {
+        let base = url.trim_end_matches('/');
+        body["dashboard_url"] = json!(base);
+        body["link"] = json!(match alert.machine_id {
+            Some(m) => format!("{base}/#/machines/{m}"),
+            None => format!("{base}/"),
+        });
+    }
+    NotificationRecord {
+        id: Uuid::new_v4(),
+        key: format!("{}:{step}:{channel}", alert.id),
+        channel: channel.to_owned(),
+        kind: kind.to_owned(),
+        rule: Some(rule.name.clone()),
+        alert_id: Some(alert.id.clone()),
+        event_id: alert.data.get("event_id").and_then(Value::as_str).map(str::to_owned),
+        title: alert.title.clone(),
+        body,
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        created_at: now,
+        next_attempt_at: rule.send_time(now, inner.offset),
+        delivered_at: None,
+        last_error: None,
+    }
+}
+
+pub async fn escalate(inner: Arc<Inner>, stop: CancellationToken) {
+    // Keys stored by this process: a tick does not store a step twice.
+    let mut done: HashSet<String> = HashSet::new();
+    while pause(TICK, &stop).await {
+        if let Err(e) = tick(&inner, &mut done).await {
+            inner.status().last_error = Some(e.to_string());
+            tracing::warn!(error = %e, "notifier: open alerts not looked at");
+        }
+    }
+}
+
+async fn tick(inner: &Inner, done: &mut HashSet<String>) -> Result<(), StoreError> {
+    let now = Utc::now();
+    for mut alert in inner.store.list_alerts(true, OPEN_ALERTS).await? {
+        let Some(rule) = inner.config.rules.iter().find(|r| r.name == alert.rule) else { continue };
+        if alert.acknowledged_at.is_none()
+            && let Some(anomaly) = alert.anomaly_id
+            && let Some(a) = inner.store.get_anomaly(anomaly).await?
+            && a.acknowledged_at.is_some()
+        {
+            alert.acknowledged_at = a.acknowledged_at;
+            alert.acknowledged_by = a.acknowledged_by.clone();
+            inner.store.update_alert(&alert).await?;
+        }
+        if alert.acknowledged_at.is_some() {
+            continue;
+        }
+        let open_for = (now - alert.opened_at).to_std().unwrap_or_default();
+        let mut told: Vec<&String> = rule.channels.iter().collect();
+        let mut batch = Vec::new();
+        for (i, step) in rule.escalate.iter().enumerate() {
+            if open_for < step.after {
+                break;
+            }
+            for c in &step.channels {
+                if !told.contains(&c) {
+                    told.push(c);
+                    batch.push(notification(inner, rule, &alert, "escalation", &format!("escalate{}", i + 1), c, now));
+                }
+            }
+        }
+        if let Some(every) = rule.remind_every {
+            let n = (open_for.as_secs_f64() / every.as_secs_f64()).floor() as u64;
+            if n >= 1 {
+                for c in &told {
+                    batch.push(notification(inner, rule, &alert, "reminder", &format!("remind{n}"), c, now));
+                }
+            }
+        }
+        batch.retain(|n| !done.contains(&n.key));
+        if batch.is_empty() {
+            continue;
+        }
+        let keys: Vec<String> = batch.iter().map(|n| n.key.clone()).collect();
+        inner.enqueue(batch).await?;
+        // Bounded: forgetting only costs a no-op insert next tick.
+        if done.len() > 100_000 {
+            done.clear();
+        }
+        done.extend(keys);
+    }
+    Ok(())
+}

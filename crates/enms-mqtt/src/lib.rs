@@ -39,8 +39,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use config::{Format, MqttConfig, Outbound, Subscription};
-pub use enms_core::feed::{EventPage, EventSource};
 use decode::{Pending, Refusal};
+pub use enms_core::feed::{EventPage, EventSource};
 
 /// Messages the refused share is measured over.
 pub const ALERT_WINDOW: usize = 50;

@@ -40,7 +40,7 @@ async fn pause(d: Duration, stop: &CancellationToken) -> bool {
     }
 }
 
-pub async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop: CancellationToken) {
+pub(crate) async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop: CancellationToken) {
     let mut types: Vec<EventType> =
         inner.config.rules.iter().flat_map(|r| r.events.iter().filter_map(|e| e.parse().ok())).collect();
     types.push(EventType::AnomalyUpdated);
@@ -292,7 +292,7 @@ fn notification(
     }
 }
 
-pub async fn escalate(inner: Arc<Inner>, stop: CancellationToken) {
+pub(crate) async fn escalate(inner: Arc<Inner>, stop: CancellationToken) {
     // Keys stored by this process: a tick does not store a step twice.
     let mut done: HashSet<String> = HashSet::new();
     while pause(TICK, &stop).await {

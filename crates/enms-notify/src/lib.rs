@@ -59,6 +59,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use config::{Channel, NotifyConfig, Rule};
+pub use outbox::FAILED_ALERT;
 use send::Sender;
 
 /// Where the notifier raises its own `system_alert`s (a notification that

@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 use crate::Inner;
 use crate::send::Outcome;
 
+/// The `alert_type` of the `system_alert` a failed notification raises.
+pub const FAILED_ALERT: &str = "notification_failed";
+
 /// Claimed at once; each is sent concurrently.
 const BATCH: u32 = 16;
 /// A claim outlives the longest send (timeouts are capped by config checks
@@ -24,7 +27,7 @@ const LEASE: Duration = Duration::from_secs(60);
 /// instance is seen within this.
 const IDLE_MAX: Duration = Duration::from_secs(1);
 
-pub async fn dispatch(inner: Arc<Inner>, stop: CancellationToken) {
+pub(crate) async fn dispatch(inner: Arc<Inner>, stop: CancellationToken) {
     loop {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
@@ -131,9 +134,14 @@ async fn deliver(inner: &Inner, n: &NotificationRecord) {
                 outcome.error.as_deref().unwrap_or("unknown error")
             );
             tracing::error!("{message}");
-            // A failed test or failure alert must not alert again in a loop:
-            // the sink's own system_alert is notified only by rules for it.
-            inner.alerts.alert("notification_failed", message).await;
+            // A notification about a failed notification that fails raises
+            // nothing more: two dead channels would otherwise feed each
+            // other for ever.
+            let about_failure =
+                n.body.pointer("/data/alert_type").and_then(serde_json::Value::as_str) == Some(FAILED_ALERT);
+            if !about_failure {
+                inner.alerts.alert(FAILED_ALERT, message).await;
+            }
         }
     }
 }

@@ -199,21 +199,17 @@ fn build(mail: &Email, subject: &str, text: String, n: &NotificationRecord) -> R
     let mut m = Message::builder()
         .from(mail.from.parse().map_err(|e| format!("from: {e}"))?)
         .subject(subject)
-        .message_id(Some(format!("<{}@enms>", hex::encode(&Sha256Digest::of(&n.key)))));
+        .message_id(Some(message_id(&n.key)));
     for to in &mail.to {
         m = m.to(to.parse().map_err(|e| format!("to: {e}"))?);
     }
     m.header(ContentType::TEXT_PLAIN).body(text).map_err(|e| format!("message: {e}"))
 }
 
-/// The first 16 bytes of SHA-256: a Message-ID the key alone decides.
-struct Sha256Digest;
-
-impl Sha256Digest {
-    fn of(key: &str) -> Vec<u8> {
-        use sha2::Digest;
-        Sha256::digest(key.as_bytes())[..16].to_vec()
-    }
+/// A Message-ID the key alone decides (the first 16 bytes of its SHA-256).
+fn message_id(key: &str) -> String {
+    use sha2::Digest;
+    format!("<{}@enms>", hex::encode(&Sha256::digest(key.as_bytes())[..16]))
 }
 
 #[cfg(test)]

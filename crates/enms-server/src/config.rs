@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub mqtt: Option<enms_mqtt::MqttConfig>,
     /// Meters polled over Modbus TCP (`[[modbus.meters]]`); `None`: none.
     pub modbus: Option<enms_modbus::ModbusConfig>,
+    /// Notification rules and channels (`[notify]`); `None`: none sent.
+    pub notify: Option<enms_notify::NotifyConfig>,
 }
 
 impl ServerConfig {
@@ -77,6 +79,9 @@ impl ServerConfig {
         if let Some(modbus) = &self.modbus {
             modbus.validate()?;
         }
+        if let Some(notify) = &self.notify {
+            notify.validate()?;
+        }
         self.bus.validate()?;
         self.gateway.validate()?;
         self.analytics.validate()?;
@@ -98,6 +103,7 @@ impl ServerConfig {
             auth: AuthConfig::default(),
             mqtt: None,
             modbus: None,
+            notify: None,
         }
     }
 }

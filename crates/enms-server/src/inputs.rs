@@ -2,8 +2,8 @@
 //! server: one sink resolves machines in the store, hands readings to the
 //! ingest path every reading takes (validation, durable commit,
 //! `metric_updated`, streaming detection) and turns the inputs' alerts into
-//! `system_alert` events; the MQTT relay reads events from the bus's window
-//! and log.
+//! `system_alert` events; the MQTT relay and the notifier read events from
+//! the bus's window and log.
 
 use std::sync::Arc;
 
@@ -76,6 +76,16 @@ impl enms_modbus::MeterSink for IngestSink {
 }
 
 #[async_trait::async_trait]
+impl enms_notify::AlertSink for IngestSink {
+    async fn alert(&self, alert_type: &str, message: String) {
+        let data = json!({"alert_type": alert_type, "message": message, "severity": "warning", "source": "notify"});
+        if let Err(e) = self.state.bus.publish(EventType::SystemAlert, data).await {
+            tracing::warn!(error = %e, alert_type, "notifier alert not published");
+        }
+    }
+}
+
+#[async_trait::async_trait]
 impl EventSource for IngestSink {
     async fn after(&self, after: Option<EventId>, types: &[EventType], limit: usize) -> Result<EventPage, String> {
         let filter = Filter { types: Some(types.iter().copied().collect()), ..Filter::default() };
@@ -95,9 +105,19 @@ pub fn start(state: &AppState, stop: CancellationToken) -> Vec<JoinHandle<()>> {
         tasks.push(task);
     }
     if let Some(config) = state.config.modbus.clone() {
-        let (modbus, meters) = enms_modbus::start(config, sink, stop);
+        let (modbus, meters) = enms_modbus::start(config, sink.clone(), stop.clone());
         let _ = state.modbus.set(modbus);
         tasks.extend(meters);
+    }
+    if let Some(config) = state.config.notify.clone() {
+        match enms_notify::start(config, state.store.clone(), sink.clone(), sink, stop) {
+            Ok((notifier, workers)) => {
+                let _ = state.notify.set(notifier);
+                tasks.extend(workers);
+            }
+            // Checked by `validate` before; a secret gone since then.
+            Err(e) => tracing::error!(error = %e, "notifications not started"),
+        }
     }
     tasks
 }

@@ -42,6 +42,7 @@ pub const SECURITY_SCHEME: &str = "bearer";
         (name = "analytics", description = "KPIs, baseline and anomaly training jobs, models, anomaly detection"),
         (name = "events", description = "Publishing and playback of live events; SSE and WebSocket streams"),
         (name = "tokens", description = "API tokens and their roles (admin)"),
+        (name = "notifications", description = "The delivery log of notifications, their channels and alerts, and test sends"),
         (name = "operations", description = "Prometheus metrics and the demo factory's ground truth"),
     )
 )]

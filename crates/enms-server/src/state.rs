@@ -38,6 +38,8 @@ pub struct Services {
     pub mqtt: std::sync::OnceLock<enms_mqtt::Mqtt>,
     /// The Modbus meters' pollers, once started (`[modbus]` configured).
     pub modbus: std::sync::OnceLock<enms_modbus::Modbus>,
+    /// The notifier, once started (`[notify]` configured).
+    pub notify: std::sync::OnceLock<enms_notify::Notifier>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             started: Instant::now(),
             mqtt: std::sync::OnceLock::new(),
             modbus: std::sync::OnceLock::new(),
+            notify: std::sync::OnceLock::new(),
         }))
     }
 }

@@ -4,7 +4,7 @@
 //! - public: health, the dashboard's files, the API description;
 //! - viewer: every read (GET) and every stream;
 //! - operator: detect, train, cancel, acknowledge, activate a model,
-//!   publish, ingest;
+//!   publish, ingest, send a test notification;
 //! - admin: changing machines, tokens, and reading the configuration.
 
 use axum::http::Method;
@@ -34,6 +34,7 @@ const OPERATOR: &[&str] = &[
     "/api/v1/anomaly/detect",
     "/api/v1/anomaly/detect/{id}",
     "/api/v1/anomalies/{id}/acknowledge",
+    "/api/v1/notifications/test",
 ];
 
 /// `route` is the matched route pattern without the base path.

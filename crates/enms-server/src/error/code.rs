@@ -66,6 +66,7 @@ codes! {
     NotFound = NOT_FOUND, "not_found", "no resource with that id";
     RouteNotFound = NOT_FOUND, "route_not_found", "no route at that path";
     DemoDisabled = NOT_FOUND, "demo_disabled", "a demo route on a server started without --demo";
+    NotificationsOff = NOT_FOUND, "notifications_off", "a notification route on a server without [notify]";
     AssetNotFound = NOT_FOUND, "asset_not_found", "no dashboard file at that path";
     // 405
     MethodNotAllowed = METHOD_NOT_ALLOWED, "method_not_allowed", "the route does not take that method";
@@ -96,6 +97,7 @@ codes! {
     TooManyValues = UNPROCESSABLE_ENTITY, "too_many_values", "more extra values in one reading than allowed";
     TypeMismatch = UNPROCESSABLE_ENTITY, "type_mismatch", "an event payload field of the wrong type for its event type";
     UnknownMachine = UNPROCESSABLE_ENTITY, "unknown_machine", "a reading or parameter names no machine";
+    UnknownChannel = UNPROCESSABLE_ENTITY, "unknown_channel", "a notification channel the [notify] configuration does not name";
     UnknownEventType = UNPROCESSABLE_ENTITY, "unknown_event_type", "an event type enms does not know";
     EmptyBatch = UNPROCESSABLE_ENTITY, "empty_batch", "a batch without readings";
     InvalidId = UNPROCESSABLE_ENTITY, "invalid_id", "an id that is not a UUID";

@@ -30,6 +30,9 @@ pub struct Health {
     /// Each Modbus meter, when `[modbus]` is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     modbus: Option<Vec<enms_modbus::MeterStatus>>,
+    /// The notifier, when `[notify]` is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify: Option<enms_notify::NotifyStatus>,
 }
 
 /// Lets the dashboard know whether to ask for a token.
@@ -73,6 +76,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         auth: AuthStatus { required: state.auth.config.required },
         mqtt: state.mqtt.get().map(|m| m.status()),
         modbus: state.modbus.get().map(|m| m.status()),
+        notify: state.notify.get().map(|n| n.status()),
     };
     (status, Json(body))
 }

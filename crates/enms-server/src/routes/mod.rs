@@ -11,6 +11,7 @@ mod kpis;
 mod machines;
 mod metrics;
 mod models;
+mod notifications;
 mod readings;
 mod scores;
 mod tokens;
@@ -100,6 +101,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(demo::injected))
         .routes(routes!(metrics::scrape))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::channels))
+        .routes(routes!(notifications::alerts))
+        .routes(routes!(notifications::test))
+        .routes(routes!(notifications::get))
 }
 
 /// Browsers on the listed origins may call the API; with none listed only

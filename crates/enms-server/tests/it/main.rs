@@ -16,6 +16,7 @@ mod metrics;
 mod modbus;
 mod mqtt;
 mod nginx;
+mod notify;
 mod openapi;
 mod readings;
 mod restart;

@@ -81,6 +81,7 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     security(&mut server, given.security);
     server.mqtt = given.mqtt;
     server.modbus = given.modbus;
+    server.notify = given.notify;
     server.validate()?;
     Ok(Settings { bind: given.bind.unwrap_or_else(|| "127.0.0.1:8080".into()), server, auth })
 }

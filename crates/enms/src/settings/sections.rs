@@ -141,8 +141,12 @@ pub struct ServeSettings {
     #[arg(skip)]
     #[serde(default)]
     pub modbus: Option<enms_modbus::ModbusConfig>,
+    /// The file's `[notify]`: notification channels and rules.
+    #[arg(skip)]
+    #[serde(default)]
+    pub notify: Option<enms_notify::NotifyConfig>,
 }
-layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt, modbus } sections { demo, realtime, analytics, security });
+layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt, modbus, notify } sections { demo, realtime, analytics, security });
 
 /// `[demo]`: the simulated factory.
 #[derive(Args, Debug, Default, Clone, Deserialize)]

@@ -22,6 +22,7 @@ mod readings;
 mod restart;
 mod scaleout;
 mod security;
+mod sinks;
 mod sse;
 mod ui;
 mod ws;

@@ -1,13 +1,16 @@
 //! The real `enms` binary: help, serve with a config file and graceful
-//! SIGTERM, JSON logs, and the CSV importer against a live server.
+//! SIGTERM, JSON logs, the CSV importer against a live server, and a
+//! notification that outlives a crash.
 
 use std::process::Stdio;
 use std::time::Duration;
 
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::common::TestServer;
+use crate::sinks::WAIT;
 
 const BIN: &str = env!("CARGO_BIN_EXE_enms");
 
@@ -215,4 +218,79 @@ async fn tokens_never_reach_the_log_or_the_metrics() {
     assert!(logs.lines().count() >= 5, "debug logs were written: {logs}");
     assert!(!logs.contains(&secret), "the token is in the log:\n{logs}");
     assert!(!metrics.contains(&secret), "the token is in /metrics");
+}
+
+/// A notification stored while its receiver is away survives a crash of
+/// the server (SIGKILL) and is delivered once after the restart.
+#[tokio::test]
+async fn a_notification_stored_before_a_crash_is_delivered_once_after_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("enms.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[notify]\nretry_after = \"200ms\"\nretry_max = \"500ms\"\n\
+             [notify.channels.ops]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n\
+             [[notify.rules]]\nname = \"alerts\"\nevents = [\"system_alert\"]\nchannels = [\"ops\"]\n",
+            tmp.path().join("data")
+        ),
+    )
+    .expect("write");
+    let start = || async {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn enms serve");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await.expect("URL in time");
+        let line = line.expect("read").expect("a line");
+        let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("URL").to_owned();
+        (child, url)
+    };
+    let log = |url: String| async move {
+        let list: Value =
+            reqwest::get(format!("{url}api/v1/notifications")).await.expect("get").json().await.expect("json");
+        list.as_array().expect("list").clone()
+    };
+    let (mut first, url) = start().await;
+    let event = json!({"type": "system_alert", "data": {"alert_type": "disk", "message": "disk 95% full", "severity": "critical"}});
+    let answer = reqwest::Client::new().post(format!("{url}api/v1/events")).json(&event).send().await.expect("publish");
+    assert!(answer.status().is_success());
+    // Stored and tried (nobody listens yet), then the process is killed.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let list = log(url.clone()).await;
+        if list.len() == 1 && list[0]["attempts"].as_i64() >= Some(1) {
+            assert_eq!(list[0]["status"], "pending");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "stored and tried: {list:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.start_kill().expect("SIGKILL");
+    first.wait().await.expect("reaped");
+
+    let receiver = crate::sinks::Receiver::start(port, &[]).await;
+    let (mut second, url) = start().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let delivered = loop {
+        let list = log(url.clone()).await;
+        if list.first().is_some_and(|n| n["status"] == "delivered") {
+            break list;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "delivered after the restart: {list:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(delivered.len(), 1, "the event was not notified twice: {delivered:#?}");
+    let got = receiver.got();
+    assert_eq!(got.len(), 1, "once: {got:#?}");
+    assert_eq!(got[0].body["title"], "disk 95% full (critical)");
+    assert_eq!(crate::sinks::header(&got[0], "idempotency-key"), delivered[0]["key"].as_str().expect("key"));
+    second.start_kill().expect("kill");
+    second.wait().await.expect("reaped");
 }

@@ -230,4 +230,23 @@ async fn config_check_accepts_a_good_file_and_names_the_bad_setting() {
     std::fs::write(&path, "[securty]\nauth = \"off\"\n").expect("write");
     let (ok, _, err) = output(&mut enms(&["config", "check", path.to_str().expect("utf-8")])).await;
     assert!(!ok && err.contains("securty"), "{err}");
+    // [notify]: a rule naming a channel nobody configured, a bad URL, a
+    // secret from an unset variable — each named.
+    let hook = "[notify.channels.ops]\nkind = \"webhook\"\nurl = \"http://hooks.plant.example/enms\"\n";
+    for (text, expected) in [
+        (format!("{hook}[[notify.rules]]\nname = \"r\"\nchannels = [\"pager\"]\n"), "unknown channel \"pager\""),
+        ("[notify.channels.ops]\nkind = \"webhook\"\nurl = \"hooks.plant.example\"\n".into(), "url is not a URL"),
+        (format!("{hook}secret_env = \"ENMS_IT_NO_SUCH_SECRET\"\n"), "ENMS_IT_NO_SUCH_SECRET is not set"),
+        (
+            format!("{hook}[[notify.rules]]\nname = \"r\"\nchannels = [\"ops\"]\nquiet_hours = \"late\"\n"),
+            "quiet_hours",
+        ),
+    ] {
+        std::fs::write(&path, &text).expect("write");
+        let (ok, _, err) = output(&mut enms(&["config", "check", path.to_str().expect("utf-8")])).await;
+        assert!(!ok && err.contains(expected), "{text}\n→ {err}");
+    }
+    std::fs::write(&path, format!("{hook}[[notify.rules]]\nname = \"r\"\nchannels = [\"ops\"]\n")).expect("write");
+    let (ok, out, err) = output(&mut enms(&["config", "check", path.to_str().expect("utf-8")])).await;
+    assert!(ok && out.contains("is valid"), "{out}{err}");
 }

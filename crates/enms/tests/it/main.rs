@@ -11,5 +11,8 @@ mod cli;
 mod common;
 mod leftovers;
 #[allow(dead_code)]
+#[path = "../../../enms-server/tests/it/sinks.rs"]
+mod sinks;
+#[allow(dead_code)]
 #[path = "../../../enms-server/tests/it/wsclient.rs"]
 mod wsclient;

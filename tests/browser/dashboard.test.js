@@ -4,7 +4,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { EnmsServer, C1 } from './server.js';
@@ -19,6 +20,7 @@ const PAGES = [
   ['models', '/ui/models', '#model-rows tr'],
   ['events', '/ui/events', '#event-log li'],
   ['websocket-test', '/ui/websocket-test', '#ws-connect'],
+  ['notifications', '/ui/notifications', '#notify-off'],
 ];
 
 let server;
@@ -376,5 +378,57 @@ test('a server that needs a token asks for one, then goes live with it', async (
     await context.close();
   } finally {
     await secured.destroy();
+  }
+});
+
+test('the notifications page sends a test through a channel and shows each delivery live', async () => {
+  // A webhook receiver on a real socket: the first request is refused
+  // with 500, so the log shows a retry before the delivery.
+  const got = [];
+  let answers = [500];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      got.push({ key: req.headers['idempotency-key'], body: JSON.parse(body) });
+      res.statusCode = answers.shift() ?? 200;
+      res.end('{}');
+    });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  const config = join(OUT, 'notify.toml');
+  writeFileSync(config, `[notify]\nretry_after = "300ms"\n[notify.channels.ops]\nkind = "webhook"\n`
+    + `url = "http://127.0.0.1:${receiver.address().port}/hook"\n`
+    + `[[notify.rules]]\nname = "alerts"\nevents = ["system_alert"]\nmin_severity = "critical"\nchannels = ["ops"]\n`);
+  const notifying = new EnmsServer(OUT, ['--config', config]);
+  try {
+    await notifying.start();
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${notifying.url}/ui/notifications`);
+    await waitLive(page);
+    await page.waitForSelector('#channel-rows tr[data-channel="ops"]');
+    assert.match(await page.textContent('#channel-rows tr[data-channel="ops"]'), /webhook.*http:\/\/127\.0\.0\.1/);
+    await page.click('#channel-rows tr[data-channel="ops"] button');
+    // Refused once, then delivered: the row turns delivered with 2 attempts.
+    const row = page.locator('#notification-rows tr[data-kind="test"]');
+    await row.locator('xpath=self::*[@data-status="delivered"]').waitFor({ timeout: 15_000 });
+    assert.equal((await row.locator('td').nth(5).textContent()).trim().slice(0, 1), '2');
+    assert.equal(got.length, 2);
+    assert.equal(got[0].key, got[1].key, 'the retry carries the same idempotency key');
+
+    // A critical alert published through the API is notified and listed.
+    await notifying.publish('system_alert', { alert_type: 'disk', message: 'disk 97% full', severity: 'critical' });
+    await page.waitForSelector('#notification-rows tr[data-kind="firing"][data-status="delivered"]', { timeout: 15_000 });
+    assert.match(await page.textContent('#notification-rows tr[data-kind="firing"]'), /disk 97% full/);
+    assert.equal(got.at(-1).body.facts.data.message, 'disk 97% full');
+    await page.screenshot({ path: join(OUT, 'notifications-desktop.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    await notifying.destroy();
+    receiver.close();
   }
 });

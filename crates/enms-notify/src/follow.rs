@@ -269,8 +269,8 @@ fn notification(
         let base = url.trim_end_matches('/');
         body["dashboard_url"] = json!(base);
         body["link"] = json!(match alert.machine_id {
-            Some(m) => format!("{base}/#/machines/{m}"),
-            None => format!("{base}/"),
+            Some(m) => format!("{base}/ui/machines/{m}"),
+            None => format!("{base}/ui/anomalies"),
         });
     }
     NotificationRecord {

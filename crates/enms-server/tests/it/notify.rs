@@ -96,7 +96,7 @@ async fn a_rule_fires_its_channels_signed_and_in_each_format() {
     assert_eq!(hook.body["kind"], "firing");
     assert_eq!(hook.body["facts"]["machine_name"], "Compressor-1");
     assert_eq!(hook.body["facts"]["data"]["anomaly_id"], anomaly.to_string());
-    assert_eq!(hook.body["facts"]["link"], format!("http://enms.plant.example/#/machines/{compressor}"));
+    assert_eq!(hook.body["facts"]["link"], format!("http://enms.plant.example/ui/machines/{compressor}"));
     assert_eq!(header(&hook, "idempotency-key"), hook.body["idempotency_key"].as_str().expect("key"));
     let expected = enms_notify::send::signature("s3cret-key", header(&hook, "x-enms-timestamp"), &hook.raw);
     assert_eq!(header(&hook, "x-enms-signature"), expected, "signed with the file's secret");

@@ -16,6 +16,7 @@ import * as machine from 'enms/pages/machine.js';
 import * as anomalies from 'enms/pages/anomalies.js';
 import * as models from 'enms/pages/models.js';
 import * as events from 'enms/pages/events.js';
+import * as notifications from 'enms/pages/notifications.js';
 import * as wstest from 'enms/pages/websocket-test.js';
 
 const ROUTES = [
@@ -24,6 +25,7 @@ const ROUTES = [
   [/^anomalies$/, 'anomalies', anomalies],
   [/^models$/, 'models', models],
   [/^events$/, 'events', events],
+  [/^notifications$/, 'notifications', notifications],
   [/^websocket-test$/, 'websocket-test', wstest],
 ];
 const TITLE = 'enms';

@@ -235,6 +235,22 @@ pub enum BenchCommand {
     Fanout(BenchFanoutArgs),
     /// Streaming detection: reading sent → `anomaly_detected` received.
     Detect(BenchDetectArgs),
+    /// Notifications: event published → webhook received, against a bare POST.
+    Notify(BenchNotifyArgs),
+}
+
+#[derive(Args)]
+pub struct BenchNotifyArgs {
+    /// Server to measure; its [notify] must send critical system alerts to
+    /// a webhook at --listen (bench/notify.sh writes such a config).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Where the bench's webhook receiver listens.
+    #[arg(long, default_value = "127.0.0.1:9750")]
+    pub listen: String,
+    /// Events to publish, one at a time.
+    #[arg(long, default_value_t = 500)]
+    pub events: usize,
 }
 
 #[derive(Args)]

@@ -3,4 +3,5 @@
 pub mod detect;
 pub mod fanout;
 pub mod ingest;
+pub mod notify;
 mod raw_ws;

@@ -126,6 +126,12 @@ pub enum Format {
     Reading,
     /// Any JSON object, read through `machine`, `timestamp` and `fields`.
     Json,
+    /// A plain number (`41.2`): the power in kW of the topic's `+machine`,
+    /// at the time of arrival. The energy of each reading is that power
+    /// over the time since the machine's previous number on the
+    /// subscription; the first number (and one after a gap of over an
+    /// hour) only starts the count.
+    Number,
 }
 
 impl MqttConfig {
@@ -232,6 +238,21 @@ impl Subscription {
                 }
                 Ok(())
             }
+            Format::Number => {
+                if self.machine.is_some() || self.timestamp.is_some() || !fields.is_empty() {
+                    return Err(bad(format!(
+                        "{:?}: machine, timestamp and fields apply to format = \"json\"; a number is a +machine's power_kw",
+                        self.topic
+                    )));
+                }
+                if !names_machine {
+                    return Err(bad(format!(
+                        "{:?}: format = \"number\" needs a +machine level in the topic",
+                        self.topic
+                    )));
+                }
+                Ok(())
+            }
             Format::Json => {
                 if self.machine.is_none() && !names_machine {
                     return Err(bad(format!(
@@ -298,6 +319,11 @@ mod tests {
             (
                 "url = \"mqtt://h\"\npassword = \"x\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n",
                 "mqtt.password",
+            ),
+            ("url = \"mqtt://h\"\n[[subscriptions]]\ntopic = \"plant/power\"\nformat = \"number\"\n", "mqtt.subscriptions"),
+            (
+                "url = \"mqtt://h\"\n[[subscriptions]]\ntopic = \"p/+machine/kw\"\nformat = \"number\"\ntimestamp = \"ts\"\n",
+                "mqtt.subscriptions",
             ),
         ] {
             assert_eq!(config(text).validate().expect_err(text).setting, setting, "{text}");

@@ -52,8 +52,22 @@ pub fn decode(
     topic_machine: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Pending>, Refusal> {
+    if sub.format == Format::Number {
+        let machine = topic_machine.ok_or(Refusal::NoMachine)?.to_owned();
+        let text = std::str::from_utf8(payload).map_err(|_| Refusal::Invalid("the payload is not text".into()))?;
+        let kw: f64 =
+            text.trim().parse().map_err(|_| Refusal::Invalid(format!("{:?} is not a number", text.trim())))?;
+        if !kw.is_finite() {
+            return Err(Refusal::Invalid(format!("{kw} is not a finite number")));
+        }
+        let mut reading = Map::new();
+        reading.insert("timestamp".into(), json!(now.to_rfc3339()));
+        reading.insert("power_kw".into(), json!(kw));
+        return Ok(vec![Pending { machine, reading }]);
+    }
     let value: Value = serde_json::from_slice(payload).map_err(|e| Refusal::NotJson(e.to_string()))?;
     match sub.format {
+        Format::Number => Err(Refusal::Invalid("a number payload".into())),
         Format::Reading => {
             let rows = match value {
                 Value::Array(rows) => rows,
@@ -184,6 +198,23 @@ mod tests {
         assert_eq!(decode(&reading(), one, None, now()), Err(Refusal::NoMachine));
         assert_eq!(decode(&reading(), b"{nope", None, now()).map_err(|e| e.reason()), Err("not_json"));
         assert_eq!(decode(&reading(), b"42", None, now()).map_err(|e| e.reason()), Err("invalid_reading"));
+    }
+
+    #[test]
+    fn plain_numbers_are_a_topic_machines_power() {
+        let sub = Subscription { format: Format::Number, ..reading() };
+        let got = decode(&sub, b" 41.5\n", Some("C-1"), now()).expect("decoded");
+        assert_eq!(got[0].machine, "C-1");
+        assert_eq!(got[0].reading.get("power_kw"), Some(&json!(41.5)));
+        assert_eq!(got[0].reading.get("timestamp"), Some(&json!(now().to_rfc3339())));
+        assert_eq!(decode(&sub, b"41.5", None, now()), Err(Refusal::NoMachine));
+        for bad in [&b"forty"[..], b"NaN", b"inf", b"{\"p\": 1}", b"\xff"] {
+            assert_eq!(
+                decode(&sub, bad, Some("C-1"), now()).map_err(|e| e.reason()),
+                Err("invalid_reading"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

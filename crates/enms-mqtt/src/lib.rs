@@ -42,6 +42,8 @@ pub use config::{Format, MqttConfig, Outbound, Subscription};
 use decode::{Pending, Refusal};
 pub use enms_core::feed::{EventPage, EventSource};
 
+/// The longest gap between two plain numbers that still makes a reading.
+pub const MAX_NUMBER_GAP: Duration = Duration::from_secs(3600);
 /// Messages the refused share is measured over.
 pub const ALERT_WINDOW: usize = 50;
 /// Least time between two bad-share alerts.
@@ -161,6 +163,7 @@ async fn run(
         recent: VecDeque::new(),
         alerted: None,
         machines: HashMap::new(),
+        numbers: HashMap::new(),
     };
     loop {
         let event = tokio::select! {
@@ -318,6 +321,8 @@ struct Input<'a> {
     /// one store lookup per machine, not one per message. Emptied when the
     /// store refuses readings, in case a machine was renamed or deleted.
     machines: HashMap<String, Uuid>,
+    /// Plain numbers: when each (subscription, machine) last sent one.
+    numbers: HashMap<(String, String), chrono::DateTime<Utc>>,
 }
 
 impl Input<'_> {
@@ -331,7 +336,12 @@ impl Input<'_> {
         };
         let topic_machine = named.iter().find(|(k, _)| k == "machine").map(|(_, v)| v.as_str());
         lock(&self.status).messages.entry(sub.topic.clone()).and_modify(|n| *n += 1).or_insert(1);
-        let outcome = match decode::decode(sub, &p.payload, topic_machine, Utc::now()) {
+        let now = Utc::now();
+        let outcome = match decode::decode(sub, &p.payload, topic_machine, now) {
+            Ok(pending) if sub.format == Format::Number => match self.integrate(sub, pending, now) {
+                pending if pending.is_empty() => Ok(Some(0)),
+                pending => self.store(pending).await,
+            },
             Ok(pending) => self.store(pending).await,
             Err(refusal) => Err(refusal),
         };
@@ -354,6 +364,26 @@ impl Input<'_> {
                 true
             }
         }
+    }
+
+    /// Plain numbers: each reading's energy is its power over the time since
+    /// the machine's previous number on this subscription. A first number,
+    /// or one after more than [`MAX_NUMBER_GAP`], only starts the count.
+    fn integrate(&mut self, sub: &Subscription, pending: Vec<Pending>, now: chrono::DateTime<Utc>) -> Vec<Pending> {
+        pending
+            .into_iter()
+            .filter_map(|mut p| {
+                let key = (sub.topic.clone(), p.machine.trim().to_lowercase());
+                let before = self.numbers.insert(key, now)?;
+                let hours = (now - before).num_microseconds()? as f64 / 3.6e9;
+                if hours <= 0.0 || hours > MAX_NUMBER_GAP.as_secs_f64() / 3600.0 {
+                    return None;
+                }
+                let kw = p.reading.get("power_kw").and_then(serde_json::Value::as_f64)?;
+                p.reading.insert("energy_kwh".into(), serde_json::json!(kw * hours));
+                Some(p)
+            })
+            .collect()
     }
 
     /// `Ok(None)`: never stored (the caller is stopping).

@@ -278,3 +278,38 @@ async fn durable_events_go_out_to_the_broker_for_scada_to_subscribe() {
     assert_eq!(health_mqtt(&s).await["events_published"], 3);
     s.stop().await;
 }
+
+/// `format = "number"`: a plain number is the topic's machine's power; its
+/// energy is that power over the time since the machine's previous number.
+#[tokio::test]
+async fn plain_numbers_become_readings_with_the_energy_since_the_last() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let config: enms_mqtt::MqttConfig = toml::from_str(&format!(
+        "url = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"enms-it-numbers\"\n\
+         [[subscriptions]]\ntopic = \"plant/+machine/power\"\nformat = \"number\"\n"
+    ))
+    .expect("config");
+    let s = TestServer::with(move |c| c.mqtt = Some(config)).await;
+    let fan = s.create_machine("Fan-1").await;
+    until_health(&s, "connected", |h| h["connected"] == true).await;
+    let device = broker.device();
+    let started = std::time::Instant::now();
+    device.publish("plant/Fan-1/power", QoS::AtLeastOnce, false, b"40".to_vec()).await.expect("publish");
+    // The first number only starts the count.
+    until_health(&s, "the first number", |h| h["messages"]["plant/+machine/power"] == 1).await;
+    device.publish("plant/Fan-1/power", QoS::AtLeastOnce, false, b"bogus".to_vec()).await.expect("publish");
+    device.publish("plant/fan-1/power", QoS::AtLeastOnce, false, b" 41.5\n".to_vec()).await.expect("publish");
+    let got = until_readings(&s, &fan, 1).await;
+    let elapsed_h = started.elapsed().as_secs_f64() / 3600.0;
+    assert_eq!(got[0]["power_kw"], 41.5, "{got:?}");
+    let kwh = got[0]["energy_kwh"].as_f64().expect("energy");
+    assert!(kwh > 0.0 && kwh <= 41.5 * elapsed_h, "41.5 kW over at most {elapsed_h} h: {kwh}");
+    let h = until_health(&s, "the bad number refused", |h| h["rejected"] == 1).await;
+    assert_eq!(
+        (h["rejected_by_reason"]["invalid_reading"].as_u64(), h["readings_stored"].as_u64()),
+        (Some(1), Some(1)),
+        "{h}"
+    );
+    s.stop().await;
+}

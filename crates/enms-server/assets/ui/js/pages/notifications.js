@@ -24,6 +24,7 @@ export function mount(main) {
   const filter = h('select', { id: 'notification-status', 'aria-label': 'Status' },
     ['', 'pending', 'delivered', 'failed'].map((s) => h('option', { value: s, text: s || 'every status' })));
   let disposed = false;
+  let enabled = false; // [notify] configured: only then are its routes called
   let timer = null;
 
   main.append(h('h1', { text: 'Notifications' }), problem);
@@ -52,6 +53,7 @@ export function mount(main) {
   }
 
   async function load() {
+    if (!enabled || disposed) return;
     try {
       await loadLog();
       problem.replaceChildren();
@@ -68,6 +70,7 @@ export function mount(main) {
         main.append(h('p', { id: 'notify-off', class: 'muted', text: 'Notifications are not configured on this server: add [notify] channels and rules to its config file (docs/notifications.md).' }));
         return;
       }
+      enabled = true;
       const channels = await api('/api/v1/notifications/channels');
       if (disposed) return;
       main.append(

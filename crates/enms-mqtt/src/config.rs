@@ -320,7 +320,10 @@ mod tests {
                 "url = \"mqtt://h\"\npassword = \"x\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n",
                 "mqtt.password",
             ),
-            ("url = \"mqtt://h\"\n[[subscriptions]]\ntopic = \"plant/power\"\nformat = \"number\"\n", "mqtt.subscriptions"),
+            (
+                "url = \"mqtt://h\"\n[[subscriptions]]\ntopic = \"plant/power\"\nformat = \"number\"\n",
+                "mqtt.subscriptions",
+            ),
             (
                 "url = \"mqtt://h\"\n[[subscriptions]]\ntopic = \"p/+machine/kw\"\nformat = \"number\"\ntimestamp = \"ts\"\n",
                 "mqtt.subscriptions",

@@ -165,7 +165,20 @@ async fn run(
         machines: HashMap::new(),
         numbers: HashMap::new(),
     };
+    // Acks waiting for room in the client's request queue. `try_ack` fails
+    // while the queue is full (a fast publisher), and a dropped ack stalls
+    // the session: the broker stops sending once its in-flight window is
+    // unacknowledged. Each poll of the event loop drains the queue, so the
+    // acks go out in order as room frees up; the broker's window bounds how
+    // many wait here.
+    let mut acks: VecDeque<Publish> = VecDeque::new();
     loop {
+        while let Some(p) = acks.front() {
+            if client.try_ack(p).is_err() {
+                break;
+            }
+            acks.pop_front();
+        }
         let event = tokio::select! {
             e = events_in.poll() => e,
             _ = stop.cancelled() => break,
@@ -190,12 +203,14 @@ async fn run(
                 if !stored {
                     break;
                 }
-                if let Err(e) = client.try_ack(&p) {
-                    tracing::warn!(error = %e, "mqtt ack not sent");
-                }
+                acks.push_back(p);
             }
             Ok(_) => {}
             Err(e) => {
+                // The broker sends the unacknowledged again in the next
+                // session (stored ones are absorbed by the idempotent ingest);
+                // an old packet id is never acknowledged into a new session.
+                acks.clear();
                 {
                     let mut s = lock(&status);
                     if s.connected {

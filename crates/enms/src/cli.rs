@@ -237,6 +237,31 @@ pub enum BenchCommand {
     Detect(BenchDetectArgs),
     /// Notifications: event published → webhook received, against a bare POST.
     Notify(BenchNotifyArgs),
+    /// MQTT ingest: readings published to a broker until the server stored them.
+    Mqtt(BenchMqttArgs),
+}
+
+#[derive(Args)]
+pub struct BenchMqttArgs {
+    /// Server to measure; its [mqtt] must subscribe <prefix>/+machine/reading
+    /// with format = "reading" (bench/mqtt.sh writes such a config).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The broker, mqtt://HOST:PORT.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    pub broker: String,
+    /// The topics' first level.
+    #[arg(long, default_value = "bench")]
+    pub prefix: String,
+    /// Readings to publish in all.
+    #[arg(long, default_value_t = 200_000)]
+    pub readings: usize,
+    /// Readings per message.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Machines the readings go round.
+    #[arg(long, default_value_t = 10)]
+    pub machines: usize,
 }
 
 #[derive(Args)]

@@ -313,3 +313,28 @@ async fn plain_numbers_become_readings_with_the_energy_since_the_last() {
     );
     s.stop().await;
 }
+
+/// A device publishing as fast as its client can: all of a 1000-message
+/// burst is stored and acknowledged. (The ack stall bench/mqtt.sh found —
+/// acks dropped by a full request queue, after which the broker stopped
+/// sending — shows at 20,000 messages into a release build; this debug-build
+/// test stores about 70 messages a second and does not reach it.)
+#[tokio::test]
+async fn a_fast_publisher_is_taken_to_the_last_message() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let s = TestServer::with(move |c| c.mqtt = Some(mqtt_config(port, "enms-it-fast"))).await;
+    s.create_machine("Press-9").await;
+    until_health(&s, "connected", |h| h["connected"] == true).await;
+    let device = broker.device();
+    for i in 1..=1000i64 {
+        let reading = json!({"timestamp": at(i), "power_kw": 10.0 + (i % 5) as f64, "energy_kwh": 0.1});
+        device
+            .publish("plant/Press-9/reading", QoS::AtLeastOnce, false, reading.to_string().into_bytes())
+            .await
+            .expect("publish");
+    }
+    let h = until_health(&s, "all 1000 stored", |h| h["readings_stored"] == 1000).await;
+    assert_eq!(h["rejected"], 0, "{h}");
+    s.stop().await;
+}

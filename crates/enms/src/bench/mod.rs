@@ -3,5 +3,6 @@
 pub mod detect;
 pub mod fanout;
 pub mod ingest;
+pub mod mqtt;
 pub mod notify;
 mod raw_ws;

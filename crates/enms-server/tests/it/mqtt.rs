@@ -24,8 +24,12 @@ struct Mosquitto {
 
 impl Mosquitto {
     async fn start() -> Self {
+        Self::start_on(free_port()).await
+    }
+
+    /// On `port`: a broker restarted where its clients reconnect.
+    async fn start_on(port: u16) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))
             .expect("write");
@@ -314,7 +318,7 @@ async fn plain_numbers_become_readings_with_the_energy_since_the_last() {
     s.stop().await;
 }
 
-/// A device publishing as fast as its client can: all of a 1000-message
+/// A device publishing as fast as its client can: all of a 300-message
 /// burst is stored and acknowledged. (The ack stall bench/mqtt.sh found —
 /// acks dropped by a full request queue, after which the broker stopped
 /// sending — shows at 20,000 messages into a release build; this debug-build
@@ -327,14 +331,54 @@ async fn a_fast_publisher_is_taken_to_the_last_message() {
     s.create_machine("Press-9").await;
     until_health(&s, "connected", |h| h["connected"] == true).await;
     let device = broker.device();
-    for i in 1..=1000i64 {
+    for i in 1..=300i64 {
         let reading = json!({"timestamp": at(i), "power_kw": 10.0 + (i % 5) as f64, "energy_kwh": 0.1});
         device
             .publish("plant/Press-9/reading", QoS::AtLeastOnce, false, reading.to_string().into_bytes())
             .await
             .expect("publish");
     }
-    let h = until_health(&s, "all 1000 stored", |h| h["readings_stored"] == 1000).await;
+    let h = until_health(&s, "all 300 stored", |h| h["readings_stored"] == 300).await;
     assert_eq!(h["rejected"], 0, "{h}");
+    s.stop().await;
+}
+
+/// The broker killed and started again (without persistence: the session is
+/// gone): `/health` says disconnected in between, enms reconnects and
+/// subscribes again, and readings flow as before.
+#[tokio::test]
+async fn a_broker_killed_and_restarted_is_subscribed_again() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let s = TestServer::with(move |c| c.mqtt = Some(mqtt_config(port, "enms-it-broker-restart"))).await;
+    let press = s.create_machine("Press-7").await;
+    until_health(&s, "connected", |h| h["connected"] == true).await;
+    let publish = |device: rumqttc::AsyncClient, minutes_ago: i64| async move {
+        let reading = json!({"timestamp": at(minutes_ago), "power_kw": 12.0, "energy_kwh": 0.2});
+        device
+            .publish("plant/Press-7/reading", QoS::AtLeastOnce, false, reading.to_string().into_bytes())
+            .await
+            .expect("publish");
+    };
+    publish(broker.device(), 3).await;
+    until_readings(&s, &press, 1).await;
+
+    drop(broker); // SIGKILL
+    let h = until_health(&s, "disconnected", |h| h["connected"] == false).await;
+    assert!(h["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{h}");
+    let broker = Mosquitto::start_on(port).await;
+    until_health(&s, "connected again", |h| h["connected"] == true).await;
+    // Subscribed again once a reading published now arrives.
+    let device = broker.device();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut minutes_ago = 2;
+    loop {
+        publish(device.clone(), minutes_ago).await;
+        if tokio::time::timeout(Duration::from_millis(500), until_readings(&s, &press, 2)).await.is_ok() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no reading after the broker came back");
+        minutes_ago += 1;
+    }
     s.stop().await;
 }

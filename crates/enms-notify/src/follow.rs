@@ -111,14 +111,19 @@ pub(crate) async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop
     }
 }
 
-/// The stored cursor, or the newest event (what came before the first
-/// start was for the people of that time).
+/// The stored cursor, or the newest event from before the notifier started
+/// (what came before the first start was for the people of that time; what
+/// was published since, while this task got going, is notified).
 async fn start_position(inner: &Inner, events: &dyn EventSource, types: &[EventType]) -> Result<EventId, String> {
     if let Some(saved) = inner.store.cursor(CURSOR).await.map_err(|e| e.to_string())? {
         return saved.parse().map_err(|e| format!("stored notifier cursor {saved:?}: {e}"));
     }
     let page = events.after(None, types, 1).await?;
-    let start = page.events.last().map(|(id, _, _)| *id).unwrap_or_default();
+    let started_ms = inner.started.timestamp_millis().max(1) as u64;
+    let start = match page.events.last().map(|(id, _, _)| *id) {
+        Some(newest) if newest.ms >= started_ms => EventId { ms: started_ms - 1, seq: u64::MAX },
+        newest => newest.unwrap_or_default(),
+    };
     inner.store.set_cursor(CURSOR, &start.to_string()).await.map_err(|e| e.to_string())?;
     Ok(start)
 }

@@ -126,6 +126,8 @@ pub(crate) struct Inner {
     pub status: Mutex<NotifyStatus>,
     /// This process, in claims.
     pub owner: String,
+    /// When `start` ran: on a first start, events from then on are notified.
+    pub started: chrono::DateTime<Utc>,
 }
 
 impl Inner {
@@ -177,6 +179,7 @@ pub fn start(
         wake: Notify::new(),
         status: Mutex::new(status),
         owner: format!("notify-{}", Uuid::new_v4().simple()),
+        started: Utc::now(),
     });
     let tasks = vec![
         tokio::spawn(follow::intake(inner.clone(), events, stop.clone())),

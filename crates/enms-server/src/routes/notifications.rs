@@ -45,13 +45,17 @@ pub struct Delivery {
 
 async fn with_attempts(state: &AppState, list: Vec<NotificationRecord>) -> Result<Vec<Delivery>, ApiError> {
     let ids: Vec<_> = list.iter().map(|n| n.id).collect();
-    let mut attempts = state.store.notification_attempts(&ids).await?;
+    // One query for all; grouped by notification (the store orders each
+    // group by attempt).
+    let mut by_id: std::collections::HashMap<_, Vec<DeliveryAttempt>> = std::collections::HashMap::new();
+    for a in state.store.notification_attempts(&ids).await? {
+        by_id.entry(a.notification_id).or_default().push(a);
+    }
     Ok(list
         .into_iter()
         .map(|n| {
-            let (mine, rest): (Vec<_>, Vec<_>) = attempts.drain(..).partition(|a| a.notification_id == n.id);
-            attempts = rest;
-            Delivery { notification: n, attempt_log: mine }
+            let attempt_log = by_id.remove(&n.id).unwrap_or_default();
+            Delivery { notification: n, attempt_log }
         })
         .collect())
 }

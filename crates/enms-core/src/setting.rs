@@ -6,6 +6,7 @@
 //! and a file, a test, or a program embedding enms — and the rule lives once,
 //! next to the value. `setting` is the value's name in the TOML file.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -29,6 +30,25 @@ pub fn at_least_one(setting: &'static str, value: usize) -> Result<(), InvalidSe
 /// A time span that must be above zero (intervals, timeouts, ages).
 pub fn above_zero(setting: &'static str, value: Duration) -> Result<(), InvalidSetting> {
     if value.is_zero() { Err(InvalidSetting::new(setting, "must be above zero")) } else { Ok(()) }
+}
+
+/// The secret an `*_env` or `*_file` setting names (SMTP and MQTT
+/// passwords, webhook secrets: never inline in a file that gets copied
+/// around, never from the API); `Ok(None)` when neither is set.
+/// The message never holds the secret.
+pub fn secret(env: &Option<String>, file: &Option<PathBuf>) -> Result<Option<String>, String> {
+    let value = match (env, file) {
+        (Some(var), _) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?,
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).map_err(|e| format!("secret file {} cannot be read: {e}", path.display()))?
+        }
+        (None, None) => return Ok(None),
+    };
+    let value = value.trim().to_owned();
+    if value.is_empty() {
+        return Err("the secret is empty".into());
+    }
+    Ok(Some(value))
 }
 
 #[cfg(test)]

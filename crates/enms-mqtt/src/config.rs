@@ -4,17 +4,29 @@
 //! every other section's check.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use enms_core::event::EventType;
-use enms_core::setting::{InvalidSetting, at_least_one};
+use enms_core::setting::{InvalidSetting, at_least_one, secret};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `mqtt://HOST[:PORT]` (default port 1883).
+    /// `mqtt://HOST[:PORT]` (default port 1883), or `mqtts://HOST[:PORT]`
+    /// for TLS (default port 8883).
     pub url: String,
+    /// `mqtts://`: a PEM file of the CAs that sign the broker's
+    /// certificate; without it, the system's trusted roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://` to a broker that asks for client certificates: this
+    /// client's certificate (PEM, chain first to last) and its key.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
     /// The session's name at the broker. With a persistent session the
     /// broker keeps QoS 1 messages for it while enms is down, so it must
     /// stay the same across restarts and differ between instances.
@@ -22,8 +34,15 @@ pub struct MqttConfig {
     pub client_id: String,
     #[serde(default)]
     pub username: Option<String>,
+    /// The password: `password_env` (an environment variable) or
+    /// `password_file`, as for every secret; `password` inline is taken
+    /// too, for a file that stays on the machine.
     #[serde(default)]
     pub password: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// Seconds between keep-alive pings.
     #[serde(default = "default_keep_alive")]
     pub keep_alive_s: u64,
@@ -134,34 +153,60 @@ pub enum Format {
     Number,
 }
 
+/// Where the broker is and whether the connection is TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
 impl MqttConfig {
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.keep_alive_s)
     }
 
-    /// Host and port of `url`.
-    pub fn broker(&self) -> Result<(String, u16), InvalidSetting> {
+    /// The password, from whichever of `password`, `password_env` and
+    /// `password_file` is set (at most one).
+    pub fn password(&self) -> Result<Option<String>, InvalidSetting> {
+        let given = [self.password.is_some(), self.password_env.is_some(), self.password_file.is_some()];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Err(InvalidSetting::new("mqtt.password", "give one of password, password_env and password_file"));
+        }
+        if let Some(p) = &self.password {
+            return Ok(Some(p.clone()));
+        }
+        secret(&self.password_env, &self.password_file).map_err(|e| InvalidSetting::new("mqtt.password", e))
+    }
+
+    /// Host, port and TLS of `url`.
+    pub fn broker(&self) -> Result<Broker, InvalidSetting> {
         let bad = |m: String| InvalidSetting::new("mqtt.url", m);
-        let rest = self.url.strip_prefix("mqtt://").ok_or_else(|| {
-            bad(format!("{:?}: use mqtt://HOST[:PORT] (TLS, mqtts://, is not supported yet)", self.url))
-        })?;
+        let (rest, tls, default_port) = if let Some(rest) = self.url.strip_prefix("mqtt://") {
+            (rest, false, 1883)
+        } else if let Some(rest) = self.url.strip_prefix("mqtts://") {
+            (rest, true, 8883)
+        } else {
+            return Err(bad(format!("{:?}: use mqtt://HOST[:PORT] or, for TLS, mqtts://HOST[:PORT]", self.url)));
+        };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad(format!("{p:?} is not a port")))?),
-            None => (rest, 1883),
+            None => (rest, default_port),
         };
         if host.is_empty() || host.contains(['/', '@', ' ']) {
             return Err(bad(format!("{:?} has no host", self.url)));
         }
-        Ok((host.to_owned(), port))
+        Ok(Broker { host: host.to_owned(), port, tls })
     }
 
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        self.broker()?;
+        crate::tls::client_config(self)?;
         if self.client_id.is_empty() || self.client_id.len() > 64 {
             return Err(InvalidSetting::new("mqtt.client_id", "must be 1 to 64 characters"));
         }
-        if self.password.is_some() && self.username.is_none() {
+        let password = self.password()?;
+        if password.is_some() && self.username.is_none() {
             return Err(InvalidSetting::new("mqtt.password", "a password needs a username"));
         }
         at_least_one("mqtt.keep_alive_s", self.keep_alive_s as usize)?;
@@ -307,7 +352,9 @@ mod tests {
              fields = { power_kw = \"p\", energy_kwh = \"e\" }\n",
         );
         assert!(ok.validate().is_ok());
-        assert_eq!(ok.broker().expect("broker"), ("127.0.0.1".into(), 1884));
+        assert_eq!(ok.broker().expect("broker"), Broker { host: "127.0.0.1".into(), port: 1884, tls: false });
+        let tls = config("url = \"mqtts://broker.plant\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n");
+        assert_eq!(tls.broker().expect("broker"), Broker { host: "broker.plant".into(), port: 8883, tls: true });
         for (text, setting) in [
             ("url = \"tcp://h\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n", "mqtt.url"),
             ("url = \"mqtt://h\"\nsubscriptions = []\n", "mqtt.subscriptions"),
@@ -319,6 +366,30 @@ mod tests {
             (
                 "url = \"mqtt://h\"\npassword = \"x\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n",
                 "mqtt.password",
+            ),
+            (
+                "url = \"mqtt://h\"\nusername = \"u\"\npassword_env = \"ENMS_TEST_UNSET_MQTT_PASSWORD\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n",
+                "mqtt.password",
+            ),
+            (
+                "url = \"mqtt://h\"\nusername = \"u\"\npassword = \"a\"\npassword_file = \"Cargo.toml\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n",
+                "mqtt.password",
+            ),
+            (
+                "url = \"mqtt://h\"\nca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n",
+                "mqtt.ca_file",
+            ),
+            (
+                "url = \"mqtts://h\"\nca_file = \"/nonexistent/ca.pem\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n",
+                "mqtt.ca_file",
+            ),
+            (
+                "url = \"mqtts://h\"\nca_file = \"Cargo.toml\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n",
+                "mqtt.ca_file",
+            ),
+            (
+                "url = \"mqtts://h\"\nclient_cert_file = \"Cargo.toml\"\n[[subscriptions]]\ntopic = \"a\"\nformat = \"reading\"\n",
+                "mqtt.client_key_file",
             ),
             (
                 "url = \"mqtt://h\"\n[[subscriptions]]\ntopic = \"plant/power\"\nformat = \"number\"\n",

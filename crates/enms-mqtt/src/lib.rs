@@ -21,11 +21,13 @@
 //! not sent yet. Falling behind the log's retention is counted as missed
 //! and raises a `system_alert`.
 //!
-//! Layout: `config` (`[mqtt]` and its checks), `decode` (payload formats →
-//! readings), this file (the session loop, the relay and [`MqttStatus`]).
+//! Layout: `config` (`[mqtt]` and its checks), `tls` (`mqtts://`: the
+//! rustls client from the CA and client-certificate files), `decode`
+//! (payload formats → readings), this file (the session loop, the relay and [`MqttStatus`]).
 
 pub mod config;
 pub mod decode;
+pub mod tls;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -137,19 +139,25 @@ async fn run(
     status: Arc<Mutex<MqttStatus>>,
     stop: CancellationToken,
 ) {
-    let (host, port) = match config.broker() {
+    let (broker, tls) = match config.broker().and_then(|b| Ok((b, tls::client_config(&config)?))) {
         Ok(b) => b,
         Err(e) => {
-            lock(&status).last_error = Some(e.to_string());
+            lock(&status).last_error = Some(format!("{}: {}", e.setting, e.message));
             return;
         }
     };
-    let mut options = MqttOptions::new(config.client_id.clone(), host, port);
+    let mut options = MqttOptions::new(config.client_id.clone(), broker.host, broker.port);
+    if let Some(tls) = tls {
+        options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls)));
+    }
     options.set_keep_alive(config.keep_alive());
     options.set_clean_session(false);
     options.set_manual_acks(true);
     if let Some(user) = &config.username {
-        options.set_credentials(user.clone(), config.password.clone().unwrap_or_default());
+        // Checked by validate; read again here so a rotated file is taken
+        // on the next start.
+        let password = config.password().ok().flatten().unwrap_or_default();
+        options.set_credentials(user.clone(), password);
     }
     let (client, mut events_in) = AsyncClient::new(options, 64);
     let relay = config.publish.clone().map(|out| {

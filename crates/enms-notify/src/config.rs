@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{FixedOffset, NaiveTime};
 use enms_core::duration::{human, human_opt};
 use enms_core::event::{EventType, Severity};
-use enms_core::setting::{InvalidSetting, above_zero, at_least_one};
+use enms_core::setting::{InvalidSetting, above_zero, at_least_one, secret};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -382,23 +382,6 @@ fn http_url(url: &str) -> Result<(), String> {
         return Err("url must be http:// or https:// with a host".into());
     }
     Ok(())
-}
-
-/// The secret an `*_env` or `*_file` names; `Ok(None)` when neither is set.
-/// The message never holds the secret.
-pub fn secret(env: &Option<String>, file: &Option<PathBuf>) -> Result<Option<String>, String> {
-    let value = match (env, file) {
-        (Some(var), _) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?,
-        (None, Some(path)) => {
-            std::fs::read_to_string(path).map_err(|e| format!("secret file {} cannot be read: {e}", path.display()))?
-        }
-        (None, None) => return Ok(None),
-    };
-    let value = value.trim().to_owned();
-    if value.is_empty() {
-        return Err("the secret is empty".into());
-    }
-    Ok(Some(value))
 }
 
 #[cfg(test)]

@@ -24,8 +24,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::Sha256;
 
-use crate::config::{Channel, Email, Security, Webhook, secret};
+use crate::config::{Channel, Email, Security, Webhook};
 use crate::render;
+use enms_core::setting::secret;
 use enms_store::NotificationRecord;
 
 /// What one try came to.

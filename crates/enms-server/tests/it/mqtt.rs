@@ -382,3 +382,174 @@ async fn a_broker_killed_and_restarted_is_subscribed_again() {
     }
     s.stop().await;
 }
+
+/// A test CA and what it signs, made with the openssl command.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let pki = Self { dir: tempfile::tempdir().expect("tempdir") };
+        pki.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=enms test CA",
+        ]);
+        pki
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl").args(args).current_dir(self.dir.path()).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `<name>.pem` and `<name>.key`, signed by this CA, for a server at
+    /// localhost / 127.0.0.1 or for a client.
+    fn issue(&self, name: &str, usage: &str) {
+        let (key, csr, pem, ext) =
+            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+        std::fs::write(
+            self.path(&ext),
+            format!("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n"),
+        )
+        .expect("write");
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+impl Mosquitto {
+    /// A plain listener for devices and a TLS one that asks for a client
+    /// certificate signed by `pki`'s CA; `port` is the plain one.
+    async fn start_tls(pki: &Pki) -> (Self, u16) {
+        pki.issue("server", "serverAuth");
+        let (plain, tls) = (free_port(), free_port());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "per_listener_settings false\nallow_anonymous true\npersistence false\nuser root\n\
+                 listener {plain} 127.0.0.1\n\
+                 listener {tls} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n",
+                ca = pki.path("ca.pem").display(),
+                cert = pki.path("server.pem").display(),
+                key = pki.path("server.key").display(),
+            ),
+        )
+        .expect("write");
+        let child = Command::new("mosquitto")
+            .args(["-c", conf.to_str().expect("utf-8")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (Debian package mosquitto) starts");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        for port in [plain, tls] {
+            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+                assert!(tokio::time::Instant::now() < deadline, "mosquitto listens in time");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        (Self { port: plain, child, _dir: dir }, tls)
+    }
+}
+
+fn tls_config(port: u16, client_id: &str, ca: &std::path::Path, client: Option<(&Pki, &str)>) -> enms_mqtt::MqttConfig {
+    let auth = client
+        .map(|(pki, name)| {
+            format!(
+                "client_cert_file = {:?}\nclient_key_file = {:?}\n",
+                pki.path(&format!("{name}.pem")),
+                pki.path(&format!("{name}.key"))
+            )
+        })
+        .unwrap_or_default();
+    toml::from_str(&format!(
+        "url = \"mqtts://localhost:{port}\"\nclient_id = \"{client_id}\"\nca_file = {ca:?}\n{auth}\
+         [[subscriptions]]\ntopic = \"plant/+machine/reading\"\nformat = \"reading\"\n"
+    ))
+    .expect("config")
+}
+
+#[tokio::test]
+async fn over_tls_with_a_client_certificate_readings_arrive_and_a_wrong_ca_is_refused_by_name() {
+    let pki = Pki::new();
+    pki.issue("enms", "clientAuth");
+    let (broker, tls_port) = Mosquitto::start_tls(&pki).await;
+
+    // The broker's CA and a client certificate: connected, readings flow.
+    let ca = pki.path("ca.pem");
+    let s = TestServer::with(|c| c.mqtt = Some(tls_config(tls_port, "enms-it-tls", &ca, Some((&pki, "enms"))))).await;
+    let press = s.create_machine("Press-1").await;
+    until_health(&s, "connected over TLS", |h| h["connected"] == true).await;
+    let device = broker.device();
+    let reading = json!({"timestamp": at(1), "power_kw": 9.5, "energy_kwh": 0.1});
+    device.publish("plant/Press-1/reading", QoS::AtLeastOnce, false, reading.to_string()).await.expect("publish");
+    let got = until_readings(&s, &press, 1).await;
+    assert_eq!(got[0]["power_kw"], 9.5);
+
+    // Trusting another CA: the broker's certificate is refused, and /health
+    // says why instead of pretending to be connected.
+    let other = Pki::new();
+    let wrong = TestServer::with(|c| {
+        c.mqtt = Some(tls_config(tls_port, "enms-it-tls-wrong-ca", &other.path("ca.pem"), Some((&pki, "enms"))))
+    })
+    .await;
+    let h = until_health(&wrong, "a certificate error", |h| {
+        h["last_error"].as_str().is_some_and(|e| e.to_lowercase().contains("certificate"))
+    })
+    .await;
+    assert_eq!(h["connected"], false, "{h}");
+
+    // Without a client certificate the broker (require_certificate) hangs up.
+    let anonymous = TestServer::with(|c| c.mqtt = Some(tls_config(tls_port, "enms-it-tls-no-cert", &ca, None))).await;
+    let h = until_health(&anonymous, "the broker refusing", |h| h["last_error"].is_string()).await;
+    assert_eq!(h["connected"], false, "{h}");
+}

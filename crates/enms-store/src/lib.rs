@@ -8,6 +8,7 @@ pub mod analytics;
 mod error;
 pub mod notify;
 pub mod postgres;
+pub mod rollup;
 pub mod sqlite;
 mod types;
 

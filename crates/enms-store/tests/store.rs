@@ -13,6 +13,10 @@ use enms_core::{MachineRecord, Reading, Resolution};
 use enms_store::{ReadingQuery, Store, StoreError};
 use uuid::Uuid;
 
+#[path = "store/rollups.rs"]
+mod rollups;
+use rollups::{concurrent_writers_lose_no_rollup_count, rollups_equal_a_raw_recomputation_after_any_batches};
+
 async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("db/enms.db").display());
@@ -581,6 +585,7 @@ contract!(
     bulk_ingest_keeps_the_last_duplicate,
     tokens_are_found_by_hash_named_once_and_revoked,
     the_outbox_stores_once_claims_once_and_keeps_every_attempt,
+    rollups_equal_a_raw_recomputation_after_any_batches,
 );
 
 /// Two PostgreSQL handles on one schema — two instances — sweeping for stale
@@ -602,5 +607,14 @@ async fn postgres_instances_split_stale_jobs() {
     let (ja, jb) = (ja.expect("a"), jb.expect("b"));
     assert_eq!(ja.len() + jb.len(), 40);
     assert!(ja.iter().all(|j| jb.iter().all(|k| k.id != j.id)));
+    db.drop().await;
+}
+
+/// Two PostgreSQL handles writing one machine's buckets at the same time
+/// keep its rollups exact (a transaction lock per machine orders them).
+#[tokio::test]
+async fn postgres_instances_writing_one_machine_keep_rollups_exact() {
+    let db = Pg::new().await;
+    concurrent_writers_lose_no_rollup_count(db.store().await, db.store().await).await;
     db.drop().await;
 }

@@ -1,5 +1,7 @@
-//! Reading rows: bulk, idempotent ingest and time-range queries that
-//! aggregate in SQL.
+//! Reading rows: bulk, idempotent ingest (with the rollups of the touched
+//! buckets, in the same transaction) and time-range queries, raw or
+//! aggregated — aggregates read from the coarsest rollup tier that answers
+//! each part of the range exactly (`crate::rollup::plan`).
 //!
 //! A batch travels as one array per column into a single
 //! `INSERT … SELECT FROM UNNEST(…) ON CONFLICT DO UPDATE` per chunk: one
@@ -14,8 +16,9 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 use uuid::Uuid;
 
-use super::ms;
+use super::{ms, rollup};
 use crate::{ReadingPoint, ReadingQuery, Result, StoreError};
+use enms_core::timestamp::to_ms;
 
 /// Rows per statement: large enough to amortise the round trip, small enough
 /// to keep each statement's memory modest.
@@ -24,6 +27,7 @@ const CHUNK: usize = 10_000;
 pub async fn insert(pool: &PgPool, batch: &[Reading]) -> Result<()> {
     let mut tx = pool.begin().await?;
     let keys = machine_keys(&mut tx, batch).await?;
+    rollup::lock(&mut tx, &mut keys.values().map(|k| k.0).collect::<Vec<_>>()).await?;
     // A statement may not update one row twice: the last reading of a
     // (machine, timestamp) wins, as it would row by row.
     let mut latest: HashMap<(i32, DateTime<Utc>), &Reading> = HashMap::with_capacity(batch.len());
@@ -41,6 +45,11 @@ pub async fn insert(pool: &PgPool, batch: &[Reading]) -> Result<()> {
         }
         columns.insert(&mut tx).await?;
     }
+    let mut touched: HashMap<i32, Vec<i64>> = HashMap::with_capacity(keys.len());
+    for (key, ts) in &order {
+        touched.entry(*key).or_default().push(to_ms(*ts));
+    }
+    rollup::refresh(&mut tx, &mut touched).await?;
     for (key, newest) in keys.values() {
         sqlx::query("UPDATE machines SET last_reading_at = GREATEST(last_reading_at, $1) WHERE key = $2")
             .bind(newest)
@@ -146,26 +155,28 @@ pub async fn query(pool: &PgPool, q: &ReadingQuery) -> Result<Vec<ReadingPoint>>
             .fetch_all(pool)
             .await?
         }
-        Some(width) => {
-            sqlx::query(
-                "SELECT date_bin(make_interval(secs => $1::float8 / 1000), ts, TIMESTAMPTZ 'epoch') AS bucket,
-                        AVG(power_kw) AS avg_kw, MAX(power_kw) AS max_kw, SUM(energy_kwh) AS kwh,
-                        SUM(production_units) AS units, AVG(outdoor_temp_c) AS temp, COUNT(*) AS samples,
-                        NULL::jsonb AS extra
-                 FROM readings
-                 WHERE machine_key = (SELECT key FROM machines WHERE id = $2) AND ts >= $3 AND ts < $4
-                 GROUP BY bucket ORDER BY bucket LIMIT $5",
-            )
-            .bind(width as f64)
-            .bind(q.machine_id)
-            .bind(q.start)
-            .bind(q.end)
-            .bind(i64::from(q.limit))
-            .fetch_all(pool)
-            .await?
-        }
+        Some(width) => return aggregate(pool, q, width).await,
     };
     rows.iter().map(point).collect()
+}
+
+/// Buckets of `width` ms, each part of the range read from its coarsest
+/// tier, in one repeatable-read transaction (one snapshot for every
+/// segment).
+async fn aggregate(pool: &PgPool, q: &ReadingQuery, width: i64) -> Result<Vec<ReadingPoint>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    let key: Option<i32> = sqlx::query_scalar("SELECT key FROM machines WHERE id = $1")
+        .bind(q.machine_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(key) = key else { return Ok(Vec::new()) };
+    let mut parts = Vec::new();
+    for seg in crate::rollup::plan(to_ms(q.start), to_ms(q.end), width) {
+        parts.push(rollup::segment(&mut tx, key, seg, width, q.limit).await?);
+    }
+    tx.commit().await?;
+    Ok(crate::rollup::merge(parts, q.limit))
 }
 
 fn point(row: &PgRow) -> Result<ReadingPoint> {

@@ -13,6 +13,7 @@ mod events;
 mod machines;
 mod notify;
 mod readings;
+mod rollup;
 mod tokens;
 
 use std::path::Path;

@@ -1,5 +1,7 @@
-//! Reading rows: batched, idempotent ingest and time-range queries that
-//! aggregate in SQL.
+//! Reading rows: batched, idempotent ingest (with the rollups of the
+//! touched buckets, in the same transaction) and time-range queries, raw or
+//! aggregated — aggregates read from the coarsest rollup tier that answers
+//! each part of the range exactly (`crate::rollup::plan`).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -10,6 +12,7 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 use uuid::Uuid;
 
+use super::rollup;
 use crate::{ReadingPoint, ReadingQuery, Result, StoreError};
 
 /// Rows per INSERT statement: 7 parameters each stays far below SQLite's
@@ -52,6 +55,13 @@ pub async fn insert(pool: &SqlitePool, batch: &[Reading]) -> Result<()> {
                 .bind(extra);
         }
         query.execute(&mut *tx).await?;
+    }
+    let mut touched: HashMap<i64, Vec<i64>> = HashMap::with_capacity(keys.len());
+    for r in batch {
+        touched.entry(keys[&r.machine_id].0).or_default().push(to_ms(r.timestamp));
+    }
+    for (key, timestamps) in &mut touched {
+        rollup::refresh(&mut tx, *key, timestamps).await?;
     }
     for (key, latest) in keys.values() {
         sqlx::query("UPDATE machines SET last_reading_at = MAX(COALESCE(last_reading_at, 0), ?) WHERE key = ?")
@@ -101,25 +111,26 @@ pub async fn query(pool: &SqlitePool, q: &ReadingQuery) -> Result<Vec<ReadingPoi
             .fetch_all(pool)
             .await?
         }
-        Some(width) => {
-            sqlx::query(
-                "SELECT (ts / ?1) * ?1 AS bucket, AVG(power_kw) AS avg_kw, MAX(power_kw) AS max_kw,
-                        SUM(energy_kwh) AS kwh, SUM(production_units) AS units, AVG(outdoor_temp_c) AS temp,
-                        COUNT(*) AS samples, NULL AS extra
-                 FROM readings
-                 WHERE machine_key = (SELECT key FROM machines WHERE id = ?2) AND ts >= ?3 AND ts < ?4
-                 GROUP BY bucket ORDER BY bucket LIMIT ?5",
-            )
-            .bind(width)
-            .bind(id)
-            .bind(start)
-            .bind(end)
-            .bind(q.limit)
-            .fetch_all(pool)
-            .await?
-        }
+        Some(width) => return aggregate(pool, q, width).await,
     };
     rows.iter().map(point).collect()
+}
+
+/// Buckets of `width` ms, each part of the range read from its coarsest
+/// tier, in one read transaction (one snapshot for every segment).
+async fn aggregate(pool: &SqlitePool, q: &ReadingQuery, width: i64) -> Result<Vec<ReadingPoint>> {
+    let mut tx = pool.begin().await?;
+    let key: Option<i64> = sqlx::query_scalar("SELECT key FROM machines WHERE id = ?")
+        .bind(q.machine_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(key) = key else { return Ok(Vec::new()) };
+    let mut parts = Vec::new();
+    for seg in crate::rollup::plan(to_ms(q.start), to_ms(q.end), width) {
+        parts.push(rollup::segment(&mut tx, key, seg, width, q.limit).await?);
+    }
+    tx.commit().await?;
+    Ok(crate::rollup::merge(parts, q.limit))
 }
 
 fn point(row: &SqliteRow) -> Result<ReadingPoint> {

@@ -54,6 +54,10 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_readings(&self, readings: &[Reading]) -> Result<()>;
     async fn query_readings(&self, query: &ReadingQuery) -> Result<Vec<ReadingPoint>>;
     async fn count_readings(&self, machine: Option<Uuid>) -> Result<u64>;
+    /// The names of the extra values one machine's readings in
+    /// `[start, end)` carry, sorted: the columns of a raw export.
+    async fn reading_extra_names(&self, machine: Uuid, start: DateTime<Utc>, end: DateTime<Utc>)
+    -> Result<Vec<String>>;
 
     async fn record_injected(&self, anomalies: &[InjectedAnomaly]) -> Result<()>;
     async fn list_injected(&self) -> Result<Vec<InjectedAnomaly>>;

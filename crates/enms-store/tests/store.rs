@@ -140,6 +140,12 @@ async fn queries_aggregate_in_buckets(store: Arc<dyn Store>) {
     let daily = store.query_readings(&query(m.id, Resolution::OneDay)).await.expect("daily");
     assert_eq!(daily.len(), 1);
     assert_eq!(daily[0].energy_kwh, batch.iter().map(|r| r.energy_kwh).sum::<f64>());
+
+    // The extra values' names, for an export's columns.
+    let names = store.reading_extra_names(m.id, t0(), t0() + Duration::days(1)).await.expect("names");
+    assert_eq!(names, vec!["pressure_bar".to_owned()]);
+    let none = store.reading_extra_names(m.id, t0() + Duration::days(2), t0() + Duration::days(3)).await;
+    assert!(none.expect("names").is_empty());
 }
 
 async fn deleting_a_machine_deletes_its_readings(store: Arc<dyn Store>) {

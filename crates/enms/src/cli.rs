@@ -38,6 +38,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Import a CSV file of readings into a running server.
     Import(ImportArgs),
+    /// Export a machine's readings as CSV (the import format), streamed.
+    Export(ExportArgs),
     /// Follow a live stream of events, reconnecting and resuming without loss.
     Watch(WatchArgs),
     /// Publish an event (e.g. a system_alert) through a running server.
@@ -220,6 +222,34 @@ pub struct ImportArgs {
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
     /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// End with the result as JSON instead of a summary line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Machine, by name or id.
+    #[arg(long)]
+    pub machine: String,
+    /// RFC 3339; default: the machine's first reading.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// RFC 3339, exclusive; default: now.
+    #[arg(long)]
+    pub end: Option<String>,
+    /// raw (the import format), 1m, 15m, 1h or 1d.
+    #[arg(long, default_value = "raw")]
+    pub resolution: String,
+    /// File to write (written under FILE.csv.part, renamed when whole);
+    /// standard output without it.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// No progress bar and no summary line.
     #[arg(long)]
     pub quiet: bool,
     /// End with the result as JSON instead of a summary line.

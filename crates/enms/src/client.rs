@@ -81,6 +81,23 @@ impl Client {
         decode(url, resp).await
     }
 
+    /// A GET whose body the caller reads in chunks; an error status is
+    /// answered as [`ClientError::Api`] with the server's message.
+    pub async fn get_stream(&self, path: &str, query: &[(&str, String)]) -> Result<reqwest::Response, ClientError> {
+        let url = reqwest::Url::parse_with_params(&self.url(path), query.iter().map(|(k, v)| (*k, v.as_str())))
+            .map(String::from)
+            .unwrap_or_else(|_| self.url(path));
+        let resp = self
+            .request(reqwest::Method::GET, &url)
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable { url: url.clone(), source })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(api_error(url, resp).await)
+    }
+
     /// Posts pre-encoded bytes with the given content type.
     pub async fn post_raw<T: DeserializeOwned>(
         &self,
@@ -100,14 +117,19 @@ async fn decode<T: DeserializeOwned>(
     resp: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<T, ClientError> {
     let resp = resp.map_err(|source| ClientError::Unreachable { url: url.clone(), source })?;
-    let status = resp.status();
-    if !status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        return Err(ClientError::Api { url, status: status.as_u16(), message });
+    if !resp.status().is_success() {
+        return Err(api_error(url, resp).await);
     }
     resp.json().await.map_err(|source| ClientError::Decode { url, source })
+}
+
+/// An error answer, with the message of its structured body when it has one.
+async fn api_error(url: String, resp: reqwest::Response) -> ClientError {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or(text);
+    ClientError::Api { url, status, message }
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod client;
+mod export;
 mod import;
 mod logging;
 mod remote;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Import(args) => import::run(args).await,
+            Command::Export(args) => export::run(args).await,
             Command::Bench { command: BenchCommand::Ingest(args) } => bench::ingest::run(args).await,
             Command::Bench { command: BenchCommand::Fanout(args) } => bench::fanout::run(args).await,
             Command::Bench { command: BenchCommand::Detect(args) } => bench::detect::run(args).await,

@@ -6,6 +6,7 @@ mod demo;
 mod docs;
 mod episodes;
 mod events;
+mod export;
 mod health;
 mod kpis;
 mod machines;
@@ -74,6 +75,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(machines::list, machines::create))
         .routes(routes!(machines::get, machines::update, machines::delete))
         .routes(routes!(readings::query))
+        .routes(routes!(export::export))
         .routes(routes!(kpis::kpis))
         .routes(routes!(scores::scores))
         .routes(routes!(readings::ingest))

@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod detection;
 mod events;
+mod export;
 mod health;
 mod import;
 mod machines;

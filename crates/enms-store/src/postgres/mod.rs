@@ -111,6 +111,15 @@ impl Store for PgStore {
         readings::count(&self.pool, machine).await
     }
 
+    async fn reading_extra_names(
+        &self,
+        machine: Uuid,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        readings::extra_names(&self.pool, machine, start, end).await
+    }
+
     async fn record_injected(&self, anomalies: &[InjectedAnomaly]) -> Result<()> {
         demo::record(&self.pool, anomalies).await
     }

@@ -206,3 +206,22 @@ pub async fn count(pool: &PgPool, machine: Option<Uuid>) -> Result<u64> {
     };
     Ok(n.try_into().unwrap_or(0))
 }
+
+pub async fn extra_names(
+    pool: &PgPool,
+    machine: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT k FROM readings r, jsonb_object_keys(r.extra) AS k
+         WHERE r.machine_key = (SELECT key FROM machines WHERE id = $1) AND r.ts >= $2 AND r.ts < $3
+           AND r.extra IS NOT NULL
+         ORDER BY k",
+    )
+    .bind(machine)
+    .bind(start)
+    .bind(end)
+    .fetch_all(pool)
+    .await?)
+}

@@ -109,6 +109,15 @@ impl Store for SqliteStore {
         readings::count(&self.reader, machine).await
     }
 
+    async fn reading_extra_names(
+        &self,
+        machine: Uuid,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        readings::extra_names(&self.reader, machine, start, end).await
+    }
+
     async fn record_injected(&self, anomalies: &[InjectedAnomaly]) -> Result<()> {
         demo::record(&self.writer, anomalies).await
     }

@@ -163,3 +163,22 @@ pub async fn count(pool: &SqlitePool, machine: Option<Uuid>) -> Result<u64> {
     };
     Ok(n.try_into().unwrap_or(0))
 }
+
+pub async fn extra_names(
+    pool: &SqlitePool,
+    machine: Uuid,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT j.key FROM readings r, json_each(r.extra) j
+         WHERE r.machine_key = (SELECT key FROM machines WHERE id = ?) AND r.ts >= ? AND r.ts < ?
+           AND r.extra IS NOT NULL
+         ORDER BY j.key",
+    )
+    .bind(machine.to_string())
+    .bind(to_ms(start))
+    .bind(to_ms(end))
+    .fetch_all(pool)
+    .await?)
+}

@@ -20,6 +20,7 @@ async fn every_subcommand_has_help() {
         &["--help"][..],
         &["serve", "--help"],
         &["import", "--help"],
+        &["export", "--help"],
         &["bench", "--help"],
         &["bench", "ingest", "--help"],
     ] {
@@ -130,6 +131,36 @@ async fn import_sends_a_csv_file_and_names_the_bad_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2502"), "{err}");
+
+    // Exported by the binary, imported back into another machine: the same.
+    let copy = s.create_machine("Press-2").await;
+    let exported = tmp.path().join("out.csv");
+    let out = Command::new(BIN)
+        .args(["export", "--machine", "press-1", "--server", &s.url, "--json", "-o"])
+        .arg(&exported)
+        .output()
+        .await
+        .expect("run export");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(summary["rows"], 2500, "{summary}");
+    assert!(!tmp.path().join("out.csv.part").exists(), "renamed once whole");
+    let out = Command::new(BIN)
+        .args(["import", "--quiet", "--machine", "Press-2", "--server", &s.url])
+        .arg(&exported)
+        .output()
+        .await
+        .expect("run import");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let all = |m: &str| format!("/api/v1/machines/{m}/readings?start=2000-01-01T00:00:00Z&limit=100000");
+    assert_eq!(s.get(&all(&id)).await.1["points"], s.get(&all(&copy)).await.1["points"]);
+    let out = Command::new(BIN)
+        .args(["export", "--machine", "press-1", "--server", &s.url, "--resolution", "2h"])
+        .output()
+        .await
+        .expect("run export");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resolution"), "the server's refusal is shown");
     s.stop().await;
 }
 

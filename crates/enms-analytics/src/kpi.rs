@@ -85,65 +85,112 @@ pub struct CusumPoint {
 
 /// KPIs of time-ordered intervals of one machine.
 pub fn compute(rows: &[Interval], tariff: &Tariff, baseline: Option<&BaselineModel>) -> Kpis {
-    let mut total = 0.0;
-    let mut hours = 0.0;
-    let mut units = 0.0;
-    let mut peak: Option<(f64, DateTime<Utc>)> = None;
-    let mut cost = Cost { currency: tariff.currency.clone(), total: 0.0, peak_kwh: 0.0, offpeak_kwh: 0.0 };
+    let mut k = KpiBuilder::new(tariff, baseline);
     for iv in rows {
-        let kwh = iv.sample.power_kw * iv.hours;
-        total += kwh;
-        hours += iv.hours;
-        units += iv.sample.production_units.unwrap_or(0.0);
-        if peak.is_none_or(|(p, _)| iv.sample.power_kw > p) {
-            peak = Some((iv.sample.power_kw, iv.sample.timestamp));
-        }
-        let mid = iv.sample.timestamp - chrono::Duration::milliseconds((iv.hours * 1.8e6) as i64);
-        if tariff.is_peak(mid) {
-            cost.peak_kwh += kwh;
-        } else {
-            cost.offpeak_kwh += kwh;
-        }
-        cost.total += kwh * tariff.price(mid);
+        k.push(iv);
     }
-    let average_kw = (hours > 0.0).then(|| total / hours);
-    Kpis {
-        readings: rows.len(),
-        total_kwh: total,
-        peak_kw: peak.map(|p| p.0),
-        peak_at: peak.map(|p| p.1),
-        average_kw,
-        load_factor: match (average_kw, peak) {
-            (Some(a), Some((p, _))) if p > 0.0 => Some(a / p),
-            _ => None,
-        },
-        production_units: units,
-        sec_kwh_per_unit: (units > 0.0).then(|| total / units),
-        cost,
-        baseline: baseline.map(|b| compare(rows, b)),
-    }
+    k.finish()
 }
 
-fn compare(rows: &[Interval], model: &BaselineModel) -> BaselineComparison {
-    let mut cusum = Vec::new();
-    let (mut actual, mut expected, mut running) = (0.0, 0.0, 0.0);
-    for p in series::periods(rows, model.granularity) {
+/// [`compute`] fed interval by interval, so a span of any length (read
+/// page by page) costs memory for its periods, not its readings.
+pub struct KpiBuilder<'a> {
+    tariff: &'a Tariff,
+    readings: usize,
+    total: f64,
+    hours: f64,
+    units: f64,
+    peak: Option<(f64, DateTime<Utc>)>,
+    cost: Cost,
+    baseline: Option<(&'a BaselineModel, series::PeriodBuilder, Comparison)>,
+}
+
+/// The running comparison with a baseline, period by period.
+#[derive(Default)]
+struct Comparison {
+    actual: f64,
+    expected: f64,
+    running: f64,
+    cusum: Vec<CusumPoint>,
+}
+
+impl Comparison {
+    fn add(&mut self, p: &series::Period, model: &BaselineModel) {
         // Scale both to the covered share so partial periods compare fairly.
         let share = (p.covered_h / model.granularity.hours()).min(1.0);
         let a = p.mean_kw * p.covered_h.min(model.granularity.hours());
-        let e = model.expected_energy(&p) * share;
-        actual += a;
-        expected += e;
-        running += a - e;
-        cusum.push(CusumPoint { timestamp: p.start, actual_kwh: a, expected_kwh: e, cusum_kwh: running });
+        let e = model.expected_energy(p) * share;
+        self.actual += a;
+        self.expected += e;
+        self.running += a - e;
+        self.cusum.push(CusumPoint { timestamp: p.start, actual_kwh: a, expected_kwh: e, cusum_kwh: self.running });
     }
-    BaselineComparison {
-        granularity: model.granularity,
-        actual_kwh: actual,
-        expected_kwh: expected,
-        savings_kwh: expected - actual,
-        savings_pct: (expected > 0.0).then(|| 100.0 * (expected - actual) / expected),
-        cusum,
+}
+
+impl<'a> KpiBuilder<'a> {
+    pub fn new(tariff: &'a Tariff, baseline: Option<&'a BaselineModel>) -> Self {
+        Self {
+            tariff,
+            readings: 0,
+            total: 0.0,
+            hours: 0.0,
+            units: 0.0,
+            peak: None,
+            cost: Cost { currency: tariff.currency.clone(), total: 0.0, peak_kwh: 0.0, offpeak_kwh: 0.0 },
+            baseline: baseline.map(|m| (m, series::PeriodBuilder::new(m.granularity), Comparison::default())),
+        }
+    }
+
+    pub fn push(&mut self, iv: &Interval) {
+        self.readings += 1;
+        let kwh = iv.sample.power_kw * iv.hours;
+        self.total += kwh;
+        self.hours += iv.hours;
+        self.units += iv.sample.production_units.unwrap_or(0.0);
+        if self.peak.is_none_or(|(p, _)| iv.sample.power_kw > p) {
+            self.peak = Some((iv.sample.power_kw, iv.sample.timestamp));
+        }
+        let mid = iv.sample.timestamp - chrono::Duration::milliseconds((iv.hours * 1.8e6) as i64);
+        if self.tariff.is_peak(mid) {
+            self.cost.peak_kwh += kwh;
+        } else {
+            self.cost.offpeak_kwh += kwh;
+        }
+        self.cost.total += kwh * self.tariff.price(mid);
+        if let Some((model, periods, cmp)) = &mut self.baseline {
+            periods.push(iv, &mut |p| cmp.add(&p, model));
+        }
+    }
+
+    pub fn finish(self) -> Kpis {
+        let (total, units, peak) = (self.total, self.units, self.peak);
+        let average_kw = (self.hours > 0.0).then(|| total / self.hours);
+        let baseline = self.baseline.map(|(model, periods, mut cmp)| {
+            periods.finish(&mut |p| cmp.add(&p, model));
+            BaselineComparison {
+                granularity: model.granularity,
+                actual_kwh: cmp.actual,
+                expected_kwh: cmp.expected,
+                savings_kwh: cmp.expected - cmp.actual,
+                savings_pct: (cmp.expected > 0.0).then(|| 100.0 * (cmp.expected - cmp.actual) / cmp.expected),
+                cusum: cmp.cusum,
+            }
+        });
+        Kpis {
+            readings: self.readings,
+            total_kwh: total,
+            peak_kw: peak.map(|p| p.0),
+            peak_at: peak.map(|p| p.1),
+            average_kw,
+            load_factor: match (average_kw, peak) {
+                (Some(a), Some((p, _))) if p > 0.0 => Some(a / p),
+                _ => None,
+            },
+            production_units: units,
+            sec_kwh_per_unit: (units > 0.0).then(|| total / units),
+            cost: self.cost,
+            baseline,
+        }
     }
 }
 

@@ -67,6 +67,51 @@ pub fn indexed_intervals(samples: &[Sample]) -> Vec<(usize, Interval)> {
         .collect()
 }
 
+/// [`intervals`] for samples that arrive in time-ordered chunks (a long
+/// span read page by page): the same intervals, without holding the span.
+#[derive(Debug, Default)]
+pub struct IntervalStream {
+    first: Option<Sample>,
+    prev: Option<Sample>,
+    seen: usize,
+}
+
+impl IntervalStream {
+    /// Takes the next sample; `out` gets each interval as it is known (the
+    /// first one waits for the second sample, whose gap it borrows).
+    pub fn push(&mut self, s: Sample, out: &mut impl FnMut(Interval)) {
+        let gap = |a: &Sample, b: &Sample| {
+            ((b.timestamp - a.timestamp).num_milliseconds() as f64 / 3.6e6).min(MAX_INTERVAL_H)
+        };
+        let mut emit = |iv: Interval| {
+            if iv.hours > 0.0 {
+                out(iv);
+            }
+        };
+        if let Some(prev) = self.prev {
+            if self.seen == 1
+                && let Some(first) = self.first
+            {
+                emit(Interval { sample: first, hours: gap(&first, &s) });
+            }
+            emit(Interval { sample: s, hours: gap(&prev, &s) });
+        } else {
+            self.first = Some(s);
+        }
+        self.prev = Some(s);
+        self.seen += 1;
+    }
+
+    /// Ends the stream: a lone sample covers the default quarter hour.
+    pub fn finish(self, out: &mut impl FnMut(Interval)) {
+        if self.seen == 1
+            && let Some(first) = self.first
+        {
+            out(Interval { sample: first, hours: 0.25 });
+        }
+    }
+}
+
 /// Length of the periods a baseline models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -148,23 +193,46 @@ impl Period {
 
 /// The periods of `granularity` that readings cover well enough, oldest first.
 pub fn periods(intervals: &[Interval], granularity: Granularity) -> Vec<Period> {
-    let len = granularity.duration();
-    let mut out: Vec<Period> = Vec::new();
+    let mut builder = PeriodBuilder::new(granularity);
+    let mut out = Vec::new();
     for iv in intervals {
+        builder.push(iv, &mut |p| out.push(p));
+    }
+    builder.finish(&mut |p| out.push(p));
+    out
+}
+
+/// [`periods`] built interval by interval: each period is handed out once
+/// the next one starts (intervals come in time order).
+#[derive(Debug)]
+pub struct PeriodBuilder {
+    granularity: Granularity,
+    current: Option<Period>,
+}
+
+impl PeriodBuilder {
+    pub fn new(granularity: Granularity) -> Self {
+        Self { granularity, current: None }
+    }
+
+    pub fn push(&mut self, iv: &Interval, out: &mut impl FnMut(Period)) {
+        let len = self.granularity.duration();
         let middle = iv.sample.timestamp - Duration::milliseconds((iv.hours * 1.8e6) as i64);
         let start = middle.duration_trunc(len).unwrap_or(middle);
-        if out.last().is_none_or(|p| p.start != start) {
-            out.push(Period {
+        if self.current.as_ref().is_none_or(|p| p.start != start)
+            && let Some(done) = self.current.replace(Period {
                 start,
                 covered_h: 0.0,
                 mean_kw: 0.0,
                 production_per_h: 0.0,
                 operating_share: 0.0,
                 temperatures: Vec::new(),
-            });
+            })
+        {
+            self.close(done, out);
         }
-        let Some(p) = out.last_mut() else { continue };
-        // Accumulate sums; divided by the covered hours below.
+        let Some(p) = self.current.as_mut() else { return };
+        // Accumulate sums; divided by the covered hours when closed.
         p.covered_h += iv.hours;
         p.mean_kw += iv.sample.power_kw * iv.hours;
         p.production_per_h += iv.production_rate() * iv.hours;
@@ -173,13 +241,22 @@ pub fn periods(intervals: &[Interval], granularity: Granularity) -> Vec<Period> 
             p.temperatures.push((t, iv.hours));
         }
     }
-    out.retain(|p| p.covered_h >= MIN_COVERAGE * granularity.hours());
-    for p in &mut out {
+
+    pub fn finish(mut self, out: &mut impl FnMut(Period)) {
+        if let Some(done) = self.current.take() {
+            self.close(done, out);
+        }
+    }
+
+    fn close(&self, mut p: Period, out: &mut impl FnMut(Period)) {
+        if p.covered_h < MIN_COVERAGE * self.granularity.hours() {
+            return;
+        }
         p.mean_kw /= p.covered_h;
         p.production_per_h /= p.covered_h;
         p.operating_share /= p.covered_h;
+        out(p);
     }
-    out
 }
 
 #[cfg(test)]
@@ -207,6 +284,29 @@ mod tests {
         assert!((periods[0].production_per_h - 20.0).abs() < 1e-9, "5 units per 15 min");
         assert!((periods[0].heating_degrees(15.0) - 10.0).abs() < 1e-12);
         assert_eq!(periods[0].cooling_degrees(15.0), 0.0);
+    }
+
+    #[test]
+    fn streamed_intervals_and_periods_equal_the_whole_series() {
+        // Gaps of 5, 15 and 90 minutes and a repeated timestamp.
+        let minutes = [0, 5, 10, 25, 40, 40, 55, 145, 150, 165, 180, 195, 210];
+        let samples: Vec<Sample> = minutes.iter().map(|m| sample(*m, *m as f64, 1.0)).collect();
+        for chunk in [1, 2, 5, 100] {
+            let mut stream = IntervalStream::default();
+            let mut got = Vec::new();
+            for part in samples.chunks(chunk) {
+                for s in part {
+                    stream.push(*s, &mut |iv| got.push(iv));
+                }
+            }
+            stream.finish(&mut |iv| got.push(iv));
+            assert_eq!(got, intervals(&samples), "chunks of {chunk}");
+        }
+        let mut lone = IntervalStream::default();
+        let mut got = Vec::new();
+        lone.push(samples[0], &mut |iv| got.push(iv));
+        lone.finish(&mut |iv| got.push(iv));
+        assert_eq!(got, intervals(&samples[..1]));
     }
 
     #[test]

@@ -269,6 +269,34 @@ pub enum BenchCommand {
     Notify(BenchNotifyArgs),
     /// MQTT ingest: readings published to a broker until the server stored them.
     Mqtt(BenchMqttArgs),
+    /// Growth: ingest rate as the database fills, then query and KPI
+    /// latency beside their floors.
+    Scale(BenchScaleArgs),
+}
+
+#[derive(Args)]
+pub struct BenchScaleArgs {
+    /// Server to measure.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Readings per machine.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub readings: usize,
+    /// Machines filled (the queries ask about the first).
+    #[arg(long, default_value_t = 1)]
+    pub machines: usize,
+    /// Seconds between a machine's readings (30 s: a year is 1 M readings).
+    #[arg(long, default_value_t = 30)]
+    pub interval_s: u64,
+    /// Readings per JSON batch.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// Batches in flight at once.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// Timed repetitions of each query (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
 }
 
 #[derive(Args)]

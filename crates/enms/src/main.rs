@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             Command::Bench { command: BenchCommand::Detect(args) } => bench::detect::run(args).await,
             Command::Bench { command: BenchCommand::Notify(args) } => bench::notify::run(args).await,
             Command::Bench { command: BenchCommand::Mqtt(args) } => bench::mqtt::run(args).await,
+            Command::Bench { command: BenchCommand::Scale(args) } => bench::scale::run(args).await,
             Command::Token { command } => token::run(command).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Publish(args) => remote::publish(args).await,

@@ -514,3 +514,35 @@ async fn demo_detection_in_summer_finds_every_injected_anomaly_with_few_false_cr
     assert!(r.false_critical_episodes <= 10, "{} false critical episodes", r.false_critical_episodes);
     assert!(r.false_warnings <= 150, "{} false warnings over 5 machines × 60 days", r.false_warnings);
 }
+
+/// KPIs count every reading of the window across the pages it is read in
+/// (100,000 readings a page), exactly as one read would. They once read one
+/// capped page and stopped at the first 600,000 readings without saying so.
+#[tokio::test]
+async fn kpis_cover_every_reading_of_a_long_dense_window() {
+    let s = TestServer::start().await;
+    let id = s.create_machine("Dense-1").await;
+    let start = (Utc::now() - Duration::days(3)).duration_trunc(Duration::hours(1)).expect("trunc");
+    // 120,001 one-second readings at 36 kW: more than one page of the read.
+    let n = 120_001;
+    for first in (0..n).step_by(10_000) {
+        let rows: Vec<serde_json::Value> = (first..(first + 10_000).min(n))
+            .map(|i| {
+                json!({"machine_id": id, "timestamp": (start + Duration::seconds(i as i64 + 1)).to_rfc3339(),
+                       "power_kw": 36.0, "energy_kwh": 0.01, "production_units": 1.0})
+            })
+            .collect();
+        let (status, body) = s.post("/api/v1/readings", &json!(rows)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let window = format!("start={}&end={}", start.to_rfc3339(), (start + Duration::days(2)).to_rfc3339());
+    let (status, kpis) = s.get(&format!("/api/v1/machines/{id}/kpis?{}", window.replace('+', "%2B"))).await;
+    assert_eq!(status, StatusCode::OK, "{kpis}");
+    let k = &kpis["kpis"];
+    assert_eq!(k["readings"], n, "{k}");
+    assert_eq!(k["production_units"], n as f64, "{k}");
+    // 120,001 seconds at 36 kW: 1,200.01 kWh.
+    let total = k["total_kwh"].as_f64().expect("total");
+    assert!((total - 36.0 * n as f64 / 3600.0).abs() < 1e-6, "{total}");
+    s.stop().await;
+}

@@ -6,3 +6,4 @@ pub mod ingest;
 pub mod mqtt;
 pub mod notify;
 mod raw_ws;
+pub mod scale;

@@ -18,6 +18,7 @@ pub mod error;
 pub mod jobs;
 pub mod live;
 pub mod outlet;
+pub mod retention;
 pub mod scheduler;
 pub mod training;
 

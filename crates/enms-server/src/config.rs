@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub modbus: Option<enms_modbus::ModbusConfig>,
     /// Notification rules and channels (`[notify]`); `None`: none sent.
     pub notify: Option<enms_notify::NotifyConfig>,
+    /// How long each level of readings is kept (`[retention]`; forever by
+    /// default).
+    pub retention: enms_store::retention::RetentionConfig,
 }
 
 impl ServerConfig {
@@ -82,6 +85,7 @@ impl ServerConfig {
         if let Some(notify) = &self.notify {
             notify.validate()?;
         }
+        self.retention.validate()?;
         self.bus.validate()?;
         self.gateway.validate()?;
         self.analytics.validate()?;
@@ -104,6 +108,7 @@ impl ServerConfig {
             mqtt: None,
             modbus: None,
             notify: None,
+            retention: enms_store::retention::RetentionConfig::default(),
         }
     }
 }

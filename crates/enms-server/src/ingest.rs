@@ -51,6 +51,16 @@ impl Ingest {
                 err.body.row = Some(row);
                 Err(err)
             }
+            Err(e @ StoreError::PastRetention { at, .. }) => {
+                let row = readings.iter().position(|r| r.timestamp == at).unwrap_or(0);
+                let mut err = ApiError::invalid(
+                    Code::PastRetention,
+                    &format!("readings[{row}].timestamp"),
+                    format!("row {row}: {e}"),
+                );
+                err.body.row = Some(row);
+                Err(err)
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -153,6 +153,11 @@ impl App {
         let scheduler_stop = tokio_util::sync::CancellationToken::new();
         let scheduler = tokio::spawn(enms_jobs::scheduler::run(self.state.analytics.clone(), scheduler_stop.clone()));
         let leases = tokio::spawn(self.state.analytics.jobs.clone().maintain(scheduler_stop.clone()));
+        let pruner = tokio::spawn(enms_jobs::retention::run(
+            self.state.store.clone(),
+            self.state.config.retention.clone(),
+            scheduler_stop.clone(),
+        ));
         let inputs = inputs::start(&self.state, scheduler_stop.clone());
         let router = routes::router(self.state.clone());
         let gateway = self.state.gateway.clone();
@@ -190,6 +195,7 @@ impl App {
         scheduler_stop.cancel();
         let _ = scheduler.await;
         let _ = leases.await;
+        let _ = pruner.await;
         for task in inputs {
             let _ = task.await;
         }

@@ -12,6 +12,10 @@ pub enum StoreError {
     JobConflict { machine_id: Uuid, model_type: String },
     #[error("unknown machine {0}")]
     UnknownMachine(Uuid),
+    /// A reading older than the raw readings retention keeps: its buckets
+    /// could no longer be recomputed whole.
+    #[error("a reading at {at} is older than the raw readings kept (from {floor}, retention.raw)")]
+    PastRetention { at: chrono::DateTime<chrono::Utc>, floor: chrono::DateTime<chrono::Utc> },
     #[error("unsupported database URL {0:?}; use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("database migration failed: {0}")]

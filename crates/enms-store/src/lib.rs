@@ -8,6 +8,7 @@ pub mod analytics;
 mod error;
 pub mod notify;
 pub mod postgres;
+pub mod retention;
 pub mod rollup;
 pub mod sqlite;
 mod types;
@@ -54,6 +55,17 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_readings(&self, readings: &[Reading]) -> Result<()>;
     async fn query_readings(&self, query: &ReadingQuery) -> Result<Vec<ReadingPoint>>;
     async fn count_readings(&self, machine: Option<Uuid>) -> Result<u64>;
+    /// Where retention pruned each level ([`rollup::Floors`]).
+    async fn retention_floors(&self) -> Result<rollup::Floors>;
+    /// Raises a level's floor to `floor` (never lowers it). Called before
+    /// pruning, so a reading older than the new raw floor is refused from
+    /// then on.
+    async fn raise_retention_floor(&self, level: rollup::Source, floor: DateTime<Utc>) -> Result<()>;
+    /// Deletes up to `limit` rows of `level` older than `before`, in short
+    /// transactions; returns how many. Call until it answers 0.
+    async fn prune_level(&self, level: rollup::Source, before: DateTime<Utc>, limit: u32) -> Result<u64>;
+    /// Rows, span and bytes of every level, per machine (`enms db stats`).
+    async fn storage_stats(&self) -> Result<rollup::StorageStats>;
     /// The names of the extra values one machine's readings in
     /// `[start, end)` carry, sorted: the columns of a raw export.
     async fn reading_extra_names(&self, machine: Uuid, start: DateTime<Utc>, end: DateTime<Utc>)

@@ -90,29 +90,146 @@ pub struct Segment {
 /// of minutes and an hour of raw rows at the edges when the span is not
 /// aligned), never the year's readings.
 pub fn plan(start: i64, end: i64, width: i64) -> Vec<Segment> {
-    let tiers: Vec<Tier> = Tier::COARSEST_FIRST.into_iter().filter(|t| width % t.width_ms() == 0).collect();
-    let mut out = Vec::new();
-    split(start, end, &tiers, &mut out);
+    plan_from(start, end, width, Source::Raw)
+}
+
+/// [`plan`] where nothing finer than `finest` is kept (retention pruned
+/// it): edges are read from `finest`, whole buckets of it.
+pub fn plan_from(start: i64, end: i64, width: i64, finest: Source) -> Vec<Segment> {
+    let floor = match finest {
+        Source::Raw => 0,
+        Source::Tier(t) => t.width_ms(),
+    };
+    let tiers: Vec<Tier> =
+        Tier::COARSEST_FIRST.into_iter().filter(|t| width % t.width_ms() == 0 && t.width_ms() >= floor).collect();
+    let mut pieces = Vec::new();
+    split(start, end, &tiers, finest, &mut pieces);
+    // Neighbours read from one source are one segment.
+    let mut out: Vec<Segment> = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        match out.last_mut() {
+            Some(last) if last.source == p.source && last.end == p.start => last.end = p.end,
+            _ => out.push(p),
+        }
+    }
     out
 }
 
-fn split(start: i64, end: i64, tiers: &[Tier], out: &mut Vec<Segment>) {
+fn split(start: i64, end: i64, tiers: &[Tier], finest: Source, out: &mut Vec<Segment>) {
     if start >= end {
         return;
     }
     let Some((tier, finer)) = tiers.split_first() else {
-        out.push(Segment { source: Source::Raw, start, end });
+        let source = finest;
+        let (start, end) = match source {
+            Source::Raw => (start, end),
+            // Whole buckets of the finest tier kept: the edge buckets
+            // may hold readings just outside the window.
+            Source::Tier(t) => {
+                let w = t.width_ms();
+                (start.div_euclid(w) * w, (end + w - 1).div_euclid(w) * w)
+            }
+        };
+        out.push(Segment { source, start, end });
         return;
     };
     let w = tier.width_ms();
     let (a, b) = (start.div_euclid(w) * w + if start.rem_euclid(w) == 0 { 0 } else { w }, end.div_euclid(w) * w);
     if a >= b {
-        split(start, end, finer, out);
+        split(start, end, finer, finest, out);
         return;
     }
-    split(start, a, finer, out);
+    split(start, a, finer, finest, out);
     out.push(Segment { source: Source::Tier(*tier), start: a, end: b });
-    split(b, end, finer, out);
+    split(b, end, finer, finest, out);
+}
+
+/// Where retention pruned each level: the level holds everything from its
+/// floor on (Unix ms, a UTC midnight); `None` keeps everything. Floors only
+/// move forward, and a coarser level's floor is never after a finer one's
+/// (retention checks it), so older time is held by ever coarser levels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Floors {
+    pub raw: Option<i64>,
+    pub minute: Option<i64>,
+    pub hour: Option<i64>,
+    pub day: Option<i64>,
+}
+
+impl Floors {
+    pub fn of(&self, level: Source) -> Option<i64> {
+        match level {
+            Source::Raw => self.raw,
+            Source::Tier(Tier::Minute) => self.minute,
+            Source::Tier(Tier::Hour) => self.hour,
+            Source::Tier(Tier::Day) => self.day,
+        }
+    }
+
+    pub fn set(&mut self, level: Source, floor: i64) {
+        let slot = match level {
+            Source::Raw => &mut self.raw,
+            Source::Tier(Tier::Minute) => &mut self.minute,
+            Source::Tier(Tier::Hour) => &mut self.hour,
+            Source::Tier(Tier::Day) => &mut self.day,
+        };
+        *slot = Some(slot.map_or(floor, |f| f.max(floor)));
+    }
+
+    /// The finest level that holds the time `t`; `None`: no level does.
+    fn finest_at(&self, t: i64) -> Option<Source> {
+        LEVELS_FINEST_FIRST.into_iter().find(|l| self.of(*l).is_none_or(|f| f <= t))
+    }
+}
+
+/// Every level, raw first.
+pub const LEVELS_FINEST_FIRST: [Source; 4] =
+    [Source::Raw, Source::Tier(Tier::Minute), Source::Tier(Tier::Hour), Source::Tier(Tier::Day)];
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Tier(t) => t.name(),
+        }
+    }
+}
+
+/// A stretch of a query that one level answers in full: `width` is the
+/// bucket width its points have there (`None`: raw readings) — the one
+/// asked for, or the finest kept level's when that is coarser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub start: i64,
+    pub end: i64,
+    pub width: Option<i64>,
+    pub finest: Source,
+}
+
+/// Splits `[start, end)` at the retention floors inside it; time no level
+/// holds any more is left out.
+pub fn regions(start: i64, end: i64, width: Option<i64>, floors: &Floors) -> Vec<Region> {
+    let mut cuts: Vec<i64> =
+        LEVELS_FINEST_FIRST.iter().filter_map(|l| floors.of(*l)).filter(|f| *f > start && *f < end).collect();
+    cuts.push(start);
+    cuts.push(end);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out: Vec<Region> = Vec::new();
+    for w in cuts.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let Some(finest) = floors.finest_at(a) else { continue };
+        let width = match (finest, width) {
+            (Source::Raw, w) => w,
+            (Source::Tier(t), Some(w)) if w % t.width_ms() == 0 => Some(w),
+            (Source::Tier(t), _) => Some(t.width_ms()),
+        };
+        match out.last_mut() {
+            Some(r) if r.end == a && r.finest == finest && r.width == width => r.end = b,
+            _ => out.push(Region { start: a, end: b, width, finest }),
+        }
+    }
+    out
 }
 
 /// The `[start, end)` ranges of `tier` buckets to recompute after writing
@@ -217,16 +334,39 @@ pub fn merge(parts: Vec<Vec<Partial>>, limit: u32) -> Vec<ReadingPoint> {
     by_bucket.values().take(limit as usize).map(Partial::point).collect()
 }
 
-/// Rows and bytes of one tier of one machine, for `enms db stats`.
+/// What `enms db stats` shows: rows and span per level and machine, and
+/// bytes per level.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StorageStats {
+    pub levels: Vec<LevelStats>,
+    /// Bytes on disk per level (`raw`, `1m`, `1h`, `1d`), where the
+    /// backend can tell.
+    pub bytes: Vec<(String, u64)>,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TierStats {
+pub struct LevelStats {
     pub machine_id: uuid::Uuid,
     pub machine_name: String,
     /// `raw`, `1m`, `1h` or `1d`.
-    pub tier: &'static str,
+    pub level: &'static str,
     pub rows: u64,
     pub oldest: Option<DateTime<Utc>>,
     pub newest: Option<DateTime<Utc>>,
+}
+
+impl Source {
+    /// The table and its time column.
+    pub fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Raw => ("readings", "ts"),
+            Self::Tier(t) => (t.table(), "bucket"),
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Source> {
+        LEVELS_FINEST_FIRST.into_iter().find(|l| l.name() == name)
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +409,36 @@ mod tests {
         // A span inside one minute is raw; before the epoch works too.
         assert_eq!(plan(10, 20, H), vec![Segment { source: Source::Raw, start: 10, end: 20 }]);
         assert_eq!(plan(-2 * H, 0, H), vec![Segment { source: Source::Tier(Tier::Hour), start: -2 * H, end: 0 }]);
+    }
+
+    #[test]
+    fn pruned_time_is_answered_by_the_levels_that_remain() {
+        let floors = Floors { raw: Some(90 * D), minute: Some(30 * D), hour: None, day: None };
+        let r = regions(10 * D + 5, 100 * D + 7, Some(15 * M), &floors);
+        assert_eq!(
+            r,
+            vec![
+                // 15-minute buckets cannot come from hours: hourly points.
+                Region { start: 10 * D + 5, end: 30 * D, width: Some(H), finest: Source::Tier(Tier::Hour) },
+                Region { start: 30 * D, end: 90 * D, width: Some(15 * M), finest: Source::Tier(Tier::Minute) },
+                Region { start: 90 * D, end: 100 * D + 7, width: Some(15 * M), finest: Source::Raw },
+            ]
+        );
+        // Raw asked where only minutes remain: minutes answer.
+        let r = regions(80 * D, 95 * D, None, &floors);
+        assert_eq!(r[0], Region { start: 80 * D, end: 90 * D, width: Some(M), finest: Source::Tier(Tier::Minute) });
+        assert_eq!(r[1], Region { start: 90 * D, end: 95 * D, width: None, finest: Source::Raw });
+        // Edges in a pruned stretch are whole buckets of the finest level.
+        assert_eq!(
+            plan_from(10 * D + 5, 11 * D + H + 7, H, Source::Tier(Tier::Hour)),
+            vec![Segment { source: Source::Tier(Tier::Hour), start: 10 * D, end: 11 * D + 2 * H },]
+        );
+        // Nothing kept before the day floor.
+        let gone = Floors { raw: Some(5 * D), minute: Some(5 * D), hour: Some(5 * D), day: Some(5 * D) };
+        assert_eq!(
+            regions(0, 6 * D, Some(D), &gone),
+            vec![Region { start: 5 * D, end: 6 * D, width: Some(D), finest: Source::Raw }]
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@ use uuid::Uuid;
 
 #[path = "store/rollups.rs"]
 mod rollups;
-use rollups::{concurrent_writers_lose_no_rollup_count, rollups_equal_a_raw_recomputation_after_any_batches};
+use rollups::{
+    concurrent_writers_lose_no_rollup_count, pruned_levels_are_answered_by_the_levels_that_remain,
+    rollups_equal_a_raw_recomputation_after_any_batches,
+};
 
 async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -592,6 +595,7 @@ contract!(
     tokens_are_found_by_hash_named_once_and_revoked,
     the_outbox_stores_once_claims_once_and_keeps_every_attempt,
     rollups_equal_a_raw_recomputation_after_any_batches,
+    pruned_levels_are_answered_by_the_levels_that_remain,
 );
 
 /// Two PostgreSQL handles on one schema — two instances — sweeping for stale

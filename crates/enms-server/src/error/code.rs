@@ -97,6 +97,7 @@ codes! {
     TooManyValues = UNPROCESSABLE_ENTITY, "too_many_values", "more extra values in one reading than allowed";
     TypeMismatch = UNPROCESSABLE_ENTITY, "type_mismatch", "an event payload field of the wrong type for its event type";
     UnknownMachine = UNPROCESSABLE_ENTITY, "unknown_machine", "a reading or parameter names no machine";
+    PastRetention = UNPROCESSABLE_ENTITY, "past_retention", "a reading, or a window needing raw readings, older than the raw readings retention keeps";
     UnknownChannel = UNPROCESSABLE_ENTITY, "unknown_channel", "a notification channel the [notify] configuration does not name";
     UnknownEventType = UNPROCESSABLE_ENTITY, "unknown_event_type", "an event type enms does not know";
     EmptyBatch = UNPROCESSABLE_ENTITY, "empty_batch", "a batch without readings";

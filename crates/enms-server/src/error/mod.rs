@@ -147,6 +147,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { field, .. } => Self::new(Code::Conflict, e.to_string()).with_field(field),
             StoreError::JobConflict { .. } => Self::new(Code::JobInProgress, e.to_string()),
             StoreError::UnknownMachine(_) => Self::invalid(Code::UnknownMachine, "machine_id", e.to_string()),
+            StoreError::PastRetention { .. } => Self::invalid(Code::PastRetention, "timestamp", e.to_string()),
             other => Self::internal(other),
         }
     }

@@ -28,6 +28,13 @@ pub async fn insert(pool: &PgPool, batch: &[Reading]) -> Result<()> {
     let mut tx = pool.begin().await?;
     let keys = machine_keys(&mut tx, batch).await?;
     rollup::lock(&mut tx, &mut keys.values().map(|k| k.0).collect::<Vec<_>>()).await?;
+    // Read after the locks: a pruning pass raises the floor before it
+    // deletes under the same locks.
+    if let Some(floor) = super::retention::floors(&mut tx).await?.raw
+        && let Some(old) = batch.iter().find(|r| to_ms(r.timestamp) < floor)
+    {
+        return Err(StoreError::PastRetention { at: old.timestamp, floor: enms_core::timestamp::from_ms(floor) });
+    }
     // A statement may not update one row twice: the last reading of a
     // (machine, timestamp) wins, as it would row by row.
     let mut latest: HashMap<(i32, DateTime<Utc>), &Reading> = HashMap::with_capacity(batch.len());
@@ -138,32 +145,10 @@ async fn machine_keys(conn: &mut sqlx::PgConnection, batch: &[Reading]) -> Resul
     }
 }
 
+/// Raw rows, or buckets merged from the coarsest tier per part of the
+/// range; where retention pruned a level, the levels that remain answer
+/// (`rollup::regions`). One repeatable-read transaction: one snapshot.
 pub async fn query(pool: &PgPool, q: &ReadingQuery) -> Result<Vec<ReadingPoint>> {
-    let rows = match q.resolution.bucket_ms() {
-        None => {
-            sqlx::query(
-                "SELECT ts AS bucket, power_kw AS avg_kw, power_kw AS max_kw, energy_kwh AS kwh,
-                        production_units AS units, outdoor_temp_c AS temp, 1::int8 AS samples, extra
-                 FROM readings
-                 WHERE machine_key = (SELECT key FROM machines WHERE id = $1) AND ts >= $2 AND ts < $3
-                 ORDER BY ts LIMIT $4",
-            )
-            .bind(q.machine_id)
-            .bind(q.start)
-            .bind(q.end)
-            .bind(i64::from(q.limit))
-            .fetch_all(pool)
-            .await?
-        }
-        Some(width) => return aggregate(pool, q, width).await,
-    };
-    rows.iter().map(point).collect()
-}
-
-/// Buckets of `width` ms, each part of the range read from its coarsest
-/// tier, in one repeatable-read transaction (one snapshot for every
-/// segment).
-async fn aggregate(pool: &PgPool, q: &ReadingQuery, width: i64) -> Result<Vec<ReadingPoint>> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     let key: Option<i32> = sqlx::query_scalar("SELECT key FROM machines WHERE id = $1")
@@ -171,12 +156,41 @@ async fn aggregate(pool: &PgPool, q: &ReadingQuery, width: i64) -> Result<Vec<Re
         .fetch_optional(&mut *tx)
         .await?;
     let Some(key) = key else { return Ok(Vec::new()) };
-    let mut parts = Vec::new();
-    for seg in crate::rollup::plan(to_ms(q.start), to_ms(q.end), width) {
-        parts.push(rollup::segment(&mut tx, key, seg, width, q.limit).await?);
+    let floors = super::retention::floors(&mut tx).await?;
+    let mut out: Vec<ReadingPoint> = Vec::new();
+    for region in crate::rollup::regions(to_ms(q.start), to_ms(q.end), q.resolution.bucket_ms(), &floors) {
+        let left = q.limit.saturating_sub(out.len().try_into().unwrap_or(u32::MAX));
+        if left == 0 {
+            break;
+        }
+        match region.width {
+            None => {
+                let rows = sqlx::query(
+                    "SELECT ts AS bucket, power_kw AS avg_kw, power_kw AS max_kw, energy_kwh AS kwh,
+                            production_units AS units, outdoor_temp_c AS temp, 1::int8 AS samples, extra
+                     FROM readings WHERE machine_key = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4",
+                )
+                .bind(key)
+                .bind(enms_core::timestamp::from_ms(region.start))
+                .bind(enms_core::timestamp::from_ms(region.end))
+                .bind(i64::from(left))
+                .fetch_all(&mut *tx)
+                .await?;
+                for row in &rows {
+                    out.push(point(row)?);
+                }
+            }
+            Some(width) => {
+                let mut parts = Vec::new();
+                for seg in crate::rollup::plan_from(region.start, region.end, width, region.finest) {
+                    parts.push(rollup::segment(&mut tx, key, seg, width, left).await?);
+                }
+                out.extend(crate::rollup::merge(parts, left));
+            }
+        }
     }
     tx.commit().await?;
-    Ok(crate::rollup::merge(parts, q.limit))
+    Ok(out)
 }
 
 fn point(row: &PgRow) -> Result<ReadingPoint> {

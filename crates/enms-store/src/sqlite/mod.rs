@@ -13,6 +13,7 @@ mod events;
 mod machines;
 mod notify;
 mod readings;
+mod retention;
 mod rollup;
 mod tokens;
 
@@ -107,6 +108,23 @@ impl Store for SqliteStore {
 
     async fn count_readings(&self, machine: Option<Uuid>) -> Result<u64> {
         readings::count(&self.reader, machine).await
+    }
+
+    async fn retention_floors(&self) -> Result<crate::rollup::Floors> {
+        let mut conn = self.reader.acquire().await?;
+        retention::floors(&mut conn).await
+    }
+
+    async fn raise_retention_floor(&self, level: crate::rollup::Source, floor: DateTime<Utc>) -> Result<()> {
+        retention::raise(&self.writer, level, floor).await
+    }
+
+    async fn prune_level(&self, level: crate::rollup::Source, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        retention::prune(&self.writer, level, before, limit).await
+    }
+
+    async fn storage_stats(&self) -> Result<crate::rollup::StorageStats> {
+        retention::stats(&self.reader).await
     }
 
     async fn reading_extra_names(

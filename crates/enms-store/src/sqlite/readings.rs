@@ -40,6 +40,11 @@ static INSERT_FULL: LazyLock<String> = LazyLock::new(|| insert_sql(CHUNK));
 pub async fn insert(pool: &SqlitePool, batch: &[Reading]) -> Result<()> {
     let mut tx = pool.begin().await?;
     let keys = machine_keys(&mut tx, batch).await?;
+    if let Some(floor) = super::retention::floors(&mut tx).await?.raw
+        && let Some(old) = batch.iter().find(|r| to_ms(r.timestamp) < floor)
+    {
+        return Err(StoreError::PastRetention { at: old.timestamp, floor: from_ms(floor) });
+    }
     for chunk in batch.chunks(CHUNK) {
         let sql = if chunk.len() == CHUNK { INSERT_FULL.clone() } else { insert_sql(chunk.len()) };
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -93,44 +98,51 @@ async fn machine_keys(conn: &mut SqliteConnection, batch: &[Reading]) -> Result<
     Ok(keys)
 }
 
+/// Raw rows, or buckets merged from the coarsest tier per part of the
+/// range; where retention pruned a level, the levels that remain answer
+/// (`rollup::regions`). One read transaction: one snapshot for it all.
 pub async fn query(pool: &SqlitePool, q: &ReadingQuery) -> Result<Vec<ReadingPoint>> {
-    let (start, end, id) = (to_ms(q.start), to_ms(q.end), q.machine_id.to_string());
-    let rows = match q.resolution.bucket_ms() {
-        None => {
-            sqlx::query(
-                "SELECT ts AS bucket, power_kw AS avg_kw, power_kw AS max_kw, energy_kwh AS kwh,
-                        production_units AS units, outdoor_temp_c AS temp, 1 AS samples, extra
-                 FROM readings
-                 WHERE machine_key = (SELECT key FROM machines WHERE id = ?) AND ts >= ? AND ts < ?
-                 ORDER BY ts LIMIT ?",
-            )
-            .bind(id)
-            .bind(start)
-            .bind(end)
-            .bind(q.limit)
-            .fetch_all(pool)
-            .await?
-        }
-        Some(width) => return aggregate(pool, q, width).await,
-    };
-    rows.iter().map(point).collect()
-}
-
-/// Buckets of `width` ms, each part of the range read from its coarsest
-/// tier, in one read transaction (one snapshot for every segment).
-async fn aggregate(pool: &SqlitePool, q: &ReadingQuery, width: i64) -> Result<Vec<ReadingPoint>> {
     let mut tx = pool.begin().await?;
     let key: Option<i64> = sqlx::query_scalar("SELECT key FROM machines WHERE id = ?")
         .bind(q.machine_id.to_string())
         .fetch_optional(&mut *tx)
         .await?;
     let Some(key) = key else { return Ok(Vec::new()) };
-    let mut parts = Vec::new();
-    for seg in crate::rollup::plan(to_ms(q.start), to_ms(q.end), width) {
-        parts.push(rollup::segment(&mut tx, key, seg, width, q.limit).await?);
+    let floors = super::retention::floors(&mut tx).await?;
+    let mut out: Vec<ReadingPoint> = Vec::new();
+    for region in crate::rollup::regions(to_ms(q.start), to_ms(q.end), q.resolution.bucket_ms(), &floors) {
+        let left = q.limit.saturating_sub(out.len().try_into().unwrap_or(u32::MAX));
+        if left == 0 {
+            break;
+        }
+        match region.width {
+            None => {
+                let rows = sqlx::query(
+                    "SELECT ts AS bucket, power_kw AS avg_kw, power_kw AS max_kw, energy_kwh AS kwh,
+                            production_units AS units, outdoor_temp_c AS temp, 1 AS samples, extra
+                     FROM readings WHERE machine_key = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
+                )
+                .bind(key)
+                .bind(region.start)
+                .bind(region.end)
+                .bind(left)
+                .fetch_all(&mut *tx)
+                .await?;
+                for row in &rows {
+                    out.push(point(row)?);
+                }
+            }
+            Some(width) => {
+                let mut parts = Vec::new();
+                for seg in crate::rollup::plan_from(region.start, region.end, width, region.finest) {
+                    parts.push(rollup::segment(&mut tx, key, seg, width, left).await?);
+                }
+                out.extend(crate::rollup::merge(parts, left));
+            }
+        }
     }
     tx.commit().await?;
-    Ok(crate::rollup::merge(parts, q.limit))
+    Ok(out)
 }
 
 fn point(row: &SqliteRow) -> Result<ReadingPoint> {

@@ -208,3 +208,81 @@ pub async fn concurrent_writers_lose_no_rollup_count(a: Arc<dyn Store>, b: Arc<d
     tokio::join!(write(a.clone(), left.to_vec()), write(b.clone(), right.to_vec()));
     check(&a, m.id, span_ms, &mut rng, 0).await;
 }
+
+/// Retention: pruning a level in bounded batches, after raising its floor;
+/// the levels that remain answer for pruned time, as exactly as they can;
+/// a reading older than the raw floor is refused.
+pub async fn pruned_levels_are_answered_by_the_levels_that_remain(store: Arc<dyn Store>) {
+    use enms_store::StoreError;
+    use enms_store::rollup::{Source, Tier};
+    let m = machine("Keep-1");
+    store.create_machine(&m).await.expect("create");
+    // Ten days, one reading every 10 minutes.
+    let n = 10 * 144;
+    let batch: Vec<Reading> = (1..=n)
+        .map(|i| Reading {
+            machine_id: m.id,
+            timestamp: t0() + Duration::minutes(10 * i),
+            power_kw: (i % 37) as f64,
+            energy_kwh: 0.5,
+            production_units: Some(1.0),
+            outdoor_temp_c: None,
+            extra: Default::default(),
+        })
+        .collect();
+    store.insert_readings(&batch).await.expect("insert");
+    let q = |resolution, days_from: i64, days_to: i64| ReadingQuery {
+        machine_id: m.id,
+        start: t0() + Duration::days(days_from),
+        end: t0() + Duration::days(days_to),
+        resolution,
+        limit: 100_000,
+    };
+    let daily = store.query_readings(&q(Resolution::OneDay, 0, 11)).await.expect("daily");
+    let hourly = store.query_readings(&q(Resolution::OneHour, 0, 11)).await.expect("hourly");
+
+    // Raw readings before day 5 go, 100 rows a pass.
+    let floor = t0() + Duration::days(5);
+    store.raise_retention_floor(Source::Raw, floor).await.expect("floor");
+    let mut passes = 0;
+    while store.prune_level(Source::Raw, floor, 100).await.expect("prune") > 0 {
+        passes += 1;
+    }
+    assert_eq!(passes, (5 * 144 - 1) / 100 + 1, "bounded passes");
+    assert_eq!(store.count_readings(Some(m.id)).await.expect("count"), (n - 5 * 144 + 1) as u64);
+    assert_eq!(store.retention_floors().await.expect("floors").raw, Some(to_ms(floor)));
+
+    // Days and hours read the tiers: the same answers as before pruning.
+    assert_eq!(store.query_readings(&q(Resolution::OneDay, 0, 11)).await.expect("daily"), daily);
+    assert_eq!(store.query_readings(&q(Resolution::OneHour, 0, 11)).await.expect("hourly"), hourly);
+    // Raw asked across the floor: minutes before it, readings after.
+    let raw = store.query_readings(&q(Resolution::Raw, 4, 6)).await.expect("raw");
+    assert_eq!(raw.len(), 2 * 144, "one minute bucket per reading before the floor, raw after");
+    assert!(raw.iter().all(|p| p.samples == 1));
+    assert!(raw.iter().filter(|p| p.timestamp < floor).all(|p| p.extra.is_none()));
+
+    // A reading older than the raw floor is refused whole; newer ones land.
+    let late =
+        |days: i64| Reading { timestamp: t0() + Duration::days(days) + Duration::minutes(3), ..batch[0].clone() };
+    let refused = store.insert_readings(&[late(6), late(1)]).await;
+    assert!(matches!(refused, Err(StoreError::PastRetention { .. })), "{refused:?}");
+    store.insert_readings(&[late(6)]).await.expect("inside retention");
+
+    // Minutes before day 3 go too: 15-minute buckets there come as hours.
+    let minute_floor = t0() + Duration::days(3);
+    store.raise_retention_floor(Source::Tier(Tier::Minute), minute_floor).await.expect("floor");
+    while store.prune_level(Source::Tier(Tier::Minute), minute_floor, 1_000).await.expect("prune") > 0 {}
+    let quarter = store.query_readings(&q(Resolution::FifteenMinutes, 2, 4)).await.expect("15m");
+    let (before, after): (Vec<_>, Vec<_>) = quarter.iter().partition(|p| p.timestamp < minute_floor);
+    assert_eq!(before.len(), 24, "hourly points where only hours remain");
+    assert_eq!(after.len(), 96);
+    assert_eq!(quarter.iter().map(|p| p.samples).sum::<u32>(), 2 * 144);
+
+    let stats = store.storage_stats().await.expect("stats");
+    let rows = |level: &str| {
+        stats.levels.iter().find(|l| l.machine_id == m.id && l.level == level).map(|l| l.rows).expect("level")
+    };
+    assert_eq!(rows("raw"), (n - 5 * 144 + 2) as u64);
+    assert_eq!(rows("1h"), 10 * 24 + 1);
+    assert_eq!(stats.bytes.len(), 4, "{stats:?}");
+}

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use enms_server::{DemoConfig, RedisConfig, ServerConfig};
 
 pub use sections::{
-    AnalyticsSettings, AuthMode, DatabaseArgs, DemoSettings, Layer, RealtimeSettings, SecuritySettings, ServeArgs,
-    ServeSettings, StoreSettings,
+    AnalyticsSettings, AuthMode, DatabaseArgs, DemoSettings, Layer, RealtimeSettings, RetentionSettings,
+    SecuritySettings, ServeArgs, ServeSettings, StoreSettings,
 };
 
 /// The `--config` file: the store's top-level keys and everything else
@@ -77,6 +77,7 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     }
     realtime(&mut server, given.realtime);
     analytics(&mut server, given.analytics);
+    retention(&mut server, given.retention);
     let auth = given.security.auth.unwrap_or(AuthMode::Auto);
     security(&mut server, given.security);
     server.mqtt = given.mqtt;
@@ -155,6 +156,17 @@ fn analytics(server: &mut ServerConfig, s: AnalyticsSettings) {
     set(s.detect_schedule.map(|s| s.0), &mut a.schedule.detect);
     set(s.retrain_schedule.map(|s| s.0), &mut a.schedule.retrain);
     set(s.tariff, &mut a.tariff);
+}
+
+fn retention(server: &mut ServerConfig, r: RetentionSettings) {
+    let c = &mut server.retention;
+    for (given, slot) in [(r.raw, &mut c.raw), (r.minute, &mut c.minute), (r.hour, &mut c.hour), (r.day, &mut c.day)] {
+        if let Some(keep) = given {
+            *slot = keep.0;
+        }
+    }
+    set(r.every.map(|s| s.0), &mut c.every);
+    set(r.batch, &mut c.batch);
 }
 
 /// `enms config check FILE`: everything `serve` would check, without
@@ -430,6 +442,30 @@ mod tests {
         std::fs::write(&path, "[mqtt]\nurl = \"mqtt://h\"\nqos = 2\nsubscriptions = []\n").expect("write");
         let err = serve(&["--config", &file]).err().expect("unknown key");
         assert!(err.contains("qos"), "{err}");
+    }
+
+    #[test]
+    fn retention_is_read_from_file_and_flags_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("enms.toml");
+        let file = path.to_str().expect("utf-8").to_owned();
+        std::fs::write(&path, "[retention]\nraw = \"90d\"\nminute = \"730d\"\nbatch = 1000\n").expect("write");
+        let s = serve(&["--config", &file]).expect("valid");
+        let day = |n: u64| Some(std::time::Duration::from_secs(n * 86_400));
+        assert_eq!((s.server.retention.raw, s.server.retention.minute), (day(90), day(730)));
+        assert_eq!((s.server.retention.hour, s.server.retention.batch), (None, 1000));
+        // A flag wins over the file, and `forever` turns pruning off.
+        let s = serve(&["--config", &file, "--retention-raw", "forever", "--retention-minute", "forever"]).expect("ok");
+        assert!(!s.server.retention.prunes());
+        // Shorter than the level it is built from.
+        let err = serve(&["--config", &file, "--retention-minute", "30d"]).err().expect("minute < raw");
+        assert!(err.contains("retention.minute") && err.contains("retention.raw (90d)"), "{err}");
+        // An unknown tier, and a value that is no duration.
+        std::fs::write(&path, "[retention]\nweek = \"90d\"\n").expect("write");
+        let err = serve(&["--config", &file]).err().expect("unknown tier");
+        assert!(err.contains("week"), "{err}");
+        let err = serve(&["--retention-raw", "a while"]).err().expect("not a duration");
+        assert!(err.contains("retention-raw"), "{err}");
     }
 
     #[test]

@@ -132,6 +132,9 @@ pub struct ServeSettings {
     #[command(flatten)]
     #[serde(default)]
     pub security: SecuritySettings,
+    #[command(flatten)]
+    #[serde(default)]
+    pub retention: RetentionSettings,
     /// The file's `[mqtt]` table: broker and subscriptions (no flags: a
     /// list of subscriptions does not fit them).
     #[arg(skip)]
@@ -146,7 +149,7 @@ pub struct ServeSettings {
     #[serde(default)]
     pub notify: Option<enms_notify::NotifyConfig>,
 }
-layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt, modbus, notify } sections { demo, realtime, analytics, security });
+layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt, modbus, notify } sections { demo, realtime, analytics, security, retention });
 
 /// `[demo]`: the simulated factory.
 #[derive(Args, Debug, Default, Clone, Deserialize)]
@@ -175,6 +178,45 @@ pub struct DemoSettings {
     pub fault_every: Option<Span>,
 }
 layered!(DemoSettings { seed, interval, history_days, history_end, fault_every } flags { enabled });
+
+/// How long a level is kept: a duration (`90d`) or `forever`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Keep(pub Option<Duration>);
+
+impl FromStr for Keep {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim() == "forever" { Ok(Keep(None)) } else { enms_core::duration::parse(s).map(|d| Keep(Some(d))) }
+    }
+}
+from_text!(Keep);
+
+/// `[retention]`: how long raw readings and each rollup tier are kept
+/// (docs/storage.md).
+#[derive(Args, Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[command(next_help_heading = "Retention")]
+pub struct RetentionSettings {
+    /// Keep raw readings this long, e.g. 90d, or forever [default: forever].
+    #[arg(long = "retention-raw", env = "ENMS_RETENTION_RAW")]
+    pub raw: Option<Keep>,
+    /// Keep 1-minute rollups this long (at least as long as raw) [default: forever].
+    #[arg(long = "retention-minute", env = "ENMS_RETENTION_MINUTE")]
+    pub minute: Option<Keep>,
+    /// Keep 1-hour rollups this long (at least as long as minutes) [default: forever].
+    #[arg(long = "retention-hour", env = "ENMS_RETENTION_HOUR")]
+    pub hour: Option<Keep>,
+    /// Keep 1-day rollups this long (at least as long as hours) [default: forever].
+    #[arg(long = "retention-day", env = "ENMS_RETENTION_DAY")]
+    pub day: Option<Keep>,
+    /// Time between pruning passes [default: 1h].
+    #[arg(long = "retention-every", env = "ENMS_RETENTION_EVERY")]
+    pub every: Option<Span>,
+    /// Rows deleted per transaction while pruning [default: 5000].
+    #[arg(long = "retention-batch", env = "ENMS_RETENTION_BATCH")]
+    pub batch: Option<u32>,
+}
+layered!(RetentionSettings { raw, minute, hour, day, every, batch });
 
 /// `[realtime]`: WebSocket/SSE connections, the fan-out and the event bus.
 #[derive(Args, Debug, Default, Clone, Deserialize)]

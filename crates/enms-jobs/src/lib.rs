@@ -121,6 +121,26 @@ pub fn run_job<'a>(
     })
 }
 
+/// Refuses a window that needs raw readings from before the raw floor
+/// (retention pruned them): said plainly, instead of an answer computed
+/// over what happens to remain.
+pub async fn require_raw(store: &dyn Store, start: DateTime<Utc>) -> Result<(), JobError> {
+    if let Some(floor) = store.retention_floors().await?.raw
+        && start.timestamp_millis() < floor
+    {
+        let floor = enms_core::timestamp::from_ms(floor);
+        return Err(JobError::invalid(
+            "past_retention",
+            "start",
+            format!(
+                "this needs raw readings, and those before {} were pruned (retention.raw); start at or after it",
+                floor.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Raw readings of one machine in `[start, end)`, oldest first.
 pub async fn load_samples(
     store: &dyn Store,
@@ -128,6 +148,7 @@ pub async fn load_samples(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<Vec<Sample>, JobError> {
+    require_raw(store, start).await?;
     let query = ReadingQuery { machine_id, start, end, resolution: Resolution::Raw, limit: MAX_ROWS };
     let points = store.query_readings(&query).await?;
     Ok(points.iter().map(sample_of).collect())
@@ -144,6 +165,7 @@ pub async fn sample_pages(
     mut f: impl FnMut(&[Sample]),
 ) -> Result<(), JobError> {
     const PAGE: u32 = 100_000;
+    require_raw(store, start).await?;
     let mut from = start;
     loop {
         let query = ReadingQuery { machine_id, start: from, end, resolution: Resolution::Raw, limit: PAGE };
@@ -174,6 +196,7 @@ pub async fn load_signal_rows(
     end: DateTime<Utc>,
     signals: &[Signal],
 ) -> Result<SignalRows, JobError> {
+    require_raw(store, start).await?;
     let query = ReadingQuery { machine_id, start, end, resolution: Resolution::Raw, limit: MAX_ROWS };
     let points = store.query_readings(&query).await?;
     Ok(signal_rows(&points, signals))

@@ -18,6 +18,10 @@ use crate::rollup::{Floors, LEVELS_FINEST_FIRST, Source, Tier};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The shortest raw retention: the default baseline window is 30 days of
+/// raw readings, and a retraining must not find them gone.
+pub const MIN_RAW: Duration = Duration::from_secs(31 * 86_400);
+
 /// How long each level is kept; `None` keeps it forever.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetentionConfig {
@@ -54,15 +58,17 @@ impl RetentionConfig {
     }
 
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        for level in LEVELS_FINEST_FIRST {
-            if let Some(d) = self.keep(level)
-                && d < Duration::from_secs(86_400)
-            {
-                return Err(InvalidSetting::new(
-                    setting(level),
-                    format!("{} is under a day; keep a level at least 1d", show(Some(d))),
-                ));
-            }
+        if let Some(d) = self.raw
+            && d < MIN_RAW
+        {
+            return Err(InvalidSetting::new(
+                "retention.raw",
+                format!(
+                    "{} is too short: keep raw readings at least {} (training and detection read up to 30 days of them by default)",
+                    show(Some(d)),
+                    show(Some(MIN_RAW))
+                ),
+            ));
         }
         for pair in LEVELS_FINEST_FIRST.windows(2) {
             let (finer, coarser) = (pair[0], pair[1]);
@@ -135,6 +141,7 @@ mod tests {
     #[test]
     fn a_level_is_kept_at_least_as_long_as_the_one_it_is_built_from() {
         let ok = RetentionConfig { raw: days(90), minute: days(730), ..RetentionConfig::default() };
+        assert!(RetentionConfig { raw: days(31), ..RetentionConfig::default() }.validate().is_ok());
         assert!(ok.validate().is_ok());
         assert!(ok.prunes());
         assert!(!RetentionConfig::default().prunes());
@@ -144,13 +151,15 @@ mod tests {
         assert!(e.message.contains("30d") && e.message.contains("retention.raw (90d)"), "{}", e.message);
         let forever_below = RetentionConfig { hour: days(400), ..RetentionConfig::default() };
         assert_eq!(forever_below.validate().expect_err("minutes forever, hours not").setting, "retention.hour");
-        let short = RetentionConfig { raw: Some(Duration::from_secs(3600)), ..RetentionConfig::default() };
-        assert_eq!(short.validate().expect_err("under a day").setting, "retention.raw");
+        let short = RetentionConfig { raw: days(7), ..RetentionConfig::default() };
+        let e = short.validate().expect_err("under the training windows");
+        assert!(e.setting == "retention.raw" && e.message.contains("31d"), "{e}");
     }
 
     #[test]
     fn horizons_are_utc_midnights() {
         let c = RetentionConfig { raw: days(2), minute: days(10), ..RetentionConfig::default() };
+        // (horizons do not check; validate does)
         let now = Utc.with_ymd_and_hms(2026, 3, 10, 15, 30, 0).single().expect("time");
         let f = c.horizons(now);
         let midnight =

@@ -334,6 +334,40 @@ pub fn merge(parts: Vec<Vec<Partial>>, limit: u32) -> Vec<ReadingPoint> {
     by_bucket.values().take(limit as usize).map(Partial::point).collect()
 }
 
+/// One stretch of an answer and the resolution its points have there.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Answered {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// `raw`, `1m`, `15m`, `1h` or `1d`: the one asked for, or a coarser
+    /// one where retention pruned the levels that would answer it.
+    pub resolution: &'static str,
+}
+
+/// Which resolution answers which stretch of a query, given the floors
+/// (time no level holds any more is in no stretch).
+pub fn answered_by(start: i64, end: i64, width: Option<i64>, floors: &Floors) -> Vec<Answered> {
+    let mut out: Vec<Answered> = Vec::new();
+    for r in regions(start, end, width, floors) {
+        let resolution = enms_core::Resolution::ALL
+            .into_iter()
+            .find(|res| res.bucket_ms() == r.width)
+            .map_or("raw", enms_core::Resolution::as_str);
+        match out.last_mut() {
+            // Read from different levels, but points of one resolution.
+            Some(last) if last.resolution == resolution && last.end == from_ms(r.start) => last.end = from_ms(r.end),
+            _ => out.push(Answered { start: from_ms(r.start), end: from_ms(r.end), resolution }),
+        }
+    }
+    out
+}
+
+/// The bucket width of the points a query answers around `t` (`None`:
+/// raw readings there).
+pub fn width_at(t: i64, width: Option<i64>, floors: &Floors) -> Option<i64> {
+    regions(t, t + 1, width, floors).first().map_or(width, |r| r.width)
+}
+
 /// What `enms db stats` shows: rows and span per level and machine, and
 /// bytes per level.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod client;
+mod db;
 mod export;
 mod import;
 mod logging;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
             Command::Bench { command: BenchCommand::Mqtt(args) } => bench::mqtt::run(args).await,
             Command::Bench { command: BenchCommand::Scale(args) } => bench::scale::run(args).await,
             Command::Token { command } => token::run(command).await,
+            Command::Db { command } => db::run(command).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Publish(args) => remote::publish(args).await,
             Command::Machines(args) => remote::machines(args).await,

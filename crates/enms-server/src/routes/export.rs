@@ -124,14 +124,17 @@ async fn pages(
     if tx.send(Ok(Bytes::from(head.into_inner().map_err(|e| e.to_string())?))).await.is_err() {
         return Ok(());
     }
+    let floors = store.retention_floors().await.map_err(|e| e.to_string())?;
     let mut from = start;
     loop {
         let query = ReadingQuery { machine_id, start: from, end, resolution, limit: PAGE };
         let points = store.query_readings(&query).await.map_err(|e| e.to_string())?;
         let Some(last) = points.last() else { return Ok(()) };
         // The next page starts after this one's last reading (timestamps
-        // are whole milliseconds) or bucket.
-        from = last.timestamp + resolution.bucket_ms().map_or(Duration::milliseconds(1), Duration::milliseconds);
+        // are whole milliseconds) or bucket — as wide as the points are
+        // there, which is coarser where retention pruned finer levels.
+        let width = enms_store::rollup::width_at(last.timestamp.timestamp_millis(), resolution.bucket_ms(), &floors);
+        from = last.timestamp + width.map_or(Duration::milliseconds(1), Duration::milliseconds);
         let chunk = encode(&points, resolution, extras).map_err(|e| e.to_string())?;
         if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
             return Ok(());

@@ -119,6 +119,10 @@ pub struct Series {
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     points: Vec<ReadingPoint>,
+    /// Which resolution answers which stretch: the one asked for, except
+    /// where retention pruned the levels that would answer it (there the
+    /// points are coarser) — docs/storage.md.
+    answered_by: Vec<enms_store::rollup::Answered>,
 }
 
 /// Readings of one machine in a time range, raw or in time buckets.
@@ -150,6 +154,13 @@ pub async fn query(
     if state.store.get_machine(id).await?.is_none() {
         return Err(ApiError::not_found("machine", id));
     }
+    let floors = state.store.retention_floors().await?;
     let points = state.store.query_readings(&ReadingQuery { machine_id: id, start, end, resolution, limit }).await?;
-    Ok(Json(Series { machine_id: id, resolution: resolution.as_str(), start, end, points }))
+    let answered_by = enms_store::rollup::answered_by(
+        start.timestamp_millis(),
+        end.timestamp_millis(),
+        resolution.bucket_ms(),
+        &floors,
+    );
+    Ok(Json(Series { machine_id: id, resolution: resolution.as_str(), start, end, points, answered_by }))
 }

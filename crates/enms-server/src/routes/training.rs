@@ -30,6 +30,9 @@ async fn submit(
     let (plan, job) = body.into_job(machine_id, model_type, trigger_type, reason, machine.last_reading_at)?;
     if model_type == "anomaly" {
         precheck_anomaly(state.store.as_ref(), machine_id, &plan).await?;
+    } else {
+        // Said now, not as a failed job: the window's raw readings are gone.
+        enms_jobs::require_raw(state.store.as_ref(), plan.start).await?;
     }
     Ok(state.analytics.jobs.submit(job).await?)
 }

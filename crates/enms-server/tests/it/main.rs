@@ -21,6 +21,7 @@ mod notify;
 mod openapi;
 mod readings;
 mod restart;
+mod retention;
 mod scaleout;
 mod security;
 mod sinks;

@@ -21,6 +21,7 @@ async fn every_subcommand_has_help() {
         &["serve", "--help"],
         &["import", "--help"],
         &["export", "--help"],
+        &["db", "stats", "--help"],
         &["bench", "--help"],
         &["bench", "ingest", "--help"],
     ] {
@@ -324,4 +325,44 @@ async fn a_notification_stored_before_a_crash_is_delivered_once_after_restart() 
     assert_eq!(crate::sinks::header(&got[0], "idempotency-key"), delivered[0]["key"].as_str().expect("key"));
     second.start_kill().expect("kill");
     second.wait().await.expect("reaped");
+}
+
+/// `enms db stats` reads the database directly: rows per level, bytes and
+/// where retention keeps each level from.
+#[tokio::test]
+async fn db_stats_shows_rows_and_bytes_per_level() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    let id = s.create_machine("Stats-1").await;
+    let end = chrono::Utc::now() - chrono::Duration::days(1);
+    let end = chrono::DurationRound::duration_trunc(end, chrono::Duration::hours(1)).expect("trunc");
+    // 600 one-minute readings: 10 hours.
+    let rows: Vec<serde_json::Value> = (0..600)
+        .map(|i| {
+            serde_json::json!({"machine_id": id, "timestamp": (end - chrono::Duration::minutes(i)).to_rfc3339(),
+                               "power_kw": 5.0, "energy_kwh": 0.08})
+        })
+        .collect();
+    let (status, body) = s.post("/api/v1/readings", &serde_json::json!(rows)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    s.stop().await;
+    let out = Command::new(BIN)
+        .args(["db", "stats", "--json", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .expect("run db stats");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let level = |name: &str| stats["levels"].as_array().expect("levels").iter().find(|l| l["level"] == name).cloned();
+    let (raw, minutes, hours) = (level("raw").expect("raw"), level("1m").expect("1m"), level("1h").expect("1h"));
+    assert_eq!(
+        (raw["rows"].as_u64(), minutes["rows"].as_u64(), hours["rows"].as_u64()),
+        (Some(600), Some(600), Some(11))
+    );
+    assert!(raw["bytes"].as_u64().is_some_and(|b| b > 0), "{stats}");
+    assert_eq!(raw["kept_from"], serde_json::Value::Null, "no retention: everything kept");
+    let text = Command::new(BIN).args(["db", "stats", "--data-dir"]).arg(dir.path()).output().await.expect("run");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Stats-1: raw 600") && text.contains("everything"), "{text}");
 }

@@ -43,23 +43,11 @@ impl Ingest {
             }
             Err(StoreError::UnknownMachine(id)) => {
                 let row = readings.iter().position(|r| r.machine_id == id).unwrap_or(0);
-                let mut err = ApiError::invalid(
-                    Code::UnknownMachine,
-                    &format!("readings[{row}].machine_id"),
-                    format!("row {row}: unknown machine {id}"),
-                );
-                err.body.row = Some(row);
-                Err(err)
+                Err(row_error(Code::UnknownMachine, row, "machine_id", format!("unknown machine {id}")))
             }
             Err(e @ StoreError::PastRetention { at, .. }) => {
                 let row = readings.iter().position(|r| r.timestamp == at).unwrap_or(0);
-                let mut err = ApiError::invalid(
-                    Code::PastRetention,
-                    &format!("readings[{row}].timestamp"),
-                    format!("row {row}: {e}"),
-                );
-                err.body.row = Some(row);
-                Err(err)
+                Err(row_error(Code::PastRetention, row, "timestamp", e.to_string()))
             }
             Err(e) => Err(e.into()),
         }
@@ -81,4 +69,11 @@ impl Ingest {
             }
         }
     }
+}
+
+/// A refusal that names the batch's row and the field at fault.
+fn row_error(code: Code, row: usize, field: &str, message: String) -> ApiError {
+    let mut err = ApiError::invalid(code, &format!("readings[{row}].{field}"), format!("row {row}: {message}"));
+    err.body.row = Some(row);
+    err
 }

@@ -34,13 +34,21 @@ const PAGE: u32 = 10_000;
 /// The formats `format=` takes.
 const FORMATS: [&str; 1] = ["csv"];
 
+/// How the OpenAPI document describes `format=`: the formats there are.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // describes the parameter; the handler reads the text
+pub enum ExportFormat {
+    Csv,
+}
+
 #[utoipa::path(get, path = "/api/v1/machines/{id}/readings/export", tag = "readings", operation_id = "export_readings",
     params(
         ("id" = Uuid, Path, description = "Machine id"),
-        ("start" = Option<DateTime<Utc>>, Query, description = "RFC 3339; default 2000-01-01, the earliest a reading can be"),
+        ("start" = Option<DateTime<Utc>>, Query, description = "RFC 3339; default 2000-01-01, the earliest a reading can be (or a day before an earlier `end`)"),
         ("end" = Option<DateTime<Utc>>, Query, description = "RFC 3339, exclusive; default now"),
         ("resolution" = Option<Resolution>, Query, description = "Raw readings (the import format) or time buckets; default raw"),
-        ("format" = Option<String>, Query, description = "`csv` (the only one so far; the default)"),
+        ("format" = Option<ExportFormat>, Query, description = "`csv` (the only one so far; the default)"),
     ),
     responses(
         (status = 200, description = "The readings as CSV, streamed", content_type = "text/csv", body = String),
@@ -63,8 +71,10 @@ pub async fn export(
         ));
     }
     let end = params.time("end")?.unwrap_or_else(Utc::now);
-    let start =
-        params.time("start")?.unwrap_or_else(|| Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single().unwrap_or_default());
+    // Every reading by default (none can be older than 2000), or the day
+    // before an `end` that is earlier still.
+    let earliest = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single().unwrap_or_default();
+    let start = params.time("start")?.unwrap_or_else(|| earliest.min(end - Duration::days(1)));
     if start >= end {
         return Err(ApiError::invalid(Code::InvalidRange, "start", format!("start {start} must be before end {end}")));
     }

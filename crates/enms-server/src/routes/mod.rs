@@ -7,6 +7,7 @@ mod docs;
 mod episodes;
 mod events;
 mod export;
+pub use export::ExportFormat;
 mod health;
 mod kpis;
 mod machines;

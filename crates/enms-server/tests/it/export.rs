@@ -129,6 +129,9 @@ async fn bad_export_parameters_are_refused_by_name() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_parameter",
     );
+    // An end before any reading can be: the day before it, so only the header.
+    let (status, csv, _) = export(&s, &format!("/api/v1/machines/{m}/readings/export?end=2000-01-01T00:00:00Z")).await;
+    assert_eq!((status, csv.lines().count()), (StatusCode::OK, 1), "{csv}");
     assert_error(
         &s.get("/api/v1/machines/00000000-0000-0000-0000-000000000009/readings/export").await,
         StatusCode::NOT_FOUND,

@@ -29,10 +29,15 @@ impl Mosquitto {
 
     /// On `port`: a broker restarted where its clients reconnect.
     async fn start_on(port: u16) -> Self {
+        Self::spawn(&format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"), &[port]).await
+    }
+
+    /// A mosquitto with this configuration, once it listens on `ports`
+    /// (the first is the one devices use).
+    async fn spawn(config: &str, ports: &[u16]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))
-            .expect("write");
+        std::fs::write(&conf, config).expect("write");
         let child = Command::new("mosquitto")
             .args(["-c", conf.to_str().expect("utf-8")])
             .stdout(Stdio::null())
@@ -40,11 +45,13 @@ impl Mosquitto {
             .spawn()
             .expect("mosquitto (Debian package mosquitto) starts");
         let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "mosquitto listens in time");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        for port in ports {
+            while tokio::net::TcpStream::connect(("127.0.0.1", *port)).await.is_err() {
+                assert!(tokio::time::Instant::now() < deadline, "mosquitto listens in time");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-        Self { port, child, _dir: dir }
+        Self { port: ports[0], child, _dir: dir }
     }
 
     /// A device publishing at QoS 1.
@@ -470,34 +477,15 @@ impl Mosquitto {
     async fn start_tls(pki: &Pki) -> (Self, u16) {
         pki.issue("server", "serverAuth");
         let (plain, tls) = (free_port(), free_port());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "per_listener_settings false\nallow_anonymous true\npersistence false\nuser root\n\
-                 listener {plain} 127.0.0.1\n\
-                 listener {tls} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n",
-                ca = pki.path("ca.pem").display(),
-                cert = pki.path("server.pem").display(),
-                key = pki.path("server.key").display(),
-            ),
-        )
-        .expect("write");
-        let child = Command::new("mosquitto")
-            .args(["-c", conf.to_str().expect("utf-8")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto (Debian package mosquitto) starts");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        for port in [plain, tls] {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-                assert!(tokio::time::Instant::now() < deadline, "mosquitto listens in time");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        (Self { port: plain, child, _dir: dir }, tls)
+        let config = format!(
+            "per_listener_settings false\nallow_anonymous true\npersistence false\nuser root\n\
+             listener {plain} 127.0.0.1\n\
+             listener {tls} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n",
+            ca = pki.path("ca.pem").display(),
+            cert = pki.path("server.pem").display(),
+            key = pki.path("server.key").display(),
+        );
+        (Self::spawn(&config, &[plain, tls]).await, tls)
     }
 }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::BaselineModel;
+use crate::cells::Cell;
 use crate::series::{self, Interval};
 
 /// Time-of-use tariff: `peak_price` on weekdays from `peak_start_hour` to
@@ -92,6 +93,58 @@ pub fn compute(rows: &[Interval], tariff: &Tariff, baseline: Option<&BaselineMod
     k.finish()
 }
 
+/// KPIs of hour cells ([`crate::cells`]): the intervals whose middle falls
+/// in the cells' hours. The same sums as [`compute`] over those intervals;
+/// the tariff classifies each cell by its hour, as it would each interval
+/// by its middle. A baseline comparison uses the cells' periods
+/// ([`crate::cells::periods`]).
+pub fn from_cells(cells: &[Cell], tariff: &Tariff, baseline: Option<&BaselineModel>) -> Kpis {
+    let mut total = 0.0;
+    let mut hours = 0.0;
+    let mut units = 0.0;
+    let mut readings = 0;
+    let mut peak: Option<Cell> = None;
+    let mut cost = Cost { currency: tariff.currency.clone(), total: 0.0, peak_kwh: 0.0, offpeak_kwh: 0.0 };
+    for c in cells {
+        readings += c.readings as usize;
+        total += c.kwh;
+        hours += c.covered_h;
+        units += c.units;
+        if peak.is_none_or(|p| c.peak_kw > p.peak_kw || (c.peak_kw == p.peak_kw && c.peak_at < p.peak_at)) {
+            peak = Some(*c);
+        }
+        if tariff.is_peak(c.start) {
+            cost.peak_kwh += c.kwh;
+        } else {
+            cost.offpeak_kwh += c.kwh;
+        }
+        cost.total += c.kwh * tariff.price(c.start);
+    }
+    let average_kw = (hours > 0.0).then(|| total / hours);
+    let baseline = baseline.map(|model| {
+        let mut cmp = Comparison::default();
+        for p in crate::cells::periods(cells, model.granularity) {
+            cmp.add(&p, model);
+        }
+        cmp.finish(model)
+    });
+    Kpis {
+        readings,
+        total_kwh: total,
+        peak_kw: peak.map(|p| p.peak_kw),
+        peak_at: peak.map(|p| p.peak_at),
+        average_kw,
+        load_factor: match (average_kw, peak) {
+            (Some(a), Some(p)) if p.peak_kw > 0.0 => Some(a / p.peak_kw),
+            _ => None,
+        },
+        production_units: units,
+        sec_kwh_per_unit: (units > 0.0).then(|| total / units),
+        cost,
+        baseline,
+    }
+}
+
 /// [`compute`] fed interval by interval, so a span of any length (read
 /// page by page) costs memory for its periods, not its readings.
 pub struct KpiBuilder<'a> {
@@ -124,6 +177,17 @@ impl Comparison {
         self.expected += e;
         self.running += a - e;
         self.cusum.push(CusumPoint { timestamp: p.start, actual_kwh: a, expected_kwh: e, cusum_kwh: self.running });
+    }
+
+    fn finish(self, model: &BaselineModel) -> BaselineComparison {
+        BaselineComparison {
+            granularity: model.granularity,
+            actual_kwh: self.actual,
+            expected_kwh: self.expected,
+            savings_kwh: self.expected - self.actual,
+            savings_pct: (self.expected > 0.0).then(|| 100.0 * (self.expected - self.actual) / self.expected),
+            cusum: self.cusum,
+        }
     }
 }
 
@@ -167,14 +231,7 @@ impl<'a> KpiBuilder<'a> {
         let average_kw = (self.hours > 0.0).then(|| total / self.hours);
         let baseline = self.baseline.map(|(model, periods, mut cmp)| {
             periods.finish(&mut |p| cmp.add(&p, model));
-            BaselineComparison {
-                granularity: model.granularity,
-                actual_kwh: cmp.actual,
-                expected_kwh: cmp.expected,
-                savings_kwh: cmp.expected - cmp.actual,
-                savings_pct: (cmp.expected > 0.0).then(|| 100.0 * (cmp.expected - cmp.actual) / cmp.expected),
-                cusum: cmp.cusum,
-            }
+            cmp.finish(model)
         });
         Kpis {
             readings: self.readings,
@@ -226,5 +283,32 @@ mod tests {
         assert!((k.sec_kwh_per_unit.unwrap() - 30.0 / 45.0).abs() < 1e-9);
         assert!((k.cost.total - 30.0 * 0.28).abs() < 1e-9, "all within weekday peak hours");
         assert_eq!(k.cost.offpeak_kwh, 0.0);
+    }
+
+    #[test]
+    fn cells_give_the_kpis_of_their_intervals() {
+        // A Monday and Tuesday of 15-minute readings, load rising by hour.
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap();
+        let samples: Vec<Sample> = (0..192)
+            .map(|i| Sample {
+                timestamp: t0 + Duration::minutes(15 * i),
+                power_kw: 10.0 + (i / 4 % 24) as f64,
+                production_units: Some((i % 3) as f64),
+                outdoor_temp_c: Some(5.0),
+            })
+            .collect();
+        let (from, to) = (t0 + Duration::hours(3), t0 + Duration::hours(40));
+        let from_cells = from_cells(&crate::cells::cells(&samples, from, to), &Tariff::default(), None);
+        // The same intervals, one by one.
+        let ivs: Vec<Interval> = crate::cells::intervals_in(&samples, from, to)
+            .map(|(sample, hours, _)| Interval { sample, hours })
+            .collect();
+        let by_reading = compute(&ivs, &Tariff::default(), None);
+        assert_eq!(from_cells.readings, by_reading.readings);
+        assert!((from_cells.total_kwh - by_reading.total_kwh).abs() < 1e-9);
+        assert!((from_cells.cost.total - by_reading.cost.total).abs() < 1e-9);
+        assert!((from_cells.cost.peak_kwh - by_reading.cost.peak_kwh).abs() < 1e-9);
+        assert_eq!(from_cells.peak_kw, by_reading.peak_kw);
+        assert!((from_cells.production_units - by_reading.production_units).abs() < 1e-9);
     }
 }

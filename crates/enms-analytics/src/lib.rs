@@ -13,6 +13,7 @@
 //! - [`roc`]: ROC-AUC, to score detection against labels.
 
 pub mod baseline;
+pub mod cells;
 pub mod detect;
 pub mod iforest;
 pub mod kpi;

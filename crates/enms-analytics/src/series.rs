@@ -67,51 +67,6 @@ pub fn indexed_intervals(samples: &[Sample]) -> Vec<(usize, Interval)> {
         .collect()
 }
 
-/// [`intervals`] for samples that arrive in time-ordered chunks (a long
-/// span read page by page): the same intervals, without holding the span.
-#[derive(Debug, Default)]
-pub struct IntervalStream {
-    first: Option<Sample>,
-    prev: Option<Sample>,
-    seen: usize,
-}
-
-impl IntervalStream {
-    /// Takes the next sample; `out` gets each interval as it is known (the
-    /// first one waits for the second sample, whose gap it borrows).
-    pub fn push(&mut self, s: Sample, out: &mut impl FnMut(Interval)) {
-        let gap = |a: &Sample, b: &Sample| {
-            ((b.timestamp - a.timestamp).num_milliseconds() as f64 / 3.6e6).min(MAX_INTERVAL_H)
-        };
-        let mut emit = |iv: Interval| {
-            if iv.hours > 0.0 {
-                out(iv);
-            }
-        };
-        if let Some(prev) = self.prev {
-            if self.seen == 1
-                && let Some(first) = self.first
-            {
-                emit(Interval { sample: first, hours: gap(&first, &s) });
-            }
-            emit(Interval { sample: s, hours: gap(&prev, &s) });
-        } else {
-            self.first = Some(s);
-        }
-        self.prev = Some(s);
-        self.seen += 1;
-    }
-
-    /// Ends the stream: a lone sample covers the default quarter hour.
-    pub fn finish(self, out: &mut impl FnMut(Interval)) {
-        if self.seen == 1
-            && let Some(first) = self.first
-        {
-            out(Interval { sample: first, hours: 0.25 });
-        }
-    }
-}
-
 /// Length of the periods a baseline models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -284,29 +239,6 @@ mod tests {
         assert!((periods[0].production_per_h - 20.0).abs() < 1e-9, "5 units per 15 min");
         assert!((periods[0].heating_degrees(15.0) - 10.0).abs() < 1e-12);
         assert_eq!(periods[0].cooling_degrees(15.0), 0.0);
-    }
-
-    #[test]
-    fn streamed_intervals_and_periods_equal_the_whole_series() {
-        // Gaps of 5, 15 and 90 minutes and a repeated timestamp.
-        let minutes = [0, 5, 10, 25, 40, 40, 55, 145, 150, 165, 180, 195, 210];
-        let samples: Vec<Sample> = minutes.iter().map(|m| sample(*m, *m as f64, 1.0)).collect();
-        for chunk in [1, 2, 5, 100] {
-            let mut stream = IntervalStream::default();
-            let mut got = Vec::new();
-            for part in samples.chunks(chunk) {
-                for s in part {
-                    stream.push(*s, &mut |iv| got.push(iv));
-                }
-            }
-            stream.finish(&mut |iv| got.push(iv));
-            assert_eq!(got, intervals(&samples), "chunks of {chunk}");
-        }
-        let mut lone = IntervalStream::default();
-        let mut got = Vec::new();
-        lone.push(samples[0], &mut |iv| got.push(iv));
-        lone.finish(&mut |iv| got.push(iv));
-        assert_eq!(got, intervals(&samples[..1]));
     }
 
     #[test]

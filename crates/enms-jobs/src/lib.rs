@@ -154,33 +154,6 @@ pub async fn load_samples(
     Ok(points.iter().map(sample_of).collect())
 }
 
-/// Every raw reading of one machine in `[start, end)`, oldest first, handed
-/// to `f` a page at a time: a span of any length in the memory of one page
-/// (where [`load_samples`] stops at [`MAX_ROWS`]).
-pub async fn sample_pages(
-    store: &dyn Store,
-    machine_id: Uuid,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    mut f: impl FnMut(&[Sample]),
-) -> Result<(), JobError> {
-    const PAGE: u32 = 100_000;
-    require_raw(store, start).await?;
-    let mut from = start;
-    loop {
-        let query = ReadingQuery { machine_id, start: from, end, resolution: Resolution::Raw, limit: PAGE };
-        let points = store.query_readings(&query).await?;
-        let Some(last) = points.last() else { return Ok(()) };
-        // Timestamps are whole milliseconds: the next page starts after this one.
-        from = last.timestamp + chrono::Duration::milliseconds(1);
-        let samples: Vec<Sample> = points.iter().map(sample_of).collect();
-        f(&samples);
-        if points.len() < PAGE as usize {
-            return Ok(());
-        }
-    }
-}
-
 /// Raw readings of one machine in `[start, end)` as an anomaly model sees
 /// them: the intervals, and per interval the value of each signal (NaN where
 /// the reading has none), row-major.

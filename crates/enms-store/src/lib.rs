@@ -7,6 +7,7 @@
 pub mod analytics;
 mod error;
 pub mod notify;
+pub mod periods;
 pub mod postgres;
 pub mod retention;
 pub mod rollup;
@@ -55,6 +56,14 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_readings(&self, readings: &[Reading]) -> Result<()>;
     async fn query_readings(&self, query: &ReadingQuery) -> Result<Vec<ReadingPoint>>;
     async fn count_readings(&self, machine: Option<Uuid>) -> Result<u64>;
+    /// A machine's hour cells ([`periods::PeriodCell`]) of whole hours in
+    /// `[start, end)`, oldest first.
+    async fn period_cells(
+        &self,
+        machine: Uuid,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<periods::PeriodCell>>;
     /// Where retention pruned each level ([`rollup::Floors`]).
     async fn retention_floors(&self) -> Result<rollup::Floors>;
     /// Raises a level's floor to `floor` (never lowers it). Called before

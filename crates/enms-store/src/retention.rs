@@ -22,6 +22,13 @@ const DAY_MS: i64 = 86_400_000;
 /// raw readings, and a retraining must not find them gone.
 pub const MIN_RAW: Duration = Duration::from_secs(31 * 86_400);
 
+/// The oldest reading accepted under a raw floor: two hours after it, so
+/// the hour cells a reading moves (up to an hour before it) can still be
+/// recomputed from raw readings reaching an hour further back.
+pub fn earliest_accepted(raw_floor: i64) -> i64 {
+    raw_floor + 2 * crate::periods::HOUR_MS
+}
+
 /// How long each level is kept; `None` keeps it forever.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetentionConfig {

@@ -398,6 +398,17 @@ impl Source {
         }
     }
 
+    /// Every table pruned with this level: the hour cells (`period_1h`)
+    /// are kept as long as the hourly rollups.
+    pub fn pruned_tables(self) -> &'static [&'static str] {
+        match self {
+            Self::Raw => &["readings"],
+            Self::Tier(Tier::Minute) => &["rollup_1m"],
+            Self::Tier(Tier::Hour) => &["rollup_1h", "period_1h"],
+            Self::Tier(Tier::Day) => &["rollup_1d"],
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Source> {
         LEVELS_FINEST_FIRST.into_iter().find(|l| l.name() == name)
     }

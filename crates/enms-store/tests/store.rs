@@ -13,8 +13,11 @@ use enms_core::{MachineRecord, Reading, Resolution};
 use enms_store::{ReadingQuery, Store, StoreError};
 use uuid::Uuid;
 
+#[path = "store/periods.rs"]
+mod periods;
 #[path = "store/rollups.rs"]
 mod rollups;
+use periods::hour_cells_equal_a_recomputation_from_raw;
 use rollups::{
     concurrent_writers_lose_no_rollup_count, pruned_levels_are_answered_by_the_levels_that_remain,
     rollups_equal_a_raw_recomputation_after_any_batches,
@@ -596,6 +599,7 @@ contract!(
     the_outbox_stores_once_claims_once_and_keeps_every_attempt,
     rollups_equal_a_raw_recomputation_after_any_batches,
     pruned_levels_are_answered_by_the_levels_that_remain,
+    hour_cells_equal_a_recomputation_from_raw,
 );
 
 /// Two PostgreSQL handles on one schema — two instances — sweeping for stale

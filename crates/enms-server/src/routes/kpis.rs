@@ -1,19 +1,25 @@
 //! `GET /api/v1/machines/{id}/kpis?start&end`: consumption, peak, load
 //! factor, SEC, time-of-use cost and the comparison with the active baseline.
+//!
+//! KPIs are sums over the readings' intervals whose middle falls in the
+//! window (`enms_analytics::cells`): whole hours come from the store's hour
+//! cells, the edges from the raw readings around them — so a year costs its
+//! 8,760 cells, not its readings.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use enms_analytics::baseline::BaselineModel;
+use enms_analytics::cells::{self, Cell};
 use enms_analytics::kpi::{self, Kpis, Tariff};
-use enms_analytics::series;
+use enms_store::Store;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Params, path_id};
 use crate::state::AppState;
-use enms_jobs::sample_pages;
+use enms_jobs::{blocking, load_samples};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct KpiReport {
@@ -52,19 +58,10 @@ pub async fn kpis(
         }
         None => None,
     };
-    // Every reading of the window, page by page: a year of 3-second
-    // readings is 10 M, more than one read may hold.
-    let tariff = &state.analytics.config.tariff;
-    let mut builder = kpi::KpiBuilder::new(tariff, baseline.as_ref().map(|b| &b.2));
-    let mut intervals = series::IntervalStream::default();
-    sample_pages(state.store.as_ref(), id, start, end, |page| {
-        for s in page {
-            intervals.push(*s, &mut |iv| builder.push(&iv));
-        }
-    })
-    .await?;
-    intervals.finish(&mut |iv| builder.push(&iv));
-    let k = builder.finish();
+    let cells = window_cells(state.store.as_ref(), id, start, end).await?;
+    let tariff = state.analytics.config.tariff.clone();
+    let model = baseline.as_ref().map(|b| b.2.clone());
+    let k = blocking(move || kpi::from_cells(&cells, &tariff, model.as_ref())).await?;
     Ok(Json(KpiReport {
         machine_id: id,
         machine_name: machine.name,
@@ -75,4 +72,64 @@ pub async fn kpis(
         tariff: state.analytics.config.tariff.clone(),
         kpis: k,
     }))
+}
+
+/// The hour cells of `[start, end)`: whole hours from the store's cells
+/// (`period_1h`: a year is 8,760 rows, whatever the meter's interval), the
+/// unaligned edges from the raw readings around them, cut by the same rule.
+async fn window_cells(
+    store: &dyn Store,
+    machine: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<Cell>, ApiError> {
+    let hour = chrono::Duration::hours(1);
+    let first = start.duration_trunc(hour).map_err(ApiError::internal)?;
+    let first = if first < start { first + hour } else { first };
+    let last = end.duration_trunc(hour).map_err(ApiError::internal)?;
+    let mut edges = Vec::new();
+    let mut out = Vec::new();
+    if first < last {
+        edges.extend([(start, first), (last, end)].into_iter().filter(|(a, b)| a < b));
+        if let Some(floor) = store.retention_floors().await?.hour
+            && first.timestamp_millis() < floor
+        {
+            return Err(ApiError::invalid(
+                crate::error::Code::PastRetention,
+                "start",
+                format!(
+                    "hourly figures before {} were pruned (retention.hour); start at or after it",
+                    enms_core::timestamp::from_ms(floor).to_rfc3339()
+                ),
+            ));
+        }
+        out.extend(store.period_cells(machine, first, last).await?.into_iter().map(cell));
+    } else {
+        edges.push((start, end));
+    }
+    for (from, to) in edges {
+        // Every interval whose middle is in [from, to) ends within half an
+        // hour after `to`, and starts at most an hour before `from`.
+        let samples = load_samples(store, machine, from - hour, to + hour / 2).await?;
+        out.extend(cells::cells(&samples, from, to));
+    }
+    // An edge's cells are hours the stored ones do not hold (the head
+    // edge's is the hour before `first`, the tail's is `last`).
+    out.sort_by_key(|c| c.start);
+    Ok(out)
+}
+
+fn cell(c: enms_store::periods::PeriodCell) -> Cell {
+    Cell {
+        start: c.start,
+        readings: c.readings,
+        covered_h: c.covered_h,
+        kwh: c.kwh,
+        units: c.units,
+        operating_h: c.operating_h,
+        temp_weighted: c.temp_weighted,
+        temp_h: c.temp_h,
+        peak_kw: c.peak_kw,
+        peak_at: c.peak_at,
+    }
 }

@@ -515,9 +515,10 @@ async fn demo_detection_in_summer_finds_every_injected_anomaly_with_few_false_cr
     assert!(r.false_warnings <= 150, "{} false warnings over 5 machines × 60 days", r.false_warnings);
 }
 
-/// KPIs count every reading of the window across the pages it is read in
-/// (100,000 readings a page), exactly as one read would. They once read one
-/// capped page and stopped at the first 600,000 readings without saying so.
+/// KPIs count every interval of a long, dense window (from the hour cells,
+/// not a capped read of raw readings: KPIs once stopped at the first
+/// 600,000 readings without saying so), and an unaligned window's edges
+/// from the readings around them.
 #[tokio::test]
 async fn kpis_cover_every_reading_of_a_long_dense_window() {
     let s = TestServer::start().await;
@@ -539,10 +540,24 @@ async fn kpis_cover_every_reading_of_a_long_dense_window() {
     let (status, kpis) = s.get(&format!("/api/v1/machines/{id}/kpis?{}", window.replace('+', "%2B"))).await;
     assert_eq!(status, StatusCode::OK, "{kpis}");
     let k = &kpis["kpis"];
-    assert_eq!(k["readings"], n, "{k}");
-    assert_eq!(k["production_units"], n as f64, "{k}");
-    // 120,001 seconds at 36 kW: 1,200.01 kWh.
+    // The first reading has none before it: it covers the hour before it,
+    // whose middle is before the window. The others cover a second each.
+    assert_eq!(k["readings"], n - 1, "{k}");
+    assert_eq!(k["production_units"], (n - 1) as f64, "{k}");
     let total = k["total_kwh"].as_f64().expect("total");
-    assert!((total - 36.0 * n as f64 / 3600.0).abs() < 1e-6, "{total}");
+    assert!((total - 36.0 * (n - 1) as f64 / 3600.0).abs() < 1e-6, "{total}");
+
+    // Cut at 00:10:00.5 and 20:47:13 past the start: the intervals whose
+    // middle is inside, 1 s each (middles at t − 0.5 s).
+    let (a, b) = (start + Duration::milliseconds(600_500), start + Duration::seconds(20 * 3600 + 47 * 60 + 13));
+    let cut = format!("start={}&end={}", a.to_rfc3339(), b.to_rfc3339()).replace('+', "%2B");
+    let (status, kpis) = s.get(&format!("/api/v1/machines/{id}/kpis?{cut}")).await;
+    assert_eq!(status, StatusCode::OK, "{kpis}");
+    // Readings at start + i s (i ≥ 2) have middles at start + i − 0.5 s:
+    // inside for i from 601 to 74,833.
+    let inside = 74_833 - 601 + 1;
+    assert_eq!(kpis["kpis"]["readings"], inside, "{kpis}");
+    let total = kpis["kpis"]["total_kwh"].as_f64().expect("total");
+    assert!((total - 36.0 * inside as f64 / 3600.0).abs() < 1e-6, "{total}");
     s.stop().await;
 }

@@ -1,8 +1,9 @@
 //! Retention over real sockets: a server restarted with `[retention]`
 //! prunes raw readings older than the horizon while new readings keep
 //! arriving (none inside retention is lost); answers across the pruned
-//! boundary come from the tiers that remain and say so; what needs raw
-//! readings from before the horizon — an old reading, KPIs, training — is
+//! boundary come from the tiers that remain and say so (KPIs over whole
+//! hours from the hour cells); what needs raw readings from before the
+//! horizon — an old reading, a KPI window cut inside an hour, training — is
 //! refused by name.
 
 use std::time::Duration as StdDuration;
@@ -111,9 +112,16 @@ async fn raw_readings_past_retention_are_pruned_and_answered_by_the_tiers_that_r
         "past_retention",
     );
     assert_eq!(err["field"], "readings[0].timestamp");
-    let before = format!("start={}", q(floor - Duration::days(5)));
+    // KPIs over whole hours read the hour cells, which outlive the raw
+    // readings; an edge inside an hour needs the raw readings around it.
+    let whole_hours = format!("start={}&end={}", q(floor - Duration::days(5)), q(floor - Duration::days(4)));
+    let (status, kpis) = s.get(&format!("/api/v1/machines/{id}/kpis?{whole_hours}")).await;
+    assert_eq!(status, StatusCode::OK, "{kpis}");
+    assert_eq!(kpis["kpis"]["readings"], 96, "a day of 15-minute intervals: {kpis}");
+    assert!((kpis["kpis"]["total_kwh"].as_f64().expect("kWh") - 96.0 * 0.25 * 13.0).abs() < 3.0 * 0.25 * 96.0);
+    let cut = format!("start={}", q(floor - Duration::days(5) + Duration::minutes(7)));
     assert_error(
-        &s.get(&format!("/api/v1/machines/{id}/kpis?{before}")).await,
+        &s.get(&format!("/api/v1/machines/{id}/kpis?{cut}")).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "past_retention",
     );

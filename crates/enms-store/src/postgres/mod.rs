@@ -12,6 +12,7 @@ mod episodes;
 mod events;
 mod machines;
 mod notify;
+mod periods;
 mod readings;
 mod retention;
 mod rollup;
@@ -110,6 +111,23 @@ impl Store for PgStore {
 
     async fn count_readings(&self, machine: Option<Uuid>) -> Result<u64> {
         readings::count(&self.pool, machine).await
+    }
+
+    async fn period_cells(
+        &self,
+        machine: Uuid,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<crate::periods::PeriodCell>> {
+        let mut conn = self.pool.acquire().await?;
+        let key: Option<i32> = sqlx::query_scalar("SELECT key FROM machines WHERE id = $1")
+            .bind(machine)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match key {
+            Some(key) => periods::cells(&mut conn, key, start, end).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     async fn retention_floors(&self) -> Result<crate::rollup::Floors> {

@@ -30,7 +30,7 @@ pub async fn insert(pool: &PgPool, batch: &[Reading]) -> Result<()> {
     rollup::lock(&mut tx, &mut keys.values().map(|k| k.0).collect::<Vec<_>>()).await?;
     // Read after the locks: a pruning pass raises the floor before it
     // deletes under the same locks.
-    if let Some(floor) = super::retention::floors(&mut tx).await?.raw
+    if let Some(floor) = super::retention::floors(&mut tx).await?.raw.map(crate::retention::earliest_accepted)
         && let Some(old) = batch.iter().find(|r| to_ms(r.timestamp) < floor)
     {
         return Err(StoreError::PastRetention { at: old.timestamp, floor: enms_core::timestamp::from_ms(floor) });
@@ -57,6 +57,9 @@ pub async fn insert(pool: &PgPool, batch: &[Reading]) -> Result<()> {
         touched.entry(*key).or_default().push(to_ms(*ts));
     }
     rollup::refresh(&mut tx, &mut touched).await?;
+    for (key, timestamps) in &touched {
+        super::periods::refresh(&mut tx, *key, timestamps).await?;
+    }
     for (key, newest) in keys.values() {
         sqlx::query("UPDATE machines SET last_reading_at = GREATEST(last_reading_at, $1) WHERE key = $2")
             .bind(newest)

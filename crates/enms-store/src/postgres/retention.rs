@@ -34,24 +34,30 @@ pub async fn raise(pool: &PgPool, level: Source, floor: DateTime<Utc>) -> Result
 }
 
 pub async fn prune(pool: &PgPool, level: Source, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-    let (table, column) = level.table();
     let keys: Vec<i32> = sqlx::query_scalar("SELECT key FROM machines ORDER BY key").fetch_all(pool).await?;
-    let sql = format!(
-        "DELETE FROM {table} WHERE machine_key = $1 AND {column} IN
-             (SELECT {column} FROM {table} WHERE machine_key = $1 AND {column} < $2 ORDER BY {column} LIMIT $3)"
-    );
     let mut deleted = 0u64;
-    for key in keys {
-        let left = u64::from(limit).saturating_sub(deleted);
-        if left == 0 {
-            break;
+    for table in level.pruned_tables() {
+        let column = if *table == "readings" { "ts" } else { "bucket" };
+        let sql = format!(
+            "DELETE FROM {table} WHERE machine_key = $1 AND {column} IN
+                 (SELECT {column} FROM {table} WHERE machine_key = $1 AND {column} < $2 ORDER BY {column} LIMIT $3)"
+        );
+        for key in &keys {
+            let left = u64::from(limit).saturating_sub(deleted);
+            if left == 0 {
+                return Ok(deleted);
+            }
+            let mut tx = pool.begin().await?;
+            super::rollup::lock(&mut tx, &mut [*key]).await?;
+            let done = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(key)
+                .bind(before)
+                .bind(left as i64)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            deleted += done.rows_affected();
         }
-        let mut tx = pool.begin().await?;
-        super::rollup::lock(&mut tx, &mut [key]).await?;
-        let done =
-            sqlx::query(AssertSqlSafe(sql.as_str())).bind(key).bind(before).bind(left as i64).execute(&mut *tx).await?;
-        tx.commit().await?;
-        deleted += done.rows_affected();
     }
     Ok(deleted)
 }

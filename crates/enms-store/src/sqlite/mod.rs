@@ -12,6 +12,7 @@ mod episodes;
 mod events;
 mod machines;
 mod notify;
+mod periods;
 mod readings;
 mod retention;
 mod rollup;
@@ -108,6 +109,23 @@ impl Store for SqliteStore {
 
     async fn count_readings(&self, machine: Option<Uuid>) -> Result<u64> {
         readings::count(&self.reader, machine).await
+    }
+
+    async fn period_cells(
+        &self,
+        machine: Uuid,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<crate::periods::PeriodCell>> {
+        let mut conn = self.reader.acquire().await?;
+        let key: Option<i64> = sqlx::query_scalar("SELECT key FROM machines WHERE id = ?")
+            .bind(machine.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        match key {
+            Some(key) => periods::cells(&mut conn, key, start.timestamp_millis(), end.timestamp_millis()).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     async fn retention_floors(&self) -> Result<crate::rollup::Floors> {

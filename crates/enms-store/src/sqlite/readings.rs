@@ -40,7 +40,7 @@ static INSERT_FULL: LazyLock<String> = LazyLock::new(|| insert_sql(CHUNK));
 pub async fn insert(pool: &SqlitePool, batch: &[Reading]) -> Result<()> {
     let mut tx = pool.begin().await?;
     let keys = machine_keys(&mut tx, batch).await?;
-    if let Some(floor) = super::retention::floors(&mut tx).await?.raw
+    if let Some(floor) = super::retention::floors(&mut tx).await?.raw.map(crate::retention::earliest_accepted)
         && let Some(old) = batch.iter().find(|r| to_ms(r.timestamp) < floor)
     {
         return Err(StoreError::PastRetention { at: old.timestamp, floor: from_ms(floor) });
@@ -67,6 +67,7 @@ pub async fn insert(pool: &SqlitePool, batch: &[Reading]) -> Result<()> {
     }
     for (key, timestamps) in &mut touched {
         rollup::refresh(&mut tx, *key, timestamps).await?;
+        super::periods::refresh(&mut tx, *key, timestamps).await?;
     }
     for (key, latest) in keys.values() {
         sqlx::query("UPDATE machines SET last_reading_at = MAX(COALESCE(last_reading_at, 0), ?) WHERE key = ?")

@@ -16,10 +16,10 @@ use enms_store::{ReadingPoint, ReadingQuery, Store};
 use super::{machine, t0};
 
 /// SplitMix64: a seeded, dependency-free source for the test's choices.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -27,16 +27,16 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
-    fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
-fn random_reading(rng: &mut Rng, id: uuid::Uuid, span_ms: i64) -> Reading {
+pub fn random_reading(rng: &mut Rng, id: uuid::Uuid, span_ms: i64) -> Reading {
     // Seconds apart, so several readings share a minute.
     let ms = (rng.below((span_ms / 1000) as u64) as i64) * 1000;
     Reading {
@@ -82,7 +82,7 @@ fn expected(raw: &[ReadingPoint], start: i64, end: i64, width: i64) -> Vec<Bucke
         .collect()
 }
 
-fn close(a: f64, b: f64) -> bool {
+pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 

@@ -1,0 +1,40 @@
+-- Hour cells (enms-analytics/src/cells.rs): per machine and UTC hour, the
+-- readings whose interval's middle falls in it, interval-weighted — what
+-- KPIs and the baseline's periods need. A reading's interval is the gap to
+-- the machine's previous reading, capped at an hour (a reading with none
+-- in the hour before it covers that hour). Kept in the readings'
+-- transaction (src/postgres/periods.rs); a machine's rows go with it.
+CREATE TABLE period_1h (
+    machine_key   INTEGER          NOT NULL REFERENCES machines (key) ON DELETE CASCADE,
+    bucket        TIMESTAMPTZ      NOT NULL,
+    readings      BIGINT           NOT NULL,
+    covered_h     DOUBLE PRECISION NOT NULL,
+    kwh           DOUBLE PRECISION NOT NULL,
+    units         DOUBLE PRECISION NOT NULL,
+    operating_h   DOUBLE PRECISION NOT NULL,
+    temp_weighted DOUBLE PRECISION NOT NULL,
+    temp_h        DOUBLE PRECISION NOT NULL,
+    peak_kw       DOUBLE PRECISION NOT NULL,
+    peak_at       TIMESTAMPTZ      NOT NULL,
+    PRIMARY KEY (machine_key, bucket)
+);
+
+-- Readings stored before the cells existed.
+INSERT INTO period_1h
+WITH iv AS (
+    SELECT machine_key, ts, power_kw, production_units AS u, outdoor_temp_c AS t,
+           (EXTRACT(EPOCH FROM ts) * 1000)::int8 AS ms,
+           (EXTRACT(EPOCH FROM ts - COALESCE(LAG(ts) OVER (PARTITION BY machine_key ORDER BY ts),
+                                             ts - INTERVAL '1 hour')) * 1000)::int8 AS raw_gap
+    FROM readings
+), m AS (
+    SELECT *, LEAST(raw_gap, 3600000) AS gap FROM iv
+), c AS (
+    SELECT *, ((ms - gap / 2) / 3600000) * 3600000 AS bucket_ms, gap::float8 / 3600000.0 AS h FROM m WHERE gap > 0
+), p AS (
+    SELECT *, MAX(power_kw) OVER (PARTITION BY machine_key, bucket_ms) AS bmax FROM c
+)
+SELECT machine_key, to_timestamp(bucket_ms / 1000.0), COUNT(*), SUM(h), SUM(power_kw * h), SUM(COALESCE(u, 0)),
+       SUM(CASE WHEN u > 0 THEN h ELSE 0 END), SUM(COALESCE(t * h, 0)), SUM(CASE WHEN t IS NOT NULL THEN h ELSE 0 END),
+       MAX(power_kw), MIN(CASE WHEN power_kw = bmax THEN ts END)
+FROM p GROUP BY machine_key, bucket_ms;

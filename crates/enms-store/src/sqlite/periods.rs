@@ -1,0 +1,75 @@
+//! SQLite's hour cells (`period_1h`; what they are: `crate::periods`):
+//! recomputing the touched hours in the readings' transaction, and reading
+//! a window's cells.
+
+use enms_core::timestamp::from_ms;
+use sqlx::{Row, SqliteConnection};
+
+use crate::Result;
+use crate::periods::{HOUR_MS, PeriodCell, touched};
+
+/// The cells of `[?2, ?3)` of machine `?1`, from the raw readings of
+/// `[?2 − 1 h, ?3 + 30 min)` (LAG gives each reading its predecessor; the
+/// first of the scan gets a full hour, and its middle falls before ?2).
+const RECOMPUTE: &str = "
+INSERT INTO period_1h
+WITH iv AS (
+    SELECT machine_key, ts, power_kw, production_units AS u, outdoor_temp_c AS t,
+           ts - COALESCE(LAG(ts) OVER (ORDER BY ts), ts - 3600000) AS raw_gap
+    FROM readings WHERE machine_key = ?1 AND ts >= ?2 - 3600000 AND ts < ?3 + 1800000
+), m AS (
+    SELECT *, MIN(raw_gap, 3600000) AS gap FROM iv
+), c AS (
+    SELECT *, ((ts - gap / 2) / 3600000) * 3600000 AS bucket, gap / 3600000.0 AS h
+    FROM m WHERE gap > 0 AND ts - gap / 2 >= ?2 AND ts - gap / 2 < ?3
+), p AS (
+    SELECT *, MAX(power_kw) OVER (PARTITION BY bucket) AS bmax FROM c
+)
+SELECT machine_key, bucket, COUNT(*), SUM(h), SUM(power_kw * h), SUM(COALESCE(u, 0)),
+       SUM(CASE WHEN u > 0 THEN h ELSE 0 END), SUM(COALESCE(t * h, 0)), SUM(CASE WHEN t IS NOT NULL THEN h ELSE 0 END),
+       MAX(power_kw), MIN(CASE WHEN power_kw = bmax THEN ts END)
+FROM p GROUP BY bucket";
+
+/// Recomputes the hours around `timestamps` (Unix ms) for one machine.
+pub async fn refresh(conn: &mut SqliteConnection, key: i64, timestamps: &[i64]) -> Result<()> {
+    for (start, end) in touched(timestamps) {
+        sqlx::query("DELETE FROM period_1h WHERE machine_key = ? AND bucket >= ? AND bucket < ?")
+            .bind(key)
+            .bind(start)
+            .bind(end)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(RECOMPUTE).bind(key).bind(start).bind(end).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The cells of whole hours `[start, end)` (Unix ms), oldest first.
+pub async fn cells(conn: &mut SqliteConnection, key: i64, start: i64, end: i64) -> Result<Vec<PeriodCell>> {
+    debug_assert!(start % HOUR_MS == 0 && end % HOUR_MS == 0);
+    let rows = sqlx::query(
+        "SELECT bucket, readings, covered_h, kwh, units, operating_h, temp_weighted, temp_h, peak_kw, peak_at
+         FROM period_1h WHERE machine_key = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
+    )
+    .bind(key)
+    .bind(start)
+    .bind(end)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PeriodCell {
+                start: from_ms(r.try_get("bucket")?),
+                readings: r.try_get::<i64, _>("readings")?.try_into().unwrap_or(0),
+                covered_h: r.try_get("covered_h")?,
+                kwh: r.try_get("kwh")?,
+                units: r.try_get("units")?,
+                operating_h: r.try_get("operating_h")?,
+                temp_weighted: r.try_get("temp_weighted")?,
+                temp_h: r.try_get("temp_h")?,
+                peak_kw: r.try_get("peak_kw")?,
+                peak_at: from_ms(r.try_get("peak_at")?),
+            })
+        })
+        .collect()
+}

@@ -6,7 +6,7 @@ use enms_core::timestamp::{from_ms, to_ms};
 use sqlx::{PgConnection, Row};
 
 use crate::Result;
-use crate::periods::{PeriodCell, touched};
+use crate::periods::{PeriodCell, Point, appended, touched};
 
 /// The cells of `[$2, $3)` (Unix ms) of machine `$1`, from the raw readings
 /// of `[$2 − 1 h, $3 + 30 min)`.
@@ -33,8 +33,49 @@ SELECT $1, to_timestamp(bucket_ms / 1000.0), COUNT(*), SUM(h), SUM(power_kw * h)
        MAX(power_kw), MIN(CASE WHEN power_kw = bmax THEN ts END)
 FROM p GROUP BY bucket_ms";
 
+/// Brings one machine's cells up to date after writing `points`: added to
+/// when they all come after `newest` (the machine's newest reading before),
+/// else recomputed around them.
+pub async fn update(conn: &mut PgConnection, key: i32, newest: Option<i64>, points: &[Point]) -> Result<()> {
+    if points.iter().all(|p| newest.is_none_or(|n| p.ts > n)) {
+        for c in appended(newest, points) {
+            sqlx::query(
+                "INSERT INTO period_1h (machine_key, bucket, readings, covered_h, kwh, units, operating_h,
+                                        temp_weighted, temp_h, peak_kw, peak_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (machine_key, bucket) DO UPDATE SET
+                     readings = period_1h.readings + excluded.readings,
+                     covered_h = period_1h.covered_h + excluded.covered_h, kwh = period_1h.kwh + excluded.kwh,
+                     units = period_1h.units + excluded.units,
+                     operating_h = period_1h.operating_h + excluded.operating_h,
+                     temp_weighted = period_1h.temp_weighted + excluded.temp_weighted,
+                     temp_h = period_1h.temp_h + excluded.temp_h,
+                     peak_at = CASE WHEN excluded.peak_kw > period_1h.peak_kw THEN excluded.peak_at
+                                    ELSE period_1h.peak_at END,
+                     peak_kw = GREATEST(period_1h.peak_kw, excluded.peak_kw)",
+            )
+            .bind(key)
+            .bind(c.start)
+            .bind(c.readings as i64)
+            .bind(c.covered_h)
+            .bind(c.kwh)
+            .bind(c.units)
+            .bind(c.operating_h)
+            .bind(c.temp_weighted)
+            .bind(c.temp_h)
+            .bind(c.peak_kw)
+            .bind(c.peak_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        return Ok(());
+    }
+    let timestamps: Vec<i64> = points.iter().map(|p| p.ts).collect();
+    refresh(conn, key, &timestamps).await
+}
+
 /// Recomputes the hours around `timestamps` (Unix ms) for one machine.
-pub async fn refresh(conn: &mut PgConnection, key: i32, timestamps: &[i64]) -> Result<()> {
+async fn refresh(conn: &mut PgConnection, key: i32, timestamps: &[i64]) -> Result<()> {
     for (start, end) in touched(timestamps) {
         sqlx::query("DELETE FROM period_1h WHERE machine_key = $1 AND bucket >= $2 AND bucket < $3")
             .bind(key)

@@ -17,6 +17,7 @@ use sqlx::postgres::{PgPool, PgRow};
 use uuid::Uuid;
 
 use super::{ms, rollup};
+use crate::periods::Point;
 use crate::{ReadingPoint, ReadingQuery, Result, StoreError};
 use enms_core::timestamp::to_ms;
 
@@ -28,6 +29,16 @@ pub async fn insert(pool: &PgPool, batch: &[Reading]) -> Result<()> {
     let mut tx = pool.begin().await?;
     let keys = machine_keys(&mut tx, batch).await?;
     rollup::lock(&mut tx, &mut keys.values().map(|k| k.0).collect::<Vec<_>>()).await?;
+    // Each machine's newest reading before this batch, read under the lock.
+    let mut newest: HashMap<i32, Option<i64>> = HashMap::with_capacity(keys.len());
+    let rows = sqlx::query("SELECT key, last_reading_at FROM machines WHERE key = ANY($1)")
+        .bind(keys.values().map(|k| k.0).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+    for row in rows {
+        let at: Option<DateTime<Utc>> = row.try_get("last_reading_at")?;
+        newest.insert(row.try_get("key")?, at.map(to_ms));
+    }
     // Read after the locks: a pruning pass raises the floor before it
     // deletes under the same locks.
     if let Some(floor) = super::retention::floors(&mut tx).await?.raw.map(crate::retention::earliest_accepted)
@@ -57,8 +68,20 @@ pub async fn insert(pool: &PgPool, batch: &[Reading]) -> Result<()> {
         touched.entry(*key).or_default().push(to_ms(*ts));
     }
     rollup::refresh(&mut tx, &mut touched).await?;
-    for (key, timestamps) in &touched {
-        super::periods::refresh(&mut tx, *key, timestamps).await?;
+    // The hour cells: added to for readings after a machine's newest one,
+    // recomputed around the others.
+    let mut points: HashMap<i32, Vec<Point>> = HashMap::with_capacity(keys.len());
+    for key in &order {
+        let r = latest[key];
+        points.entry(key.0).or_default().push(Point {
+            ts: to_ms(key.1),
+            power_kw: r.power_kw,
+            units: r.production_units,
+            temp: r.outdoor_temp_c,
+        });
+    }
+    for (key, points) in &points {
+        super::periods::update(&mut tx, *key, newest[key], points).await?;
     }
     for (key, newest) in keys.values() {
         sqlx::query("UPDATE machines SET last_reading_at = GREATEST(last_reading_at, $1) WHERE key = $2")

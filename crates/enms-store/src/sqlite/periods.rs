@@ -6,7 +6,7 @@ use enms_core::timestamp::from_ms;
 use sqlx::{Row, SqliteConnection};
 
 use crate::Result;
-use crate::periods::{HOUR_MS, PeriodCell, touched};
+use crate::periods::{HOUR_MS, PeriodCell, Point, appended, touched};
 
 /// The cells of `[?2, ?3)` of machine `?1`, from the raw readings of
 /// `[?2 − 1 h, ?3 + 30 min)` (LAG gives each reading its predecessor; the
@@ -30,8 +30,46 @@ SELECT machine_key, bucket, COUNT(*), SUM(h), SUM(power_kw * h), SUM(COALESCE(u,
        MAX(power_kw), MIN(CASE WHEN power_kw = bmax THEN ts END)
 FROM p GROUP BY bucket";
 
+/// Brings one machine's cells up to date after writing `points`: added to
+/// when they all come after `newest` (the machine's newest reading before),
+/// else recomputed around them.
+pub async fn update(conn: &mut SqliteConnection, key: i64, newest: Option<i64>, points: &[Point]) -> Result<()> {
+    if points.iter().all(|p| newest.is_none_or(|n| p.ts > n)) {
+        for c in appended(newest, points) {
+            sqlx::query(
+                "INSERT INTO period_1h (machine_key, bucket, readings, covered_h, kwh, units, operating_h,
+                                        temp_weighted, temp_h, peak_kw, peak_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (machine_key, bucket) DO UPDATE SET
+                     readings = readings + excluded.readings, covered_h = covered_h + excluded.covered_h,
+                     kwh = kwh + excluded.kwh, units = units + excluded.units,
+                     operating_h = operating_h + excluded.operating_h,
+                     temp_weighted = temp_weighted + excluded.temp_weighted, temp_h = temp_h + excluded.temp_h,
+                     peak_at = CASE WHEN excluded.peak_kw > peak_kw THEN excluded.peak_at ELSE peak_at END,
+                     peak_kw = MAX(peak_kw, excluded.peak_kw)",
+            )
+            .bind(key)
+            .bind(c.start.timestamp_millis())
+            .bind(c.readings as i64)
+            .bind(c.covered_h)
+            .bind(c.kwh)
+            .bind(c.units)
+            .bind(c.operating_h)
+            .bind(c.temp_weighted)
+            .bind(c.temp_h)
+            .bind(c.peak_kw)
+            .bind(c.peak_at.timestamp_millis())
+            .execute(&mut *conn)
+            .await?;
+        }
+        return Ok(());
+    }
+    let timestamps: Vec<i64> = points.iter().map(|p| p.ts).collect();
+    refresh(conn, key, &timestamps).await
+}
+
 /// Recomputes the hours around `timestamps` (Unix ms) for one machine.
-pub async fn refresh(conn: &mut SqliteConnection, key: i64, timestamps: &[i64]) -> Result<()> {
+async fn refresh(conn: &mut SqliteConnection, key: i64, timestamps: &[i64]) -> Result<()> {
     for (start, end) in touched(timestamps) {
         sqlx::query("DELETE FROM period_1h WHERE machine_key = ? AND bucket >= ? AND bucket < ?")
             .bind(key)

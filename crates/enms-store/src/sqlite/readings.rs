@@ -13,6 +13,7 @@ use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::rollup;
+use crate::periods::Point;
 use crate::{ReadingPoint, ReadingQuery, Result, StoreError};
 
 /// Rows per INSERT statement: 7 parameters each stays far below SQLite's
@@ -40,6 +41,16 @@ static INSERT_FULL: LazyLock<String> = LazyLock::new(|| insert_sql(CHUNK));
 pub async fn insert(pool: &SqlitePool, batch: &[Reading]) -> Result<()> {
     let mut tx = pool.begin().await?;
     let keys = machine_keys(&mut tx, batch).await?;
+    // Each machine's newest reading before this batch: the hour cells of
+    // readings appended after it are added, not recomputed.
+    let mut newest: HashMap<i64, Option<i64>> = HashMap::with_capacity(keys.len());
+    for (key, _) in keys.values() {
+        let at: Option<i64> = sqlx::query_scalar("SELECT last_reading_at FROM machines WHERE key = ?")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        newest.insert(*key, at);
+    }
     if let Some(floor) = super::retention::floors(&mut tx).await?.raw.map(crate::retention::earliest_accepted)
         && let Some(old) = batch.iter().find(|r| to_ms(r.timestamp) < floor)
     {
@@ -61,13 +72,19 @@ pub async fn insert(pool: &SqlitePool, batch: &[Reading]) -> Result<()> {
         }
         query.execute(&mut *tx).await?;
     }
-    let mut touched: HashMap<i64, Vec<i64>> = HashMap::with_capacity(keys.len());
+    let mut touched: HashMap<i64, Vec<Point>> = HashMap::with_capacity(keys.len());
     for r in batch {
-        touched.entry(keys[&r.machine_id].0).or_default().push(to_ms(r.timestamp));
+        touched.entry(keys[&r.machine_id].0).or_default().push(Point {
+            ts: to_ms(r.timestamp),
+            power_kw: r.power_kw,
+            units: r.production_units,
+            temp: r.outdoor_temp_c,
+        });
     }
-    for (key, timestamps) in &mut touched {
-        rollup::refresh(&mut tx, *key, timestamps).await?;
-        super::periods::refresh(&mut tx, *key, timestamps).await?;
+    for (key, points) in &touched {
+        let mut timestamps: Vec<i64> = points.iter().map(|p| p.ts).collect();
+        rollup::refresh(&mut tx, *key, &mut timestamps).await?;
+        super::periods::update(&mut tx, *key, newest[key], points).await?;
     }
     for (key, latest) in keys.values() {
         sqlx::query("UPDATE machines SET last_reading_at = MAX(COALESCE(last_reading_at, 0), ?) WHERE key = ?")

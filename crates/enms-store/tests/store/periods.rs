@@ -24,7 +24,7 @@ async fn expected(store: &Arc<dyn Store>, id: uuid::Uuid) -> Expected {
     let q = ReadingQuery {
         machine_id: id,
         start: t0() - Duration::days(2),
-        end: t0() + Duration::days(6),
+        end: t0() + Duration::days(30),
         resolution: Resolution::Raw,
         limit: u32::MAX,
     };
@@ -57,7 +57,7 @@ async fn expected(store: &Arc<dyn Store>, id: uuid::Uuid) -> Expected {
 
 async fn check(store: &Arc<dyn Store>, id: uuid::Uuid, round: usize) {
     let want = expected(store, id).await;
-    let got = store.period_cells(id, t0() - Duration::days(2), t0() + Duration::days(6)).await.expect("cells");
+    let got = store.period_cells(id, t0() - Duration::days(2), t0() + Duration::days(30)).await.expect("cells");
     let hours: Vec<i64> = got.iter().map(|c| to_ms(c.start)).collect();
     assert_eq!(hours, want.keys().copied().collect::<Vec<_>>(), "round {round}: the hours with cells");
     for c in &got {
@@ -106,6 +106,25 @@ pub async fn hour_cells_equal_a_recomputation_from_raw(store: Arc<dyn Store>) {
         r.timestamp -= Duration::seconds(60 + rng.below(40 * 60) as i64);
         store.insert_readings(std::slice::from_ref(&r)).await.expect("insert one");
         sent.push(r);
+        check(&store, m.id, round).await;
+    }
+    // Appended batches, after every stored reading (the path that adds to
+    // cells instead of recomputing them): gaps from seconds to hours, and a
+    // timestamp repeated in the batch whose later reading wins.
+    let mut t = t0() + Duration::days(3) + Duration::minutes(1);
+    for round in 40..46 {
+        let mut batch = Vec::new();
+        for _ in 0..60 {
+            let longest = if rng.below(10) == 0 { 7_200 } else { 900 };
+            t += Duration::seconds(1 + rng.below(longest) as i64);
+            let mut r = random_reading(&mut rng, m.id, 1_000);
+            r.timestamp = t;
+            batch.push(r);
+        }
+        let mut again = batch[30].clone();
+        again.power_kw += 100.0;
+        batch.push(again);
+        store.insert_readings(&batch).await.expect("append");
         check(&store, m.id, round).await;
     }
 }

@@ -8,7 +8,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DateTime, Utc};
 use enms_analytics::baseline::BaselineModel;
 use enms_analytics::cells::{self, Cell};
 use enms_analytics::kpi::{self, Kpis, Tariff};
@@ -84,9 +84,10 @@ async fn window_cells(
     end: DateTime<Utc>,
 ) -> Result<Vec<Cell>, ApiError> {
     let hour = chrono::Duration::hours(1);
-    let first = start.duration_trunc(hour).map_err(ApiError::internal)?;
-    let first = if first < start { first + hour } else { first };
-    let last = end.duration_trunc(hour).map_err(ApiError::internal)?;
+    // Whole hours inside the window (any time chrono holds, before 1970 too).
+    let h = hour.num_milliseconds();
+    let first = enms_core::timestamp::from_ms((start.timestamp_millis() + h - 1).div_euclid(h) * h);
+    let last = enms_core::timestamp::from_ms(end.timestamp_millis().div_euclid(h) * h);
     let mut edges = Vec::new();
     let mut out = Vec::new();
     if first < last {

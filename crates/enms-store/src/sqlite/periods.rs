@@ -30,42 +30,56 @@ SELECT machine_key, bucket, COUNT(*), SUM(h), SUM(power_kw * h), SUM(COALESCE(u,
        MAX(power_kw), MIN(CASE WHEN power_kw = bmax THEN ts END)
 FROM p GROUP BY bucket";
 
-/// Brings one machine's cells up to date after writing `points`: added to
-/// when they all come after `newest` (the machine's newest reading before),
-/// else recomputed around them.
-pub async fn update(conn: &mut SqliteConnection, key: i64, newest: Option<i64>, points: &[Point]) -> Result<()> {
-    if points.iter().all(|p| newest.is_none_or(|n| p.ts > n)) {
-        for c in appended(newest, points) {
-            sqlx::query(
-                "INSERT INTO period_1h (machine_key, bucket, readings, covered_h, kwh, units, operating_h,
-                                        temp_weighted, temp_h, peak_kw, peak_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (machine_key, bucket) DO UPDATE SET
-                     readings = readings + excluded.readings, covered_h = covered_h + excluded.covered_h,
-                     kwh = kwh + excluded.kwh, units = units + excluded.units,
-                     operating_h = operating_h + excluded.operating_h,
-                     temp_weighted = temp_weighted + excluded.temp_weighted, temp_h = temp_h + excluded.temp_h,
-                     peak_at = CASE WHEN excluded.peak_kw > peak_kw THEN excluded.peak_at ELSE peak_at END,
-                     peak_kw = MAX(peak_kw, excluded.peak_kw)",
-            )
-            .bind(key)
-            .bind(c.start.timestamp_millis())
-            .bind(c.readings as i64)
-            .bind(c.covered_h)
-            .bind(c.kwh)
-            .bind(c.units)
-            .bind(c.operating_h)
-            .bind(c.temp_weighted)
-            .bind(c.temp_h)
-            .bind(c.peak_kw)
-            .bind(c.peak_at.timestamp_millis())
-            .execute(&mut *conn)
-            .await?;
+/// Brings the cells of a batch's machines up to date: for a machine whose
+/// readings all come after `newest` (its newest reading before), the new
+/// intervals are added to their cells — for all such machines in one
+/// statement; around the others the hours are recomputed.
+pub async fn update(conn: &mut SqliteConnection, machines: &[(i64, Option<i64>, Vec<Point>)]) -> Result<()> {
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    for (key, newest, points) in machines {
+        if !points.iter().all(|p| newest.is_none_or(|n| p.ts > n)) {
+            let timestamps: Vec<i64> = points.iter().map(|p| p.ts).collect();
+            refresh(conn, *key, &timestamps).await?;
+            continue;
         }
+        for c in appended(*newest, points) {
+            rows.push(serde_json::json!([
+                key,
+                c.start.timestamp_millis(),
+                c.readings,
+                c.covered_h,
+                c.kwh,
+                c.units,
+                c.operating_h,
+                c.temp_weighted,
+                c.temp_h,
+                c.peak_kw,
+                c.peak_at.timestamp_millis()
+            ]));
+        }
+    }
+    if rows.is_empty() {
         return Ok(());
     }
-    let timestamps: Vec<i64> = points.iter().map(|p| p.ts).collect();
-    refresh(conn, key, &timestamps).await
+    // `WHERE true` tells SQLite's parser the ON CONFLICT is the upsert's.
+    sqlx::query(
+        "INSERT INTO period_1h (machine_key, bucket, readings, covered_h, kwh, units, operating_h,
+                                temp_weighted, temp_h, peak_kw, peak_at)
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
+                value ->> 7, value ->> 8, value ->> 9, value ->> 10
+         FROM json_each(?) WHERE true
+         ON CONFLICT (machine_key, bucket) DO UPDATE SET
+             readings = readings + excluded.readings, covered_h = covered_h + excluded.covered_h,
+             kwh = kwh + excluded.kwh, units = units + excluded.units,
+             operating_h = operating_h + excluded.operating_h,
+             temp_weighted = temp_weighted + excluded.temp_weighted, temp_h = temp_h + excluded.temp_h,
+             peak_at = CASE WHEN excluded.peak_kw > peak_kw THEN excluded.peak_at ELSE peak_at END,
+             peak_kw = MAX(peak_kw, excluded.peak_kw)",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Recomputes the hours around `timestamps` (Unix ms) for one machine.

@@ -41,16 +41,6 @@ static INSERT_FULL: LazyLock<String> = LazyLock::new(|| insert_sql(CHUNK));
 pub async fn insert(pool: &SqlitePool, batch: &[Reading]) -> Result<()> {
     let mut tx = pool.begin().await?;
     let keys = machine_keys(&mut tx, batch).await?;
-    // Each machine's newest reading before this batch: the hour cells of
-    // readings appended after it are added, not recomputed.
-    let mut newest: HashMap<i64, Option<i64>> = HashMap::with_capacity(keys.len());
-    for (key, _) in keys.values() {
-        let at: Option<i64> = sqlx::query_scalar("SELECT last_reading_at FROM machines WHERE key = ?")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
-        newest.insert(*key, at);
-    }
     if let Some(floor) = super::retention::floors(&mut tx).await?.raw.map(crate::retention::earliest_accepted)
         && let Some(old) = batch.iter().find(|r| to_ms(r.timestamp) < floor)
     {
@@ -62,7 +52,7 @@ pub async fn insert(pool: &SqlitePool, batch: &[Reading]) -> Result<()> {
         for r in chunk {
             let extra = if r.extra.is_empty() { None } else { serde_json::to_string(&r.extra).ok() };
             query = query
-                .bind(keys[&r.machine_id].0)
+                .bind(keys[&r.machine_id].key)
                 .bind(to_ms(r.timestamp))
                 .bind(r.power_kw)
                 .bind(r.energy_kwh)
@@ -72,48 +62,77 @@ pub async fn insert(pool: &SqlitePool, batch: &[Reading]) -> Result<()> {
         }
         query.execute(&mut *tx).await?;
     }
-    let mut touched: HashMap<i64, Vec<Point>> = HashMap::with_capacity(keys.len());
+    // Per machine, in batch order: the touched buckets and hour cells.
+    let mut index: HashMap<i64, usize> = HashMap::with_capacity(keys.len());
+    let mut points: Vec<(i64, Option<i64>, Vec<Point>)> = Vec::with_capacity(keys.len());
     for r in batch {
-        touched.entry(keys[&r.machine_id].0).or_default().push(Point {
+        let m = &keys[&r.machine_id];
+        let i = *index.entry(m.key).or_insert_with(|| {
+            points.push((m.key, m.newest_before, Vec::new()));
+            points.len() - 1
+        });
+        points[i].2.push(Point {
             ts: to_ms(r.timestamp),
             power_kw: r.power_kw,
             units: r.production_units,
             temp: r.outdoor_temp_c,
         });
     }
-    for (key, points) in &touched {
-        let mut timestamps: Vec<i64> = points.iter().map(|p| p.ts).collect();
-        rollup::refresh(&mut tx, *key, &mut timestamps).await?;
-        super::periods::update(&mut tx, *key, newest[key], points).await?;
-    }
-    for (key, latest) in keys.values() {
-        sqlx::query("UPDATE machines SET last_reading_at = MAX(COALESCE(last_reading_at, 0), ?) WHERE key = ?")
-            .bind(latest)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-    }
+    let mut touched: Vec<(i64, Vec<i64>)> =
+        points.iter().map(|(key, _, ps)| (*key, ps.iter().map(|p| p.ts).collect())).collect();
+    rollup::refresh(&mut tx, &mut touched).await?;
+    super::periods::update(&mut tx, &points).await?;
+    let newest: Vec<(i64, i64)> = keys.values().map(|m| (m.key, m.newest_in_batch)).collect();
+    sqlx::query(
+        "UPDATE machines SET last_reading_at = MAX(COALESCE(last_reading_at, 0), j.value ->> 1)
+         FROM json_each(?) j WHERE machines.key = j.value ->> 0",
+    )
+    .bind(serde_json::to_string(&newest).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Integer key and latest timestamp of every machine in the batch.
-async fn machine_keys(conn: &mut SqliteConnection, batch: &[Reading]) -> Result<HashMap<Uuid, (i64, i64)>> {
-    let mut keys: HashMap<Uuid, (i64, i64)> = HashMap::new();
+/// A batch's machine: its key, its newest reading before the batch and
+/// the newest in it.
+struct BatchMachine {
+    key: i64,
+    newest_before: Option<i64>,
+    newest_in_batch: i64,
+}
+
+/// Every machine of the batch, looked up in one statement.
+async fn machine_keys(conn: &mut SqliteConnection, batch: &[Reading]) -> Result<HashMap<Uuid, BatchMachine>> {
+    let mut newest: HashMap<Uuid, i64> = HashMap::new();
     for r in batch {
         let ts = to_ms(r.timestamp);
-        if let Some(entry) = keys.get_mut(&r.machine_id) {
-            entry.1 = entry.1.max(ts);
-            continue;
-        }
-        let key: Option<i64> = sqlx::query_scalar("SELECT key FROM machines WHERE id = ?")
-            .bind(r.machine_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-        let key = key.ok_or(StoreError::UnknownMachine(r.machine_id))?;
-        keys.insert(r.machine_id, (key, ts));
+        newest.entry(r.machine_id).and_modify(|n| *n = (*n).max(ts)).or_insert(ts);
     }
-    Ok(keys)
+    let ids: Vec<String> = newest.keys().map(Uuid::to_string).collect();
+    let rows =
+        sqlx::query("SELECT id, key, last_reading_at FROM machines WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let id = Uuid::parse_str(&id).map_err(|_| StoreError::Corrupt(format!("machine id {id:?}")))?;
+        out.insert(
+            id,
+            BatchMachine {
+                key: row.try_get("key")?,
+                newest_before: row.try_get("last_reading_at")?,
+                newest_in_batch: newest[&id],
+            },
+        );
+    }
+    // The first unknown machine in batch order, as before.
+    match batch.iter().find(|r| !out.contains_key(&r.machine_id)) {
+        Some(r) => Err(StoreError::UnknownMachine(r.machine_id)),
+        None => Ok(out),
+    }
 }
 
 /// Raw rows, or buckets merged from the coarsest tier per part of the

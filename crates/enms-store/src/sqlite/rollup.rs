@@ -9,37 +9,49 @@ use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 use crate::Result;
 use crate::rollup::{Partial, Segment, Source, Tier, affected, widen};
 
-/// Recomputes, for one machine, every minute, hour and day bucket that
-/// holds one of `timestamps` (Unix ms): minutes from the raw rows, hours
-/// from minutes, days from hours.
-pub async fn refresh(conn: &mut SqliteConnection, key: i64, timestamps: &mut [i64]) -> Result<()> {
-    let minutes = affected(timestamps, Tier::Minute);
-    let hours = widen(&minutes, Tier::Hour);
-    let days = widen(&hours, Tier::Day);
-    for (tier, ranges) in [(Tier::Minute, minutes), (Tier::Hour, hours), (Tier::Day, days)] {
-        let sql = recompute_sql(tier);
-        for (start, end) in ranges {
-            sqlx::query(AssertSqlSafe(sql.as_str())).bind(key).bind(start).bind(end).execute(&mut *conn).await?;
+/// Recomputes, for every machine of a batch, each minute, hour and day
+/// bucket that holds one of its `timestamps` (Unix ms): minutes from the
+/// raw rows, hours from minutes, days from hours — one statement per tier
+/// for all machines and ranges (they travel as a JSON array), so a batch
+/// that interleaves a hundred machines costs three statements, not three
+/// hundred.
+pub async fn refresh(conn: &mut SqliteConnection, touched: &mut [(i64, Vec<i64>)]) -> Result<()> {
+    let mut ranges: [Vec<(i64, i64, i64)>; 3] = Default::default();
+    for (key, timestamps) in touched.iter_mut() {
+        let minutes = affected(timestamps, Tier::Minute);
+        let hours = widen(&minutes, Tier::Hour);
+        let days = widen(&hours, Tier::Day);
+        for (i, tier) in [minutes, hours, days].into_iter().enumerate() {
+            ranges[i].extend(tier.into_iter().map(|(a, b)| (*key, a, b)));
         }
+    }
+    for (tier, ranges) in [Tier::Minute, Tier::Hour, Tier::Day].into_iter().zip(ranges) {
+        if ranges.is_empty() {
+            continue;
+        }
+        let json = serde_json::to_string(&ranges).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(AssertSqlSafe(recompute_sql(tier))).bind(json).execute(&mut *conn).await?;
     }
     Ok(())
 }
 
 fn recompute_sql(tier: Tier) -> String {
     let w = tier.width_ms();
+    // `g`: one [machine key, start, end) range per element of ?1.
+    let ranges = "(SELECT value ->> 0 AS k, value ->> 1 AS a, value ->> 2 AS z FROM json_each(?1)) g";
     let select = match tier.finer() {
         None => format!(
-            "SELECT machine_key, (ts / {w}) * {w}, COUNT(*), SUM(power_kw), MIN(power_kw), MAX(power_kw),
+            "SELECT r.machine_key, (r.ts / {w}) * {w}, COUNT(*), SUM(power_kw), MIN(power_kw), MAX(power_kw),
                     SUM(energy_kwh), SUM(production_units), COUNT(production_units), SUM(outdoor_temp_c),
                     COUNT(outdoor_temp_c)
-             FROM readings WHERE machine_key = ?1 AND ts >= ?2 AND ts < ?3
-             GROUP BY (ts / {w}) * {w}"
+             FROM {ranges} JOIN readings r ON r.machine_key = g.k AND r.ts >= g.a AND r.ts < g.z
+             GROUP BY r.machine_key, (r.ts / {w}) * {w}"
         ),
         Some(finer) => format!(
-            "SELECT machine_key, (bucket / {w}) * {w}, SUM(samples), SUM(sum_kw), MIN(min_kw), MAX(max_kw),
+            "SELECT f.machine_key, (f.bucket / {w}) * {w}, SUM(samples), SUM(sum_kw), MIN(min_kw), MAX(max_kw),
                     SUM(sum_kwh), SUM(sum_units), SUM(n_units), SUM(sum_temp), SUM(n_temp)
-             FROM {finer} WHERE machine_key = ?1 AND bucket >= ?2 AND bucket < ?3
-             GROUP BY (bucket / {w}) * {w}",
+             FROM {ranges} JOIN {finer} f ON f.machine_key = g.k AND f.bucket >= g.a AND f.bucket < g.z
+             GROUP BY f.machine_key, (f.bucket / {w}) * {w}",
             finer = finer.table()
         ),
     };

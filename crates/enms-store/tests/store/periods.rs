@@ -111,6 +111,10 @@ pub async fn hour_cells_equal_a_recomputation_from_raw(store: Arc<dyn Store>) {
     // Appended batches, after every stored reading (the path that adds to
     // cells instead of recomputing them): gaps from seconds to hours, and a
     // timestamp repeated in the batch whose later reading wins.
+    // A second machine rides in the same batches: each machine's cells are
+    // its own.
+    let other = machine("Cells-2");
+    store.create_machine(&other).await.expect("create");
     let mut t = t0() + Duration::days(3) + Duration::minutes(1);
     for round in 40..46 {
         let mut batch = Vec::new();
@@ -124,7 +128,14 @@ pub async fn hour_cells_equal_a_recomputation_from_raw(store: Arc<dyn Store>) {
         let mut again = batch[30].clone();
         again.power_kw += 100.0;
         batch.push(again);
+        let theirs: Vec<_> = batch
+            .iter()
+            .step_by(3)
+            .map(|r| enms_core::Reading { machine_id: other.id, power_kw: r.power_kw * 2.0, ..r.clone() })
+            .collect();
+        batch.extend(theirs);
         store.insert_readings(&batch).await.expect("append");
         check(&store, m.id, round).await;
+        check(&store, other.id, round).await;
     }
 }

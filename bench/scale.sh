@@ -30,9 +30,14 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/v1/health" >/dev/null && break; sleep 0.1; done
 ./target/release/enms bench scale --url "http://127.0.0.1:$port" --readings "$readings" --interval-s "$interval" "$@"
+machines=1
+args=("$@")
+for i in "${!args[@]}"; do
+    if [ "${args[$i]}" = --machines ]; then machines=${args[$((i + 1))]}; fi
+done
 if [ "$backend" = sqlite ]; then
     # Bytes per reading: the database file after a checkpoint folds the WAL in.
-    sqlite3_bytes=$(python3 - "$dir/enms.db" "$readings" <<'PY'
+    sqlite3_bytes=$(python3 - "$dir/enms.db" "$((readings * machines))" <<'PY'
 import sqlite3, sys, os
 db = sqlite3.connect(sys.argv[1])
 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use enms_analytics::Sample;
+use enms_analytics::cells::Cell;
 use enms_analytics::detect::Signal;
 use enms_analytics::kpi::Tariff;
 use enms_analytics::series::{self, Interval};
@@ -152,6 +153,69 @@ pub async fn load_samples(
     let query = ReadingQuery { machine_id, start, end, resolution: Resolution::Raw, limit: MAX_ROWS };
     let points = store.query_readings(&query).await?;
     Ok(points.iter().map(sample_of).collect())
+}
+
+/// The hour cells (`enms_analytics::cells`) of one machine's intervals
+/// whose middle falls in `[start, end)`: whole hours from the store's cells
+/// (`period_1h`: a year is 8,760 rows, whatever the meter's interval), the
+/// unaligned edges from the raw readings around them, cut by the same rule.
+/// KPIs and baseline training read their windows through this.
+pub async fn window_cells(
+    store: &dyn Store,
+    machine: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<Cell>, JobError> {
+    let hour = chrono::Duration::hours(1);
+    // Whole hours inside the window (any time chrono holds, before 1970 too).
+    let h = hour.num_milliseconds();
+    let first = enms_core::timestamp::from_ms((start.timestamp_millis() + h - 1).div_euclid(h) * h);
+    let last = enms_core::timestamp::from_ms(end.timestamp_millis().div_euclid(h) * h);
+    let mut edges = Vec::new();
+    let mut out = Vec::new();
+    if first < last {
+        edges.extend([(start, first), (last, end)].into_iter().filter(|(a, b)| a < b));
+        if let Some(floor) = store.retention_floors().await?.hour
+            && first.timestamp_millis() < floor
+        {
+            return Err(JobError::invalid(
+                "past_retention",
+                "start",
+                format!(
+                    "hourly figures before {} were pruned (retention.hour); start at or after it",
+                    enms_core::timestamp::from_ms(floor).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            ));
+        }
+        out.extend(store.period_cells(machine, first, last).await?.into_iter().map(cell));
+    } else {
+        edges.push((start, end));
+    }
+    for (from, to) in edges {
+        // Every interval whose middle is in [from, to) ends within half an
+        // hour after `to`, and starts at most an hour before `from`.
+        let samples = load_samples(store, machine, from - hour, to + hour / 2).await?;
+        out.extend(enms_analytics::cells::cells(&samples, from, to));
+    }
+    // An edge's cells are hours the stored ones do not hold (the head
+    // edge's is the hour before `first`, the tail's is `last`).
+    out.sort_by_key(|c| c.start);
+    Ok(out)
+}
+
+fn cell(c: enms_store::periods::PeriodCell) -> Cell {
+    Cell {
+        start: c.start,
+        readings: c.readings,
+        covered_h: c.covered_h,
+        kwh: c.kwh,
+        units: c.units,
+        operating_h: c.operating_h,
+        temp_weighted: c.temp_weighted,
+        temp_h: c.temp_h,
+        peak_kw: c.peak_kw,
+        peak_at: c.peak_at,
+    }
 }
 
 /// Raw readings of one machine in `[start, end)` as an anomaly model sees

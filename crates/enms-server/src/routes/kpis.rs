@@ -10,16 +10,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use enms_analytics::baseline::BaselineModel;
-use enms_analytics::cells::{self, Cell};
 use enms_analytics::kpi::{self, Kpis, Tariff};
-use enms_store::Store;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Params, path_id};
 use crate::state::AppState;
-use enms_jobs::{blocking, load_samples};
+use enms_jobs::{blocking, window_cells};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct KpiReport {
@@ -72,65 +70,4 @@ pub async fn kpis(
         tariff: state.analytics.config.tariff.clone(),
         kpis: k,
     }))
-}
-
-/// The hour cells of `[start, end)`: whole hours from the store's cells
-/// (`period_1h`: a year is 8,760 rows, whatever the meter's interval), the
-/// unaligned edges from the raw readings around them, cut by the same rule.
-async fn window_cells(
-    store: &dyn Store,
-    machine: Uuid,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> Result<Vec<Cell>, ApiError> {
-    let hour = chrono::Duration::hours(1);
-    // Whole hours inside the window (any time chrono holds, before 1970 too).
-    let h = hour.num_milliseconds();
-    let first = enms_core::timestamp::from_ms((start.timestamp_millis() + h - 1).div_euclid(h) * h);
-    let last = enms_core::timestamp::from_ms(end.timestamp_millis().div_euclid(h) * h);
-    let mut edges = Vec::new();
-    let mut out = Vec::new();
-    if first < last {
-        edges.extend([(start, first), (last, end)].into_iter().filter(|(a, b)| a < b));
-        if let Some(floor) = store.retention_floors().await?.hour
-            && first.timestamp_millis() < floor
-        {
-            return Err(ApiError::invalid(
-                crate::error::Code::PastRetention,
-                "start",
-                format!(
-                    "hourly figures before {} were pruned (retention.hour); start at or after it",
-                    enms_core::timestamp::from_ms(floor).to_rfc3339()
-                ),
-            ));
-        }
-        out.extend(store.period_cells(machine, first, last).await?.into_iter().map(cell));
-    } else {
-        edges.push((start, end));
-    }
-    for (from, to) in edges {
-        // Every interval whose middle is in [from, to) ends within half an
-        // hour after `to`, and starts at most an hour before `from`.
-        let samples = load_samples(store, machine, from - hour, to + hour / 2).await?;
-        out.extend(cells::cells(&samples, from, to));
-    }
-    // An edge's cells are hours the stored ones do not hold (the head
-    // edge's is the hour before `first`, the tail's is `last`).
-    out.sort_by_key(|c| c.start);
-    Ok(out)
-}
-
-fn cell(c: enms_store::periods::PeriodCell) -> Cell {
-    Cell {
-        start: c.start,
-        readings: c.readings,
-        covered_h: c.covered_h,
-        kwh: c.kwh,
-        units: c.units,
-        operating_h: c.operating_h,
-        temp_weighted: c.temp_weighted,
-        temp_h: c.temp_h,
-        peak_kw: c.peak_kw,
-        peak_at: c.peak_at,
-    }
 }

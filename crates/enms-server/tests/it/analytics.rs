@@ -564,3 +564,39 @@ async fn kpis_cover_every_reading_of_a_long_dense_window() {
     assert!((total - 36.0 * inside as f64 / 3600.0).abs() < 1e-6, "{total}");
     s.stop().await;
 }
+
+/// Baseline training reads its window through the hour cells: every reading
+/// of a dense window counts (a raw read stopped at 600,000 readings).
+#[tokio::test]
+async fn baseline_training_counts_every_reading_of_a_dense_window() {
+    let s = TestServer::start().await;
+    let id = s.create_machine("Dense-2").await;
+    let start = (Utc::now() - Duration::days(10)).duration_trunc(Duration::hours(1)).expect("trunc");
+    let n: i64 = 650_001;
+    for first in (0..n).step_by(10_000) {
+        let rows: Vec<serde_json::Value> = (first..(first + 10_000).min(n))
+            .map(|i| {
+                json!({"machine_id": id, "timestamp": (start + Duration::seconds(i + 1)).to_rfc3339(),
+                       "power_kw": 30.0 + (i % 3600) as f64 / 600.0, "energy_kwh": 0.01,
+                       "production_units": (i % 7) as f64})
+            })
+            .collect();
+        let (status, body) = s.post("/api/v1/readings", &json!(rows)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training").await;
+    let window =
+        json!({"start": start.to_rfc3339(), "end": (start + Duration::days(9)).to_rfc3339(), "granularity": "hourly"});
+    let (status, job) = s.post(&format!("/api/v1/baseline/train/{id}"), &window).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let loaded = loop {
+        let e = ws.next_json().await;
+        if e["data"]["job_id"] == job["id"] && e["data"]["progress_pct"] == 20.0 {
+            break e["data"]["message"].as_str().expect("message").to_owned();
+        }
+    };
+    // All but the first: it covers the hour before it, whose middle is
+    // before the window.
+    assert!(loaded.starts_with(&format!("loaded {} readings", n - 1)), "{loaded}");
+    s.stop().await;
+}

@@ -30,6 +30,23 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/v1/health" >/dev/null && break; sleep 0.1; done
 ./target/release/enms bench scale --url "http://127.0.0.1:$port" --readings "$readings" --interval-s "$interval" "$@"
+# Export the first machine's whole series as CSV while sampling the
+# server's resident memory: a streamed export holds a few pages, whatever
+# the span, so RSS must not grow with the file.
+id=$(curl -sf "http://127.0.0.1:$port/api/v1/machines" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$server/status"; }
+before=$(rss)
+peak=$before
+( while kill -0 $server 2>/dev/null; do rss; sleep 0.05; done ) > "$dir.rss" &
+sampler=$!
+export_stats=$(curl -sf -o /dev/null -w '%{size_download} %{time_total}' \
+    "http://127.0.0.1:$port/api/v1/machines/$id/readings/export")
+kill $sampler 2>/dev/null || true
+peak=$(sort -n "$dir.rss" | tail -1)
+rm -f "$dir.rss"
+read -r export_bytes export_s <<<"$export_stats"
+python3 -c "print(f'export: {int($export_bytes)/1e6:.0f} MB of CSV in {float($export_s):.1f} s ({int($export_bytes)/1e6/float($export_s):.0f} MB/s); server RSS {int($before)/1024:.0f} MiB before, {int($peak)/1024:.0f} MiB at most during it')"
+
 machines=1
 args=("$@")
 for i in "${!args[@]}"; do

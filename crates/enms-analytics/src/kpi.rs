@@ -86,11 +86,50 @@ pub struct CusumPoint {
 
 /// KPIs of time-ordered intervals of one machine.
 pub fn compute(rows: &[Interval], tariff: &Tariff, baseline: Option<&BaselineModel>) -> Kpis {
-    let mut k = KpiBuilder::new(tariff, baseline);
+    let mut total = 0.0;
+    let mut hours = 0.0;
+    let mut units = 0.0;
+    let mut peak: Option<(f64, DateTime<Utc>)> = None;
+    let mut cost = Cost { currency: tariff.currency.clone(), total: 0.0, peak_kwh: 0.0, offpeak_kwh: 0.0 };
     for iv in rows {
-        k.push(iv);
+        let kwh = iv.sample.power_kw * iv.hours;
+        total += kwh;
+        hours += iv.hours;
+        units += iv.sample.production_units.unwrap_or(0.0);
+        if peak.is_none_or(|(p, _)| iv.sample.power_kw > p) {
+            peak = Some((iv.sample.power_kw, iv.sample.timestamp));
+        }
+        let mid = iv.sample.timestamp - chrono::Duration::milliseconds((iv.hours * 1.8e6) as i64);
+        if tariff.is_peak(mid) {
+            cost.peak_kwh += kwh;
+        } else {
+            cost.offpeak_kwh += kwh;
+        }
+        cost.total += kwh * tariff.price(mid);
     }
-    k.finish()
+    let average_kw = (hours > 0.0).then(|| total / hours);
+    let baseline = baseline.map(|model| {
+        let mut cmp = Comparison::default();
+        for p in series::periods(rows, model.granularity) {
+            cmp.add(&p, model);
+        }
+        cmp.finish(model)
+    });
+    Kpis {
+        readings: rows.len(),
+        total_kwh: total,
+        peak_kw: peak.map(|p| p.0),
+        peak_at: peak.map(|p| p.1),
+        average_kw,
+        load_factor: match (average_kw, peak) {
+            (Some(a), Some((p, _))) if p > 0.0 => Some(a / p),
+            _ => None,
+        },
+        production_units: units,
+        sec_kwh_per_unit: (units > 0.0).then(|| total / units),
+        cost,
+        baseline,
+    }
 }
 
 /// KPIs of hour cells ([`crate::cells`]): the intervals whose middle falls
@@ -145,19 +184,6 @@ pub fn from_cells(cells: &[Cell], tariff: &Tariff, baseline: Option<&BaselineMod
     }
 }
 
-/// [`compute`] fed interval by interval, so a span of any length (read
-/// page by page) costs memory for its periods, not its readings.
-pub struct KpiBuilder<'a> {
-    tariff: &'a Tariff,
-    readings: usize,
-    total: f64,
-    hours: f64,
-    units: f64,
-    peak: Option<(f64, DateTime<Utc>)>,
-    cost: Cost,
-    baseline: Option<(&'a BaselineModel, series::PeriodBuilder, Comparison)>,
-}
-
 /// The running comparison with a baseline, period by period.
 #[derive(Default)]
 struct Comparison {
@@ -187,66 +213,6 @@ impl Comparison {
             savings_kwh: self.expected - self.actual,
             savings_pct: (self.expected > 0.0).then(|| 100.0 * (self.expected - self.actual) / self.expected),
             cusum: self.cusum,
-        }
-    }
-}
-
-impl<'a> KpiBuilder<'a> {
-    pub fn new(tariff: &'a Tariff, baseline: Option<&'a BaselineModel>) -> Self {
-        Self {
-            tariff,
-            readings: 0,
-            total: 0.0,
-            hours: 0.0,
-            units: 0.0,
-            peak: None,
-            cost: Cost { currency: tariff.currency.clone(), total: 0.0, peak_kwh: 0.0, offpeak_kwh: 0.0 },
-            baseline: baseline.map(|m| (m, series::PeriodBuilder::new(m.granularity), Comparison::default())),
-        }
-    }
-
-    pub fn push(&mut self, iv: &Interval) {
-        self.readings += 1;
-        let kwh = iv.sample.power_kw * iv.hours;
-        self.total += kwh;
-        self.hours += iv.hours;
-        self.units += iv.sample.production_units.unwrap_or(0.0);
-        if self.peak.is_none_or(|(p, _)| iv.sample.power_kw > p) {
-            self.peak = Some((iv.sample.power_kw, iv.sample.timestamp));
-        }
-        let mid = iv.sample.timestamp - chrono::Duration::milliseconds((iv.hours * 1.8e6) as i64);
-        if self.tariff.is_peak(mid) {
-            self.cost.peak_kwh += kwh;
-        } else {
-            self.cost.offpeak_kwh += kwh;
-        }
-        self.cost.total += kwh * self.tariff.price(mid);
-        if let Some((model, periods, cmp)) = &mut self.baseline {
-            periods.push(iv, &mut |p| cmp.add(&p, model));
-        }
-    }
-
-    pub fn finish(self) -> Kpis {
-        let (total, units, peak) = (self.total, self.units, self.peak);
-        let average_kw = (self.hours > 0.0).then(|| total / self.hours);
-        let baseline = self.baseline.map(|(model, periods, mut cmp)| {
-            periods.finish(&mut |p| cmp.add(&p, model));
-            cmp.finish(model)
-        });
-        Kpis {
-            readings: self.readings,
-            total_kwh: total,
-            peak_kw: peak.map(|p| p.0),
-            peak_at: peak.map(|p| p.1),
-            average_kw,
-            load_factor: match (average_kw, peak) {
-                (Some(a), Some((p, _))) if p > 0.0 => Some(a / p),
-                _ => None,
-            },
-            production_units: units,
-            sec_kwh_per_unit: (units > 0.0).then(|| total / units),
-            cost: self.cost,
-            baseline,
         }
     }
 }

@@ -148,46 +148,23 @@ impl Period {
 
 /// The periods of `granularity` that readings cover well enough, oldest first.
 pub fn periods(intervals: &[Interval], granularity: Granularity) -> Vec<Period> {
-    let mut builder = PeriodBuilder::new(granularity);
-    let mut out = Vec::new();
+    let len = granularity.duration();
+    let mut out: Vec<Period> = Vec::new();
     for iv in intervals {
-        builder.push(iv, &mut |p| out.push(p));
-    }
-    builder.finish(&mut |p| out.push(p));
-    out
-}
-
-/// [`periods`] built interval by interval: each period is handed out once
-/// the next one starts (intervals come in time order).
-#[derive(Debug)]
-pub struct PeriodBuilder {
-    granularity: Granularity,
-    current: Option<Period>,
-}
-
-impl PeriodBuilder {
-    pub fn new(granularity: Granularity) -> Self {
-        Self { granularity, current: None }
-    }
-
-    pub fn push(&mut self, iv: &Interval, out: &mut impl FnMut(Period)) {
-        let len = self.granularity.duration();
         let middle = iv.sample.timestamp - Duration::milliseconds((iv.hours * 1.8e6) as i64);
         let start = middle.duration_trunc(len).unwrap_or(middle);
-        if self.current.as_ref().is_none_or(|p| p.start != start)
-            && let Some(done) = self.current.replace(Period {
+        if out.last().is_none_or(|p| p.start != start) {
+            out.push(Period {
                 start,
                 covered_h: 0.0,
                 mean_kw: 0.0,
                 production_per_h: 0.0,
                 operating_share: 0.0,
                 temperatures: Vec::new(),
-            })
-        {
-            self.close(done, out);
+            });
         }
-        let Some(p) = self.current.as_mut() else { return };
-        // Accumulate sums; divided by the covered hours when closed.
+        let Some(p) = out.last_mut() else { continue };
+        // Accumulate sums; divided by the covered hours below.
         p.covered_h += iv.hours;
         p.mean_kw += iv.sample.power_kw * iv.hours;
         p.production_per_h += iv.production_rate() * iv.hours;
@@ -196,22 +173,13 @@ impl PeriodBuilder {
             p.temperatures.push((t, iv.hours));
         }
     }
-
-    pub fn finish(mut self, out: &mut impl FnMut(Period)) {
-        if let Some(done) = self.current.take() {
-            self.close(done, out);
-        }
-    }
-
-    fn close(&self, mut p: Period, out: &mut impl FnMut(Period)) {
-        if p.covered_h < MIN_COVERAGE * self.granularity.hours() {
-            return;
-        }
+    out.retain(|p| p.covered_h >= MIN_COVERAGE * granularity.hours());
+    for p in &mut out {
         p.mean_kw /= p.covered_h;
         p.production_per_h /= p.covered_h;
         p.operating_share /= p.covered_h;
-        out(p);
     }
+    out
 }
 
 #[cfg(test)]

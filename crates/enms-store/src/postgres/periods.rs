@@ -2,7 +2,7 @@
 //! recomputing the touched hours in the readings' transaction (under the
 //! machine's ingest lock, like the rollups), and reading a window's cells.
 
-use enms_core::timestamp::{from_ms, to_ms};
+use enms_core::timestamp::from_ms;
 use sqlx::{PgConnection, Row};
 
 use crate::Result;
@@ -107,7 +107,7 @@ pub async fn cells(
     rows.iter()
         .map(|r| {
             Ok(PeriodCell {
-                start: from_ms(to_ms(r.try_get("bucket")?)),
+                start: r.try_get("bucket")?,
                 readings: r.try_get::<i64, _>("readings")?.try_into().unwrap_or(0),
                 covered_h: r.try_get("covered_h")?,
                 kwh: r.try_get("kwh")?,

@@ -9,6 +9,7 @@ pub mod csv_format;
 pub mod duration;
 pub mod event;
 pub mod feed;
+pub mod host;
 pub mod machine;
 pub mod payload;
 pub mod reading;

@@ -67,6 +67,8 @@ const METRIC: &[Field] = &[
     req("value", Kind::Number),
     opt("unit", Kind::Text(20)),
     opt("timestamp", Kind::Timestamp),
+    // The reading's named values (a host's cpu_percent, memory_percent, …).
+    opt("values", Kind::Object),
     opt("details", Kind::Object),
 ];
 

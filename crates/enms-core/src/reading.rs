@@ -135,6 +135,7 @@ fn check_extra(extra: BTreeMap<String, f64>) -> Result<BTreeMap<String, f64>, Fi
             ));
         }
         finite_in(&format!("extra.{name}"), *value, -1e15, 1e15)?;
+        crate::host::check_signal(name, *value)?;
     }
     Ok(extra)
 }

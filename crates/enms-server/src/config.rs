@@ -47,6 +47,9 @@ pub struct ServerConfig {
     /// How long each level of readings is kept (`[retention]`; forever by
     /// default).
     pub retention: enms_store::retention::RetentionConfig,
+    /// Sample the server's own host as a machine of type `host`
+    /// (`--monitor-self`; on by default with `--demo`).
+    pub monitor: Option<enms_host::MonitorConfig>,
 }
 
 impl ServerConfig {
@@ -85,6 +88,9 @@ impl ServerConfig {
         if let Some(notify) = &self.notify {
             notify.validate()?;
         }
+        if let Some(monitor) = &self.monitor {
+            monitor.validate()?;
+        }
         self.retention.validate()?;
         self.bus.validate()?;
         self.gateway.validate()?;
@@ -109,6 +115,7 @@ impl ServerConfig {
             modbus: None,
             notify: None,
             retention: enms_store::retention::RetentionConfig::default(),
+            monitor: None,
         }
     }
 }

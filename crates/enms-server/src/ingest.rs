@@ -62,8 +62,13 @@ impl Ingest {
             }
         }
         for r in latest.into_values() {
-            let data = json!({"machine_id": r.machine_id, "metric_name": "power_kw", "value": r.power_kw,
+            let mut data = json!({"machine_id": r.machine_id, "metric_name": "power_kw", "value": r.power_kw,
                               "unit": "kW", "timestamp": r.timestamp.to_rfc3339()});
+            // The reading's named values ride along, so a host's sample
+            // reaches `/api/ws/ws` and the Hosts page without a second read.
+            if !r.extra.is_empty() {
+                data["values"] = json!(r.extra);
+            }
             if let Err(e) = self.bus.publish(EventType::MetricUpdated, data).await {
                 tracing::warn!(error = %e, "metric_updated not published");
             }

@@ -10,8 +10,10 @@ mod demo;
 pub mod error;
 mod extract;
 mod gateway;
+mod hosts;
 mod ingest;
 mod inputs;
+mod monitor;
 pub mod openapi;
 mod outlet;
 mod routes;
@@ -159,6 +161,7 @@ impl App {
             scheduler_stop.clone(),
         ));
         let inputs = inputs::start(&self.state, scheduler_stop.clone());
+        let monitor = monitor::start(&self.state, scheduler_stop.clone());
         let router = routes::router(self.state.clone());
         let gateway = self.state.gateway.clone();
         let draining = gateway.draining().clone();
@@ -197,6 +200,9 @@ impl App {
         let _ = leases.await;
         let _ = pruner.await;
         for task in inputs {
+            let _ = task.await;
+        }
+        if let Some(task) = monitor {
             let _ = task.await;
         }
         if let Some(task) = producer {

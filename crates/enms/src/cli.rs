@@ -2,6 +2,7 @@
 //! variable where it has one.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -36,6 +37,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the server.
     Serve(Box<ServeArgs>),
+    /// Sample this host (CPU, memory, disks, network, power) and send it to
+    /// a server, buffering on disk while the server is away.
+    Agent(AgentArgs),
     /// Import a CSV file of readings into a running server.
     Import(ImportArgs),
     /// Export a machine's readings as CSV (the import format), streamed.
@@ -244,6 +248,30 @@ pub struct ImportArgs {
     /// End with the result as JSON instead of a summary line.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Time between samples, 250ms to 1h.
+    #[arg(long, default_value = "5s", value_parser = enms_core::duration::parse)]
+    pub interval: Duration,
+    /// The host's machine name [default: the host name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Rated power given to the machine when the agent creates it (kW),
+    /// for the estimate when the host has no readable energy counters.
+    #[arg(long, default_value_t = enms_host::power::DEFAULT_RATED_KW)]
+    pub rated_power_kw: f64,
+    /// Directory of the disk buffer [default: $STATE_DIRECTORY, else
+    /// ~/.local/state/enms-agent, else ./enms-agent].
+    #[arg(long, env = "ENMS_AGENT_SPOOL")]
+    pub spool: Option<PathBuf>,
+    /// Most unsent samples kept while the server is away, in MiB; beyond
+    /// it the oldest are dropped (64 MiB: about nine days at 5 s).
+    #[arg(long, default_value_t = 64)]
+    pub max_spool_mib: u64,
 }
 
 #[derive(Args)]

@@ -1,5 +1,6 @@
 //! `enms`: the energy-management analytics server and its command-line tools.
 
+mod agent;
 mod bench;
 mod cli;
 mod client;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Bench { command: BenchCommand::Ingest(args) } => bench::ingest::run(args).await,

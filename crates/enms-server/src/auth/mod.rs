@@ -187,7 +187,10 @@ fn invalid_token() -> ApiError {
 
 /// Whether a route is a stream handshake, where `?token=` is accepted.
 pub fn query_token_allowed(route: &str) -> bool {
-    route == "/api/v1/events/stream" || route == "/api/v1/ws" || route.starts_with("/api/v1/ws/")
+    route == "/api/v1/events/stream"
+        || route == "/api/v1/ws"
+        || route.starts_with("/api/v1/ws/")
+        || route.starts_with("/api/ws/")
 }
 
 /// The token a request carries, by header, query (where `query_allowed`) or

@@ -2,7 +2,8 @@
 //! (admin), so a new route is never public by accident.
 //!
 //! - public: health, the dashboard's files, the API description;
-//! - viewer: every read (GET) and every stream;
+//! - viewer: every read (GET) and every stream, the seed monitor's
+//!   `/api/metrics/*` and `/api/ws/*` included;
 //! - operator: detect, train, cancel, acknowledge, activate a model,
 //!   publish, ingest, send a test notification;
 //! - admin: changing machines, tokens, and reading the configuration.
@@ -23,7 +24,7 @@ pub enum Access {
     Needs(Role, Option<Limit>),
 }
 
-const PUBLIC: &[&str] = &["/api/v1/health", "/api/v1/openapi.json", "/docs", "/docs/", "/docs/{*rest}"];
+const PUBLIC: &[&str] = &["/api/v1/health", "/health", "/api/v1/openapi.json", "/docs", "/docs/", "/docs/{*rest}"];
 
 const OPERATOR: &[&str] = &[
     "/api/v1/baseline/train/{id}",
@@ -49,7 +50,8 @@ pub fn access(method: &Method, route: &str) -> Access {
     if route.starts_with("/api/v1/machines") && !read {
         return Access::Needs(Role::Admin, None);
     }
-    if read && (route.starts_with("/api/v1/") || route == "/metrics") {
+    let seed_read = route.starts_with("/api/metrics/") || route.starts_with("/api/ws/");
+    if read && (route.starts_with("/api/v1/") || route == "/metrics" || seed_read) {
         return Access::Needs(Role::Viewer, None);
     }
     match route {
@@ -73,6 +75,9 @@ mod tests {
         assert_eq!(access(&Method::GET, "/api/v1/machines"), needs(Role::Viewer));
         assert_eq!(access(&Method::GET, "/api/v1/ws/{stream}"), needs(Role::Viewer));
         assert_eq!(access(&Method::GET, "/metrics"), needs(Role::Viewer));
+        assert_eq!(access(&Method::GET, "/health"), Public);
+        assert_eq!(access(&Method::GET, "/api/metrics/current"), needs(Role::Viewer));
+        assert_eq!(access(&Method::GET, "/api/ws/ws"), needs(Role::Viewer));
         assert_eq!(access(&Method::POST, "/api/v1/anomaly/detect"), needs(Role::Operator));
         assert_eq!(access(&Method::POST, "/api/v1/events"), Needs(Role::Operator, Some(Limit::Publish)));
         assert_eq!(access(&Method::POST, "/api/v1/readings/import"), Needs(Role::Operator, Some(Limit::Ingest)));

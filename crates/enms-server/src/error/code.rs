@@ -68,6 +68,8 @@ codes! {
     DemoDisabled = NOT_FOUND, "demo_disabled", "a demo route on a server started without --demo";
     NotificationsOff = NOT_FOUND, "notifications_off", "a notification route on a server without [notify]";
     AssetNotFound = NOT_FOUND, "asset_not_found", "no dashboard file at that path";
+    UnknownHost = NOT_FOUND, "unknown_host", "no machine of type host with that name";
+    NoSamples = NOT_FOUND, "no_samples", "no host has sent a sample yet (or none in the window)";
     // 405
     MethodNotAllowed = METHOD_NOT_ALLOWED, "method_not_allowed", "the route does not take that method";
     // 409: the state of what the request names stands in the way.
@@ -90,6 +92,7 @@ codes! {
     MissingField = UNPROCESSABLE_ENTITY, "missing_field", "a field the request needs is absent";
     OutOfRange = UNPROCESSABLE_ENTITY, "out_of_range", "a number outside its allowed range";
     NotFinite = UNPROCESSABLE_ENTITY, "not_finite", "a number that is NaN or infinite";
+    ImpossibleValue = UNPROCESSABLE_ENTITY, "impossible_value", "a host signal no host can report: a percentage over 100, a negative rate, a fractional process count";
     FutureTimestamp = UNPROCESSABLE_ENTITY, "future_timestamp", "a timestamp more than 5 minutes ahead of the server clock";
     InvalidName = UNPROCESSABLE_ENTITY, "invalid_name", "a name that is empty or only blanks";
     InvalidCharacters = UNPROCESSABLE_ENTITY, "invalid_characters", "a name with control characters";

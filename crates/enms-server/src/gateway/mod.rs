@@ -7,6 +7,7 @@
 //! published between the two steps reach both the history and the queue and
 //! are sent once.
 
+pub mod compat;
 pub mod held;
 mod messages;
 pub mod params;

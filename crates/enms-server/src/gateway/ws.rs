@@ -104,7 +104,7 @@ pub async fn custom(state: State<AppState>, params: Params, req: Request) -> Res
 }
 
 /// The `Sec-WebSocket-Accept` value, or why this is not a WebSocket handshake.
-fn handshake_key(headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
+pub(super) fn handshake_key(headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
     let has = |name: header::HeaderName, token: &str| {
         headers
             .get_all(name)

@@ -9,6 +9,7 @@ mod events;
 mod export;
 pub use export::ExportFormat;
 mod health;
+mod hosts;
 mod kpis;
 mod machines;
 mod metrics;
@@ -73,6 +74,12 @@ pub fn router(state: AppState) -> Router {
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
+        .routes(routes!(health::root))
+        .routes(routes!(hosts::list))
+        .routes(routes!(hosts::current))
+        .routes(routes!(hosts::history))
+        .routes(routes!(gateway::compat::metrics))
+        .routes(routes!(gateway::compat::alerts))
         .routes(routes!(machines::list, machines::create))
         .routes(routes!(machines::get, machines::update, machines::delete))
         .routes(routes!(readings::query))

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use enms_server::{DemoConfig, RedisConfig, ServerConfig};
 
 pub use sections::{
-    AnalyticsSettings, AuthMode, DatabaseArgs, DemoSettings, Layer, RealtimeSettings, RetentionSettings,
-    SecuritySettings, ServeArgs, ServeSettings, StoreSettings,
+    AnalyticsSettings, AuthMode, DatabaseArgs, DemoSettings, Layer, MonitorSettings, RealtimeSettings,
+    RetentionSettings, SecuritySettings, ServeArgs, ServeSettings, StoreSettings,
 };
 
 /// The `--config` file: the store's top-level keys and everything else
@@ -78,6 +78,9 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     realtime(&mut server, given.realtime);
     analytics(&mut server, given.analytics);
     retention(&mut server, given.retention);
+    if given.monitor.enabled.unwrap_or(server.demo.is_some()) {
+        server.monitor = Some(monitor(given.monitor));
+    }
     let auth = given.security.auth.unwrap_or(AuthMode::Auto);
     security(&mut server, given.security);
     server.mqtt = given.mqtt;
@@ -85,6 +88,14 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     server.notify = given.notify;
     server.validate()?;
     Ok(Settings { bind: given.bind.unwrap_or_else(|| "127.0.0.1:8080".into()), server, auth })
+}
+
+fn monitor(m: MonitorSettings) -> enms_host::MonitorConfig {
+    let mut c = enms_host::MonitorConfig::default();
+    set(m.interval.map(|s| s.0), &mut c.interval);
+    c.name = m.name;
+    set(m.rated_power_kw, &mut c.rated_power_kw);
+    c
 }
 
 fn demo(d: DemoSettings) -> DemoConfig {
@@ -193,6 +204,10 @@ pub fn check(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         c.demo.as_ref().map_or("off".to_owned(), |d| format!("seed {}, every {:?}", d.seed, d.interval))
     );
     println!("  base path       {}", if c.base_path.is_empty() { "/" } else { &c.base_path });
+    println!(
+        "  monitor self    {}",
+        c.monitor.as_ref().map_or("off".to_owned(), |m| format!("as {:?}, every {:?}", m.machine_name(), m.interval))
+    );
     Ok(())
 }
 

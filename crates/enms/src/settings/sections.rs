@@ -135,6 +135,9 @@ pub struct ServeSettings {
     #[command(flatten)]
     #[serde(default)]
     pub retention: RetentionSettings,
+    #[command(flatten)]
+    #[serde(default)]
+    pub monitor: MonitorSettings,
     /// The file's `[mqtt]` table: broker and subscriptions (no flags: a
     /// list of subscriptions does not fit them).
     #[arg(skip)]
@@ -149,7 +152,7 @@ pub struct ServeSettings {
     #[serde(default)]
     pub notify: Option<enms_notify::NotifyConfig>,
 }
-layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt, modbus, notify } sections { demo, realtime, analytics, security, retention });
+layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt, modbus, notify } sections { demo, realtime, analytics, security, retention, monitor });
 
 /// `[demo]`: the simulated factory.
 #[derive(Args, Debug, Default, Clone, Deserialize)]
@@ -178,6 +181,28 @@ pub struct DemoSettings {
     pub fault_every: Option<Span>,
 }
 layered!(DemoSettings { seed, interval, history_days, history_end, fault_every } flags { enabled });
+
+/// `[monitor]`: the server samples its own host (docs/hosts.md).
+#[derive(Args, Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[command(next_help_heading = "Host monitoring")]
+pub struct MonitorSettings {
+    /// Record this server's host as a machine of type host; on by default
+    /// with --demo, off with --monitor-self=false.
+    #[arg(id = "monitor_self", long = "monitor-self", env = "ENMS_MONITOR_SELF", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(rename = "self")]
+    pub enabled: Option<bool>,
+    /// Time between samples, 250ms to 1h [default: 5s].
+    #[arg(id = "monitor_interval", long = "monitor-interval", env = "ENMS_MONITOR_INTERVAL")]
+    pub interval: Option<Span>,
+    /// The host's machine name [default: the host name].
+    #[arg(id = "monitor_name", long = "monitor-name", env = "ENMS_MONITOR_NAME")]
+    pub name: Option<String>,
+    /// Rated power for the estimate without energy counters [default: 0.2].
+    #[arg(id = "monitor_rated_power_kw", long = "monitor-rated-power-kw", env = "ENMS_MONITOR_RATED_POWER_KW")]
+    pub rated_power_kw: Option<f64>,
+}
+layered!(MonitorSettings { enabled, interval, name, rated_power_kw });
 
 /// How long a level is kept: a duration (`90d`) or `forever`.
 #[derive(Debug, Clone, Copy, PartialEq)]

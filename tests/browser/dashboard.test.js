@@ -16,6 +16,7 @@ mkdirSync(OUT, { recursive: true });
 const PAGES = [
   ['overview', '/ui/', '#machine-cards .machine'],
   ['machine', `/ui/machines/${C1}`, '#kpis dd'],
+  ['hosts', '/ui/hosts', '#host-cards .host'],
   ['anomalies', '/ui/anomalies', '#anomaly-rows'],
   ['models', '/ui/models', '#model-rows tr'],
   ['events', '/ui/events', '#event-log li'],
@@ -97,6 +98,27 @@ test('the keyboard reaches the navigation and follows a link', async () => {
   await page.keyboard.press('Enter');
   await page.waitForSelector('h1:has-text("Anomalies")');
   assert.match(page.url(), /\/ui\/anomalies$/);
+  await page.context().close();
+});
+
+test('the Hosts page shows the demo host and follows it live at the sampling rate', async () => {
+  const page = await open('/ui/hosts');
+  await waitLive(page);
+  const host = page.locator('#host-cards .host').first();
+  await host.waitFor({ timeout: 15_000 });
+  // The demo serves its own host (--monitor-self, sampled every second here).
+  await page.waitForFunction(() => /\d/.test(document.querySelector('#host-cards .host .cpu')?.textContent ?? ''), null, { timeout: 15_000 });
+  assert.match(await host.locator('.power').innerText(), /kW \(estimated\)/, 'this VM has no RAPL counters');
+  const seen = await host.locator('.seen').innerText();
+  await page.waitForFunction((s) => document.querySelector('#host-cards .host .seen').textContent !== s, seen, { timeout: 10_000 });
+  for (const id of ['host-cpu-chart', 'host-disk-chart', 'host-net-chart', 'host-power-chart']) {
+    assert.ok(await page.locator(`#${id} canvas`).count() >= 1, `${id} drawn`);
+  }
+  assert.equal(await page.locator('nav a[data-page="hosts"]').getAttribute('aria-current'), 'page');
+  // The seed's poll answers the same host.
+  const current = await (await fetch(`${server.url}/api/metrics/current`)).json();
+  assert.equal(current.host, await host.locator('h3 a').innerText());
+  assert.deepEqual(page.errors, []);
   await page.context().close();
 });
 

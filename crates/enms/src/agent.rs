@@ -44,7 +44,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub async fn run(args: AgentArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config =
         MonitorConfig { interval: args.interval, name: args.name.clone(), rated_power_kw: args.rated_power_kw };
-    config.validate().map_err(|e| format!("--{}: {}", e.setting.replace(' ', "-"), e.message))?;
+    config.validate().map_err(|e| {
+        let flag = match e.setting {
+            "monitor interval" => "--interval",
+            "monitor rated power" => "--rated-power-kw",
+            _ => "--name",
+        };
+        format!("{flag}: {}", e.message)
+    })?;
     let dir = args.spool.clone().unwrap_or_else(default_spool);
     let spool = Spool::open(&dir, args.max_spool_mib.saturating_mul(1 << 20))?;
     let pending = spool.pending_bytes();

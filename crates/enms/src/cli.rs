@@ -317,6 +317,25 @@ pub enum BenchCommand {
     /// Growth: ingest rate as the database fills, then query and KPI
     /// latency beside their floors.
     Scale(BenchScaleArgs),
+    /// Host monitoring: each sample's delay to /api/ws/ws, and an agent's
+    /// CPU and memory (bench/agent.sh).
+    Host(BenchHostArgs),
+}
+
+#[derive(Args)]
+pub struct BenchHostArgs {
+    /// Server to measure.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The host's machine name (the agent's --name).
+    #[arg(long)]
+    pub host: String,
+    /// Samples to wait for.
+    #[arg(long, default_value_t = 60)]
+    pub samples: usize,
+    /// The agent's process id, to read its CPU time and memory from /proc.
+    #[arg(long)]
+    pub agent_pid: Option<u32>,
 }
 
 #[derive(Args)]

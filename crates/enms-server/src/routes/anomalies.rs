@@ -112,6 +112,23 @@ async fn run(state: AppState, machine: Uuid, body: DetectRequest) -> Result<Resp
     Ok(Json(Detection::new(machine, record.name, &plan, out, MAX_LISTED)).into_response())
 }
 
+/// The seed monitor's anomaly list (`/api/anomalies`): the same filters
+/// and answer as `GET /api/v1/anomaly/recent`.
+#[utoipa::path(get, path = "/api/anomalies", tag = "seed compatibility", operation_id = "seed_anomalies",
+    description = "The seed monitor's anomaly list: the same filters and answer as `GET /api/v1/anomaly/recent`.",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Default 50"),
+        ("machine_id" = Option<Uuid>, Query),
+        ("severity" = Option<String>, Query, pattern = "^(normal|warning|critical)$", description = "normal, warning or critical"),
+        ("since" = Option<DateTime<Utc>>, Query, description = "Reading time, RFC 3339, before `until`"),
+        ("until" = Option<DateTime<Utc>>, Query, description = "Reading time, RFC 3339"),
+        ("acknowledged" = Option<bool>, Query),
+    ),
+    responses((status = 200, description = "Anomalies, newest reading first", body = Vec<AnomalyRecord>)))]
+pub async fn seed_list(state: State<AppState>, params: Params) -> Result<Json<Vec<AnomalyRecord>>, ApiError> {
+    recent(state, params).await
+}
+
 #[utoipa::path(get, path = "/api/v1/anomaly/recent", tag = "analytics", operation_id = "recent_anomalies",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Default 50"),

@@ -100,6 +100,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(anomalies::detect))
         .routes(routes!(anomalies::detect_machine))
         .routes(routes!(anomalies::recent))
+        .routes(routes!(anomalies::seed_list))
         .routes(routes!(episodes::list))
         .routes(routes!(anomalies::get))
         .routes(routes!(anomalies::acknowledge))

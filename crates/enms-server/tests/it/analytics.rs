@@ -145,6 +145,9 @@ async fn streaming_detection_announces_a_spike_at_once_and_batch_detection_saves
     let (_, recent) = s.get(&format!("/api/v1/anomaly/recent?machine_id={id}&severity=critical")).await;
     let first = recent.as_array().expect("list")[0].clone();
     assert_eq!(first["value"], 400.0);
+    // The seed monitor's /api/anomalies answers the same list.
+    let (status, seed) = s.get(&format!("/api/anomalies?machine_id={id}&severity=critical")).await;
+    assert_eq!((status, &seed), (StatusCode::OK, &recent));
     let (status, acked) = s
         .post(&format!("/api/v1/anomalies/{}/acknowledge", first["id"].as_str().unwrap_or("")), &json!({"by": "alice"}))
         .await;

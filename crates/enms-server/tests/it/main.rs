@@ -11,6 +11,7 @@ mod detection;
 mod events;
 mod export;
 mod health;
+mod hosts;
 mod import;
 mod machines;
 mod metrics;

@@ -2,6 +2,7 @@
 
 pub mod detect;
 pub mod fanout;
+pub mod host;
 pub mod ingest;
 pub mod mqtt;
 pub mod notify;

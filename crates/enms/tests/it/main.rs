@@ -3,6 +3,7 @@
 //! in crates/enms-server/tests; the harness (a server on port 0, a
 //! WebSocket client) is shared from there rather than copied.
 
+mod agent;
 mod binary;
 mod cli;
 // Shared harness: this binary uses part of it.

@@ -13,6 +13,7 @@ import { toast } from 'enms/toast.js';
 import { errorBox, num } from 'enms/dom.js';
 import * as overview from 'enms/pages/overview.js';
 import * as machine from 'enms/pages/machine.js';
+import * as hosts from 'enms/pages/hosts.js';
 import * as anomalies from 'enms/pages/anomalies.js';
 import * as models from 'enms/pages/models.js';
 import * as events from 'enms/pages/events.js';
@@ -22,6 +23,8 @@ import * as wstest from 'enms/pages/websocket-test.js';
 const ROUTES = [
   [/^$/, 'overview', overview],
   [/^machines\/([^/]+)$/, 'overview', machine],
+  [/^hosts$/, 'hosts', hosts],
+  [/^hosts\/([^/]+)$/, 'hosts', hosts],
   [/^anomalies$/, 'anomalies', anomalies],
   [/^models$/, 'models', models],
   [/^events$/, 'events', events],

@@ -122,6 +122,34 @@ test('the Hosts page shows the demo host and follows it live at the sampling rat
   await page.context().close();
 });
 
+test('the machine page draws the forecast band after the last reading, or says why it cannot', async () => {
+  // The shared server's demo has seven days: too few, and said so without a failed request.
+  const short = await open(`/ui/machines/${C1}`);
+  await short.waitForFunction(() => /21 days/.test(document.querySelector('#forecast-note')?.textContent ?? ''), null, { timeout: 15_000 });
+  assert.equal(await short.locator('#forecast-chart').getAttribute('data-points'), '0');
+  assert.deepEqual(short.errors, []);
+  await short.context().close();
+  const long = new EnmsServer(OUT, ['--demo-history-days', '30']);
+  try {
+    await long.start();
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await ctx.newPage();
+    const errors = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    await page.goto(`${long.url}/ui/machines/${C1}`);
+    await page.waitForFunction(() => document.querySelector('#forecast-chart')?.dataset.points === '24', null, { timeout: 30_000 });
+    const note = await page.locator('#forecast-note').innerText();
+    assert.match(note, /chosen by backtest over \d+ days: day-ahead MAPE [\d.]+ %/, note);
+    assert.match(note, /bands cover \d+ % \(80 %\)/, note);
+    assert.ok(await page.locator('#forecast-chart canvas').count() >= 1);
+    await page.screenshot({ path: join(OUT, 'machine-forecast.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+    await ctx.close();
+  } finally {
+    await long.destroy();
+  }
+});
+
 test('an anomaly published through the API shows a toast within 1 s and counts', async () => {
   const page = await open('/ui/');
   await waitLive(page);

@@ -42,7 +42,9 @@ export class EnmsServer {
     this.port ??= await freePort();
     this.starts += 1;
     const log = createWriteStream(join(this.logDir, `server-${this.port}-${this.starts}.log`));
-    this.proc = spawn(BIN, ['serve', '--demo', '--demo-history-days', '7', '--demo-interval', '1s', '--monitor-interval', '1s',
+    // Seven days of history unless a test asks for more.
+    const days = this.extraArgs.includes('--demo-history-days') ? [] : ['--demo-history-days', '7'];
+    this.proc = spawn(BIN, ['serve', '--demo', ...days, '--demo-interval', '1s', '--monitor-interval', '1s',
       '--bind', `127.0.0.1:${this.port}`, '--data-dir', this.dir, '--log-format', 'json', ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.pipe(log);
     this.proc.stderr.pipe(log);

@@ -10,11 +10,14 @@
 //! - [`iforest`]: an isolation forest with scikit-learn's semantics.
 //! - [`detect`]: features per reading, severity and anomaly-type rules.
 //! - [`kpi`]: energy KPIs, time-of-use cost and CUSUM against a baseline.
+//! - [`forecast`]: hourly load forecasts with backtested intervals and
+//!   time-to-threshold.
 //! - [`roc`]: ROC-AUC, to score detection against labels.
 
 pub mod baseline;
 pub mod cells;
 pub mod detect;
+pub mod forecast;
 pub mod iforest;
 pub mod kpi;
 pub mod ols;

@@ -320,6 +320,19 @@ pub enum BenchCommand {
     /// Host monitoring: each sample's delay to /api/ws/ws, and an agent's
     /// CPU and memory (bench/agent.sh).
     Host(BenchHostArgs),
+    /// Forecast quality: each machine's backtest per horizon day against
+    /// seasonal naive (bench/forecast.sh).
+    Forecast(BenchForecastArgs),
+}
+
+#[derive(Args)]
+pub struct BenchForecastArgs {
+    /// Server to measure.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Hours forecast (24 to 168).
+    #[arg(long, default_value_t = 168)]
+    pub horizon_hours: u32,
 }
 
 #[derive(Args)]

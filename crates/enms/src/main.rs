@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             Command::Bench { command: BenchCommand::Mqtt(args) } => bench::mqtt::run(args).await,
             Command::Bench { command: BenchCommand::Scale(args) } => bench::scale::run(args).await,
             Command::Bench { command: BenchCommand::Host(args) } => bench::host::run(args).await,
+            Command::Bench { command: BenchCommand::Forecast(args) } => bench::forecast::run(args).await,
             Command::Token { command } => token::run(command).await,
             Command::Db { command } => db::run(command).await,
             Command::Watch(args) => watch::run(args).await,

@@ -50,7 +50,10 @@ pub fn access(method: &Method, route: &str) -> Access {
     if route.starts_with("/api/v1/machines") && !read {
         return Access::Needs(Role::Admin, None);
     }
-    let seed_read = route.starts_with("/api/metrics/") || route.starts_with("/api/ws/") || route == "/api/anomalies";
+    let seed_read = route.starts_with("/api/metrics/")
+        || route.starts_with("/api/ws/")
+        || route == "/api/anomalies"
+        || route == "/api/predictions";
     if read && (route.starts_with("/api/v1/") || route == "/metrics" || seed_read) {
         return Access::Needs(Role::Viewer, None);
     }

@@ -7,6 +7,7 @@ mod docs;
 mod episodes;
 mod events;
 mod export;
+mod forecasts;
 pub use export::ExportFormat;
 mod health;
 mod hosts;
@@ -85,6 +86,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(readings::query))
         .routes(routes!(export::export))
         .routes(routes!(kpis::kpis))
+        .routes(routes!(forecasts::forecast))
+        .routes(routes!(forecasts::predictions))
         .routes(routes!(scores::scores))
         .routes(routes!(readings::ingest))
         .routes(routes!(readings::import))

@@ -10,6 +10,7 @@ mod demo;
 mod detection;
 mod events;
 mod export;
+mod forecast;
 mod health;
 mod hosts;
 mod import;

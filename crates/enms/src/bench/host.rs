@@ -23,7 +23,18 @@ type BoxError = Box<dyn std::error::Error>;
 pub async fn run(args: BenchHostArgs) -> Result<(), BoxError> {
     let base = args.url.trim_end_matches('/');
     let ws_url = format!("{}/api/ws/ws?host={}", base.replacen("http", "ws", 1), urlencode(&args.host));
-    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await?;
+    // The agent registers its host on first contact: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ws = loop {
+        match tokio_tungstenite::connect_async(&ws_url).await {
+            Ok((ws, _)) => break ws,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "host not there yet");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("{ws_url}: {e} (is an agent running with --name {}?)", args.host).into()),
+        }
+    };
     let cpu_start = args.agent_pid.map(proc_cpu_seconds).transpose()?;
     let started = Instant::now();
     let mut delays = Vec::with_capacity(args.samples);

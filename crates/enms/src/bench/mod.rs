@@ -2,6 +2,7 @@
 
 pub mod detect;
 pub mod fanout;
+pub mod forecast;
 pub mod host;
 pub mod ingest;
 pub mod mqtt;

@@ -47,11 +47,14 @@ export function mount(main, ctx, id) {
   const kpiBox = h('dl', { class: 'kv', id: 'kpis' });
   const cusumBox = h('div', { class: 'chart', id: 'cusum-chart' });
   const baselineNote = h('p', { class: 'muted small' });
+  const forecastBox = h('div', { class: 'chart', id: 'forecast-chart', 'data-points': '0' });
+  const forecastNote = h('p', { class: 'muted small', id: 'forecast-note' });
   main.append(title, problem,
     h('div', { class: 'row' }, h('label', {}, 'Range', rangeSelect), detectBtn, trainBtn, trainAnomalyBtn),
     jobBox,
     h('div', { class: 'card' }, h('h2', { text: 'Power (kW)' }), baselineNote, chartBox),
     h('div', { class: 'card' }, h('h2', { text: 'Anomaly score' }), scoreNote, scoreBox),
+    h('div', { class: 'card' }, h('h2', { text: 'Forecast: the next 24 h (kW)' }), forecastNote, forecastBox),
     h('div', { class: 'grid wide' },
       h('div', { class: 'card' }, h('h2', { text: 'KPIs for the window' }), kpiBox),
       h('div', { class: 'card' }, h('h2', { text: 'CUSUM: actual − expected (kWh)' }), cusumBox)));
@@ -75,6 +78,19 @@ export function mount(main, ctx, id) {
       { label: 'Score', stroke: '#6b3fa0', width: 1.2 },
       { label: 'Flagged', stroke: '#b42318', width: 0, paths: () => null, points: { show: true, size: 7, fill: '#b42318' } },
     ],
+  });
+  const forecastChart = timeChart(forecastBox, {
+    height: 220,
+    yLabel: 'kW',
+    series: [
+      { label: 'Actual', stroke: '#1f5fbf', width: 1.5 },
+      { label: 'Forecast', stroke: '#6b3fa0', width: 1.5, dash: [6, 4] },
+      { label: 'Upper 80 %', stroke: 'rgba(107,63,160,.45)', width: 1 },
+      { label: 'Lower 80 %', stroke: 'rgba(107,63,160,.45)', width: 1 },
+      { label: 'Upper 95 %', stroke: 'rgba(107,63,160,.25)', width: 1, dash: [2, 3] },
+      { label: 'Lower 95 %', stroke: 'rgba(107,63,160,.25)', width: 1, dash: [2, 3] },
+    ],
+    bands: [[3, 4], [5, 6]],
   });
   let activeJob = null;
 
@@ -105,6 +121,49 @@ export function mount(main, ctx, id) {
     } catch (e) {
       problem.replaceChildren(errorBox(e));
     }
+    loadForecast().catch((e) => { forecastNote.textContent = `No forecast: ${e.message}`; });
+  }
+
+  // The next 24 h after the last complete hour, drawn after the last two
+  // days of hourly means. Forecasts need 21 days of history: a machine
+  // with less is told so without asking (the server would answer 422).
+  async function loadForecast() {
+    const since = new Date(Date.now() - 22 * 86400e3).toISOString();
+    const days = await api(`/api/v1/machines/${id}/readings${qs({ start: since, resolution: '1d', limit: 100 })}`);
+    const have = days.points.filter((p) => p.samples > 0).length;
+    if (have < 21) {
+      forecastNote.textContent = `Forecasts need 21 days of history; this machine has ${have} in the last three weeks.`;
+      forecastChart.setData([[], [], [], [], [], [], []]);
+      forecastBox.dataset.points = '0';
+      return;
+    }
+    const f = await api(`/api/v1/machines/${id}/forecast`);
+    const start = new Date(Date.parse(f.origin) - 48 * 3600e3).toISOString();
+    const recent = await api(`/api/v1/machines/${id}/readings${qs({ start, end: f.origin, resolution: '1h', limit: 100 })}`);
+    if (disposed) return;
+    const past = recent.points.map((p) => [Date.parse(p.timestamp) / 1000, p.power_kw]);
+    const ahead = f.points.map((p) => Date.parse(p.timestamp) / 1000);
+    const blank = (n) => new Array(n).fill(null);
+    const col = (k) => [...blank(past.length), ...f.points.map((p) => p[k])];
+    forecastChart.setData([
+      [...past.map((p) => p[0]), ...ahead],
+      [...past.map((p) => p[1]), ...blank(ahead.length)],
+      col('expected'), col('upper_80'), col('lower_80'), col('upper_95'), col('lower_95'),
+    ]);
+    forecastBox.dataset.points = String(f.points.length);
+    const day1 = f.backtest.accuracy[0] ?? {};
+    const naive = f.backtest.seasonal_naive[0] ?? {};
+    const method = { seasonal_naive: 'Seasonal naive', weekly_profile: 'Weekly profile', profile_level: 'Weekly profile × recent level' }[f.method] ?? f.method;
+    let text = `${method}, chosen by backtest over ${f.backtest.origins} days: day-ahead MAPE ${num(day1.mape_pct)} % `
+      + `(seasonal naive ${num(naive.mape_pct)} %), bands cover ${num(day1.coverage_80_pct, 0)} % (80 %) and `
+      + `${num(day1.coverage_95_pct, 0)} % (95 %) of actuals. ${num(f.expected_kwh, 0)} kWh expected.`;
+    const t = f.threshold;
+    if (t?.days_to_limit != null) {
+      text += ` At this drift the daily peak reaches the rated ${num(t.limit)} kW in ${num(t.days_to_limit, 0)} days.`;
+    } else if (t) {
+      text += ` Daily peak trend ${num(t.slope_per_day, 2)} kW/day: the rated ${num(t.limit)} kW is not in reach.`;
+    }
+    forecastNote.textContent = text;
   }
 
   function draw(points, kpi, anomalies, model) {

@@ -6,6 +6,7 @@
 
 pub mod analytics;
 mod error;
+pub mod incidents;
 pub mod notify;
 pub mod periods;
 pub mod postgres;
@@ -28,6 +29,7 @@ pub use analytics::{
     AnomalyQuery, AnomalyRecord, EpisodeQuery, EpisodeRecord, JobQuery, JobRecord, JobStatus, ModelRecord,
 };
 pub use error::StoreError;
+pub use incidents::{IncidentEntry, IncidentQuery, IncidentRecord, Saved};
 pub use notify::{AlertRecord, AttemptResult, DeliveryAttempt, DeliveryStatus, NotificationQuery, NotificationRecord};
 pub use types::{ReadingPoint, ReadingQuery};
 
@@ -173,6 +175,26 @@ pub trait Store: Send + Sync + 'static {
     async fn list_notifications(&self, query: &NotificationQuery) -> Result<Vec<NotificationRecord>>;
     /// The attempts of these notifications, by notification then attempt.
     async fn notification_attempts(&self, ids: &[Uuid]) -> Result<Vec<DeliveryAttempt>>;
+    /// Writes an incident and one timeline entry in one transaction:
+    /// inserted when `expected` is `None` ([`StoreError::Conflict`] when the
+    /// machine already has an unresolved incident of that kind), else
+    /// updated if its stored version is `expected` ([`Saved::Stale`]
+    /// otherwise). An entry whose `source_event` the incident already holds
+    /// makes it [`Saved::Duplicate`], with nothing written.
+    async fn save_incident(
+        &self,
+        incident: &IncidentRecord,
+        entry: &IncidentEntry,
+        expected: Option<i64>,
+    ) -> Result<Saved>;
+    async fn get_incident(&self, id: Uuid) -> Result<Option<IncidentRecord>>;
+    /// The machine's unresolved incident of that kind, if any.
+    async fn unresolved_incident(&self, machine: Uuid, anomaly_type: &str) -> Result<Option<IncidentRecord>>;
+    /// Newest opened first.
+    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentRecord>>;
+    /// The incident's timeline, oldest first.
+    async fn incident_entries(&self, id: Uuid) -> Result<Vec<IncidentEntry>>;
+
     /// A named position (e.g. the notifier's last event id).
     async fn cursor(&self, name: &str) -> Result<Option<String>>;
     async fn set_cursor(&self, name: &str, value: &str) -> Result<()>;

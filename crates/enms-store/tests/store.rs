@@ -582,6 +582,119 @@ async fn the_outbox_stores_once_claims_once_and_keeps_every_attempt(store: Arc<d
     assert_eq!(store.cursor("notify").await.unwrap().as_deref(), Some("7-1"));
 }
 
+fn incident(machine: Uuid, kind: &str) -> enms_store::IncidentRecord {
+    enms_store::IncidentRecord {
+        id: Uuid::new_v4(),
+        machine_id: machine,
+        anomaly_type: kind.into(),
+        state: "open".into(),
+        severity: "warning".into(),
+        title: format!("{kind} on a machine"),
+        assignee: None,
+        opened_at: t0(),
+        acknowledged_at: None,
+        acknowledged_by: None,
+        resolved_at: None,
+        resolved_by: None,
+        resolution: None,
+        episode_count: 1,
+        open_episodes: vec![Uuid::new_v4()],
+        last_activity_at: t0(),
+        updated_at: t0(),
+        version: 1,
+    }
+}
+
+fn entry(i: &enms_store::IncidentRecord, kind: &str, source: Option<&str>, minutes: i64) -> enms_store::IncidentEntry {
+    enms_store::IncidentEntry {
+        seq: 0,
+        incident_id: i.id,
+        at: t0() + Duration::minutes(minutes),
+        kind: kind.into(),
+        actor: "system".into(),
+        text: None,
+        data: serde_json::json!({"n": minutes}),
+        source_event: source.map(str::to_owned),
+    }
+}
+
+async fn incidents_open_once_change_at_their_version_and_apply_an_event_once(store: Arc<dyn Store>) {
+    use enms_store::{IncidentQuery, Saved};
+    let m = Uuid::new_v4();
+    let mut i = incident(m, "spike");
+    assert_eq!(store.save_incident(&i, &entry(&i, "opened", Some("1-0"), 0), None).await.unwrap(), Saved::Written);
+    // A second unresolved incident of the same machine and kind is refused.
+    let twin = incident(m, "spike");
+    let err = store.save_incident(&twin, &entry(&twin, "opened", Some("1-0"), 0), None).await.unwrap_err();
+    assert!(matches!(err, enms_store::StoreError::Conflict { .. }), "{err:?}");
+    // Another kind is another incident.
+    let drift = incident(m, "drift");
+    assert_eq!(store.save_incident(&drift, &entry(&drift, "opened", None, 0), None).await.unwrap(), Saved::Written);
+
+    // A change at the version read is written; the event's entry once only.
+    let read = store.unresolved_incident(m, "spike").await.unwrap().expect("unresolved");
+    assert_eq!(read, i);
+    i.severity = "critical".into();
+    i.episode_count = 2;
+    i.open_episodes.push(Uuid::new_v4());
+    i.version = 2;
+    assert_eq!(
+        store.save_incident(&i, &entry(&i, "escalated", Some("2-0"), 5), Some(1)).await.unwrap(),
+        Saved::Written
+    );
+    let mut again = i.clone();
+    again.episode_count = 3;
+    again.version = 3;
+    assert_eq!(
+        store.save_incident(&again, &entry(&i, "escalated", Some("2-0"), 5), Some(2)).await.unwrap(),
+        Saved::Duplicate
+    );
+    // A change made from a version that is no longer current writes nothing.
+    let mut stale = i.clone();
+    stale.assignee = Some("bob".into());
+    stale.version = 2;
+    assert_eq!(store.save_incident(&stale, &entry(&i, "assigned", None, 6), Some(1)).await.unwrap(), Saved::Stale);
+    let now = store.get_incident(i.id).await.unwrap().expect("stored");
+    assert_eq!((now.episode_count, now.severity.as_str(), now.assignee.clone(), now.version), (2, "critical", None, 2));
+    let timeline = store.incident_entries(i.id).await.unwrap();
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "escalated"], "neither the duplicate nor the stale change left an entry");
+    assert!(timeline[0].seq < timeline[1].seq);
+    assert_eq!(timeline[1].data, serde_json::json!({"n": 5}));
+
+    // Resolved, the machine may open a new incident of that kind.
+    let mut done = now.clone();
+    done.state = "resolved".into();
+    done.resolved_at = Some(t0() + Duration::hours(1));
+    done.resolved_by = Some("alice".into());
+    done.resolution = Some("manual".into());
+    done.open_episodes.clear();
+    done.version = 3;
+    assert_eq!(store.save_incident(&done, &entry(&done, "resolved", None, 60), Some(2)).await.unwrap(), Saved::Written);
+    assert!(store.unresolved_incident(m, "spike").await.unwrap().is_none());
+    let mut next = incident(m, "spike");
+    next.opened_at = t0() + Duration::hours(2);
+    assert_eq!(
+        store.save_incident(&next, &entry(&next, "opened", Some("1-0"), 120), None).await.unwrap(),
+        Saved::Written
+    );
+
+    let all = store.list_incidents(&IncidentQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(all.first().map(|x| x.id), Some(next.id), "newest opened first");
+    assert_eq!(all.len(), 3);
+    let q = |states: &[&str]| IncidentQuery {
+        machine_id: Some(m),
+        states: states.iter().map(|s| s.to_string()).collect(),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.list_incidents(&q(&["resolved"])).await.unwrap().len(), 1);
+    assert_eq!(store.list_incidents(&q(&["open", "acknowledged"])).await.unwrap().len(), 2);
+    let critical = IncidentQuery { severity: Some("critical".into()), limit: 10, ..Default::default() };
+    assert_eq!(store.list_incidents(&critical).await.unwrap().len(), 1);
+    assert!(store.get_incident(Uuid::new_v4()).await.unwrap().is_none());
+}
+
 contract!(
     machines_crud_and_name_conflicts,
     ingest_is_idempotent_and_atomic,
@@ -600,6 +713,7 @@ contract!(
     rollups_equal_a_raw_recomputation_after_any_batches,
     pruned_levels_are_answered_by_the_levels_that_remain,
     hour_cells_equal_a_recomputation_from_raw,
+    incidents_open_once_change_at_their_version_and_apply_an_event_once,
 );
 
 /// Two PostgreSQL handles on one schema — two instances — sweeping for stale

@@ -10,6 +10,7 @@ mod analytics;
 mod demo;
 mod episodes;
 mod events;
+mod incidents;
 mod machines;
 mod notify;
 mod periods;
@@ -31,9 +32,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use crate::{
-    AlertRecord, AnomalyQuery, AnomalyRecord, AttemptResult, DeliveryAttempt, EpisodeQuery, EpisodeRecord, JobQuery,
-    JobRecord, ModelRecord, NotificationQuery, NotificationRecord, ReadingPoint, ReadingQuery, Result, Store,
-    StoreError,
+    AlertRecord, AnomalyQuery, AnomalyRecord, AttemptResult, DeliveryAttempt, EpisodeQuery, EpisodeRecord,
+    IncidentEntry, IncidentQuery, IncidentRecord, JobQuery, JobRecord, ModelRecord, NotificationQuery,
+    NotificationRecord, ReadingPoint, ReadingQuery, Result, Saved, Store, StoreError,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -246,6 +247,31 @@ impl Store for PgStore {
 
     async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool> {
         analytics::acknowledge(&self.pool, id, by, note, at).await
+    }
+
+    async fn save_incident(
+        &self,
+        incident: &IncidentRecord,
+        entry: &IncidentEntry,
+        expected: Option<i64>,
+    ) -> Result<Saved> {
+        incidents::save(&self.pool, incident, entry, expected).await
+    }
+
+    async fn get_incident(&self, id: Uuid) -> Result<Option<IncidentRecord>> {
+        incidents::get(&self.pool, id).await
+    }
+
+    async fn unresolved_incident(&self, machine: Uuid, anomaly_type: &str) -> Result<Option<IncidentRecord>> {
+        incidents::unresolved(&self.pool, machine, anomaly_type).await
+    }
+
+    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentRecord>> {
+        incidents::list(&self.pool, query).await
+    }
+
+    async fn incident_entries(&self, id: Uuid) -> Result<Vec<IncidentEntry>> {
+        incidents::entries(&self.pool, id).await
     }
 
     async fn upsert_episodes(&self, episodes: &[EpisodeRecord]) -> Result<()> {

@@ -10,6 +10,7 @@ mod analytics;
 mod demo;
 mod episodes;
 mod events;
+mod incidents;
 mod machines;
 mod notify;
 mod periods;
@@ -32,9 +33,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 use crate::{
-    AlertRecord, AnomalyQuery, AnomalyRecord, AttemptResult, DeliveryAttempt, EpisodeQuery, EpisodeRecord, JobQuery,
-    JobRecord, ModelRecord, NotificationQuery, NotificationRecord, ReadingPoint, ReadingQuery, Result, Store,
-    StoreError,
+    AlertRecord, AnomalyQuery, AnomalyRecord, AttemptResult, DeliveryAttempt, EpisodeQuery, EpisodeRecord,
+    IncidentEntry, IncidentQuery, IncidentRecord, JobQuery, JobRecord, ModelRecord, NotificationQuery,
+    NotificationRecord, ReadingPoint, ReadingQuery, Result, Saved, Store, StoreError,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -244,6 +245,31 @@ impl Store for SqliteStore {
 
     async fn acknowledge_anomaly(&self, id: Uuid, by: &str, note: Option<&str>, at: DateTime<Utc>) -> Result<bool> {
         analytics::acknowledge(&self.writer, id, by, note, at).await
+    }
+
+    async fn save_incident(
+        &self,
+        incident: &IncidentRecord,
+        entry: &IncidentEntry,
+        expected: Option<i64>,
+    ) -> Result<Saved> {
+        incidents::save(&self.writer, incident, entry, expected).await
+    }
+
+    async fn get_incident(&self, id: Uuid) -> Result<Option<IncidentRecord>> {
+        incidents::get(&self.reader, id).await
+    }
+
+    async fn unresolved_incident(&self, machine: Uuid, anomaly_type: &str) -> Result<Option<IncidentRecord>> {
+        incidents::unresolved(&self.reader, machine, anomaly_type).await
+    }
+
+    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentRecord>> {
+        incidents::list(&self.reader, query).await
+    }
+
+    async fn incident_entries(&self, id: Uuid) -> Result<Vec<IncidentEntry>> {
+        incidents::entries(&self.reader, id).await
     }
 
     async fn upsert_episodes(&self, episodes: &[EpisodeRecord]) -> Result<()> {

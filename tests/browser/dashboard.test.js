@@ -18,6 +18,7 @@ const PAGES = [
   ['machine', `/ui/machines/${C1}`, '#kpis dd'],
   ['hosts', '/ui/hosts', '#host-cards .host'],
   ['anomalies', '/ui/anomalies', '#anomaly-rows'],
+  ['incidents', '/ui/incidents', '#incident-rows'],
   ['models', '/ui/models', '#model-rows tr'],
   ['events', '/ui/events', '#event-log li'],
   ['websocket-test', '/ui/websocket-test', '#ws-connect'],
@@ -148,6 +149,40 @@ test('the machine page draws the forecast band after the last reading, or says w
   } finally {
     await long.destroy();
   }
+});
+
+test('an incident opens live on the Incidents page and is acknowledged, commented, assigned and resolved there', async () => {
+  const page = await open('/ui/incidents');
+  await waitLive(page);
+  await page.waitForSelector('#incident-rows', { state: 'attached' });
+  const kind = `browser-${Date.now()}`;
+  const publish = (type, data) => fetch(`${server.url}/api/v1/events`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type, data }),
+  });
+  const r = await publish('anomaly_detected', { machine_id: C1, severity: 'critical', anomaly_type: kind,
+    details: { episode: { id: crypto.randomUUID(), open: true } } });
+  assert.equal(r.status, 202);
+  // The row appears without a reload, from incident_opened.
+  const link = page.locator(`#incident-rows a:has-text("${kind} on")`);
+  await link.waitFor({ timeout: 10_000 });
+  await link.click();
+  await page.waitForSelector('#incident-detail:not([hidden]) #incident-title');
+  await page.click('#incident-ack');
+  await page.waitForFunction(() => document.querySelector('#incident-state')?.textContent === 'acknowledged');
+  await page.fill('#incident-comment', 'valve V3 found open');
+  await page.click('#incident-comment-send');
+  await page.waitForSelector('#incident-timeline li[data-kind="comment"]:has-text("valve V3 found open")');
+  await page.fill('#incident-assignee', 'bob');
+  await page.click('#incident-assign');
+  await page.waitForSelector('#incident-timeline li[data-kind="assigned"]:has-text("assigned to bob")');
+  await page.click('#incident-resolve');
+  await page.waitForFunction(() => document.querySelector('#incident-state')?.textContent === 'resolved');
+  const kinds = await page.locator('#incident-timeline li').evaluateAll((lis) => lis.map((li) => li.dataset.kind));
+  assert.deepEqual(kinds, ['opened', 'acknowledged', 'comment', 'assigned', 'resolved']);
+  assert.ok(await page.locator('#incident-resolve').isDisabled(), 'a resolved incident cannot be resolved again');
+  await page.screenshot({ path: join(OUT, 'incidents.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
 });
 
 test('an anomaly published through the API shows a toast within 1 s and counts', async () => {

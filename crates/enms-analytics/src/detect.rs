@@ -527,6 +527,24 @@ impl AnomalyModel {
         finding
     }
 
+    /// Each judged signal of one reading: name, actual, expected and
+    /// deviation in σ — what [`AnomalyModel::judge`] weighs, for
+    /// explanations.
+    pub fn deviations_of(
+        &self,
+        iv: &Interval,
+        values: &[f64],
+        expectation: &Expectation<'_>,
+    ) -> Vec<(String, f64, f64, f64)> {
+        let (expected, z) = self.deviations(iv, values, expectation);
+        self.signals
+            .iter()
+            .zip(values)
+            .zip(expected.iter().zip(&z))
+            .map(|((m, v), (e, z))| (m.signal.name(), if v.is_finite() { *v } else { m.fill }, *e, *z))
+            .collect()
+    }
+
     /// The names of the judged signals, in order.
     pub fn signal_names(&self) -> Vec<String> {
         self.signals.iter().map(|m| m.signal.name()).collect()

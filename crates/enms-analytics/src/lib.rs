@@ -10,6 +10,8 @@
 //! - [`iforest`]: an isolation forest with scikit-learn's semantics.
 //! - [`detect`]: features per reading, severity and anomaly-type rules.
 //! - [`kpi`]: energy KPIs, time-of-use cost and CUSUM against a baseline.
+//! - [`explain`]: an anomaly's pattern, contributions, cost, likeness to
+//!   past episodes, suggested checks and summary.
 //! - [`forecast`]: hourly load forecasts with backtested intervals and
 //!   time-to-threshold.
 //! - [`roc`]: ROC-AUC, to score detection against labels.
@@ -17,6 +19,7 @@
 pub mod baseline;
 pub mod cells;
 pub mod detect;
+pub mod explain;
 pub mod forecast;
 pub mod iforest;
 pub mod kpi;

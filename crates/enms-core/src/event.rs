@@ -21,10 +21,16 @@ pub enum EventType {
     TrainingCompleted,
     ModelUpdated,
     SystemAlert,
+    /// An incident opened (the first episode of a machine and kind).
+    IncidentOpened,
+    /// An incident changed: an episode, an escalation, an acknowledgement,
+    /// a comment, an assignment.
+    IncidentUpdated,
+    IncidentResolved,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 11] = [
         Self::AnomalyDetected,
         Self::AnomalyUpdated,
         Self::MetricUpdated,
@@ -33,6 +39,9 @@ impl EventType {
         Self::TrainingCompleted,
         Self::ModelUpdated,
         Self::SystemAlert,
+        Self::IncidentOpened,
+        Self::IncidentUpdated,
+        Self::IncidentResolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +54,9 @@ impl EventType {
             Self::TrainingCompleted => "training_completed",
             Self::ModelUpdated => "model_updated",
             Self::SystemAlert => "system_alert",
+            Self::IncidentOpened => "incident_opened",
+            Self::IncidentUpdated => "incident_updated",
+            Self::IncidentResolved => "incident_resolved",
         }
     }
 
@@ -59,6 +71,9 @@ impl EventType {
             Self::TrainingCompleted => "training.completed",
             Self::ModelUpdated => "model.updated",
             Self::SystemAlert => "system.alert",
+            Self::IncidentOpened => "incident.opened",
+            Self::IncidentUpdated => "incident.updated",
+            Self::IncidentResolved => "incident.resolved",
         }
     }
 

@@ -100,6 +100,25 @@ const MODEL: &[Field] = &[
     opt("details", Kind::Object),
 ];
 
+/// `incident_opened`, `incident_updated`, `incident_resolved`: what changed
+/// (`change`), by whom (`by`), and the incident as it now stands.
+const INCIDENT: &[Field] = &[
+    req("incident_id", Kind::Uuid),
+    opt("machine_id", Kind::Uuid),
+    opt("machine_name", Kind::Text(100)),
+    opt("anomaly_type", Kind::Text(100)),
+    opt("severity", Kind::Severity),
+    req("state", Kind::Text(20)),
+    opt("title", Kind::Text(300)),
+    opt("assignee", Kind::Text(100)),
+    opt("change", Kind::Text(50)),
+    opt("by", Kind::Text(100)),
+    opt("text", Kind::Text(2000)),
+    opt("timestamp", Kind::Timestamp),
+    opt("incident", Kind::Object),
+    opt("details", Kind::Object),
+];
+
 const ALERT: &[Field] = &[
     req("alert_type", Kind::Text(100)),
     req("message", Kind::Text(2000)),
@@ -116,6 +135,7 @@ fn fields(event_type: EventType) -> &'static [Field] {
         EventType::TrainingProgress | EventType::TrainingCompleted => TRAINING,
         EventType::ModelUpdated => MODEL,
         EventType::SystemAlert => ALERT,
+        EventType::IncidentOpened | EventType::IncidentUpdated | EventType::IncidentResolved => INCIDENT,
     }
 }
 

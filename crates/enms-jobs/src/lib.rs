@@ -15,6 +15,7 @@
 
 pub mod detection;
 pub mod error;
+pub mod explain;
 pub mod forecast;
 pub mod jobs;
 pub mod live;

@@ -50,6 +50,8 @@ pub struct ServerConfig {
     /// Sample the server's own host as a machine of type `host`
     /// (`--monitor-self`; on by default with `--demo`).
     pub monitor: Option<enms_host::MonitorConfig>,
+    /// Incidents: when one resolves by itself (`[incidents]`).
+    pub incidents: enms_incidents::IncidentsConfig,
 }
 
 impl ServerConfig {
@@ -91,6 +93,7 @@ impl ServerConfig {
         if let Some(monitor) = &self.monitor {
             monitor.validate()?;
         }
+        self.incidents.validate()?;
         self.retention.validate()?;
         self.bus.validate()?;
         self.gateway.validate()?;
@@ -116,6 +119,7 @@ impl ServerConfig {
             notify: None,
             retention: enms_store::retention::RetentionConfig::default(),
             monitor: None,
+            incidents: enms_incidents::IncidentsConfig::default(),
         }
     }
 }

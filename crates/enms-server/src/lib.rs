@@ -162,6 +162,12 @@ impl App {
         ));
         let inputs = inputs::start(&self.state, scheduler_stop.clone());
         let monitor = monitor::start(&self.state, scheduler_stop.clone());
+        let incidents = tokio::spawn(enms_incidents::intake::run(
+            self.state.incidents.clone(),
+            std::sync::Arc::new(inputs::IngestSink { state: self.state.clone() }),
+            chrono::Utc::now(),
+            scheduler_stop.clone(),
+        ));
         let router = routes::router(self.state.clone());
         let gateway = self.state.gateway.clone();
         let draining = gateway.draining().clone();
@@ -205,6 +211,7 @@ impl App {
         if let Some(task) = monitor {
             let _ = task.await;
         }
+        let _ = incidents.await;
         if let Some(task) = producer {
             let _ = task.await;
         }

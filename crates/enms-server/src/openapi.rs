@@ -34,7 +34,7 @@ pub const SECURITY_SCHEME: &str = "bearer";
             docs/protocol.md.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    components(schemas(ErrorResponse, enms_core::event::Severity, crate::routes::ExportFormat)),
+    components(schemas(ErrorResponse, enms_core::event::Severity, crate::routes::ExportFormat, enms_incidents::State)),
     tags(
         (name = "health", description = "Liveness and the state of the database, streams and bus"),
         (name = "machines", description = "The machines a plant meters"),

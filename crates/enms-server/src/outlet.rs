@@ -26,3 +26,15 @@ impl Outlet for BusOutlet {
         self.telemetry.job_finished(model_type, outcome, took);
     }
 }
+
+/// Where incidents publish their events: the bus.
+pub struct IncidentBus {
+    pub bus: std::sync::Arc<dyn enms_realtime::EventBus>,
+}
+
+#[async_trait::async_trait]
+impl enms_incidents::IncidentSink for IncidentBus {
+    async fn publish(&self, kind: enms_core::event::EventType, data: serde_json::Value) -> Result<(), String> {
+        self.bus.publish(kind, data).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}

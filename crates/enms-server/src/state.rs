@@ -40,6 +40,8 @@ pub struct Services {
     pub modbus: std::sync::OnceLock<enms_modbus::Modbus>,
     /// The notifier, once started (`[notify]` configured).
     pub notify: std::sync::OnceLock<enms_notify::Notifier>,
+    /// Incidents: the routes' actions; the intake runs from `App::serve`.
+    pub incidents: enms_incidents::Incidents,
 }
 
 impl AppState {
@@ -52,7 +54,10 @@ impl AppState {
         telemetry: Arc<Metrics>,
     ) -> Self {
         let live = config.analytics.streaming.then(|| analytics.live.clone());
+        let sink = Arc::new(crate::outlet::IncidentBus { bus: bus.clone() });
+        let incidents = enms_incidents::Incidents::new(store.clone(), sink, config.incidents.clone());
         Self(Arc::new(Services {
+            incidents,
             ingest: Ingest::new(store.clone(), bus.clone(), live, telemetry.ingested_rows.clone()),
             ui: Arc::new(Ui::new(&config.base_path)),
             auth: Arc::new(Auth::new(config.auth.clone(), &config.base_path, store.clone())),

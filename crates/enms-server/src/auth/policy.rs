@@ -5,7 +5,7 @@
 //! - viewer: every read (GET) and every stream, the seed monitor's
 //!   `/api/metrics/*` and `/api/ws/*` included;
 //! - operator: detect, train, cancel, acknowledge, activate a model,
-//!   publish, ingest, send a test notification;
+//!   publish, ingest, send a test notification, act on an incident;
 //! - admin: changing machines, tokens, and reading the configuration.
 
 use axum::http::Method;
@@ -36,6 +36,10 @@ const OPERATOR: &[&str] = &[
     "/api/v1/anomaly/detect/{id}",
     "/api/v1/anomalies/{id}/acknowledge",
     "/api/v1/notifications/test",
+    "/api/v1/incidents/{id}/acknowledge",
+    "/api/v1/incidents/{id}/comments",
+    "/api/v1/incidents/{id}/assign",
+    "/api/v1/incidents/{id}/resolve",
 ];
 
 /// `route` is the matched route pattern without the base path.
@@ -53,7 +57,12 @@ pub fn access(method: &Method, route: &str) -> Access {
     let seed_read = route.starts_with("/api/metrics/")
         || route.starts_with("/api/ws/")
         || route == "/api/anomalies"
-        || route == "/api/predictions";
+        || route == "/api/predictions"
+        || route == "/api/incidents";
+    // The seed's analysis is a POST that changes nothing: a viewer's read.
+    if route == "/api/ai/analyze" {
+        return Access::Needs(Role::Viewer, None);
+    }
     if read && (route.starts_with("/api/v1/") || route == "/metrics" || seed_read) {
         return Access::Needs(Role::Viewer, None);
     }
@@ -82,6 +91,9 @@ mod tests {
         assert_eq!(access(&Method::GET, "/api/metrics/current"), needs(Role::Viewer));
         assert_eq!(access(&Method::GET, "/api/ws/ws"), needs(Role::Viewer));
         assert_eq!(access(&Method::POST, "/api/v1/anomaly/detect"), needs(Role::Operator));
+        assert_eq!(access(&Method::POST, "/api/v1/incidents/{id}/resolve"), needs(Role::Operator));
+        assert_eq!(access(&Method::GET, "/api/incidents"), needs(Role::Viewer));
+        assert_eq!(access(&Method::POST, "/api/ai/analyze"), needs(Role::Viewer), "an analysis changes nothing");
         assert_eq!(access(&Method::POST, "/api/v1/events"), Needs(Role::Operator, Some(Limit::Publish)));
         assert_eq!(access(&Method::POST, "/api/v1/readings/import"), Needs(Role::Operator, Some(Limit::Ingest)));
         assert_eq!(access(&Method::POST, "/api/v1/machines"), needs(Role::Admin));

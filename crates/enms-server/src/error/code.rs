@@ -77,6 +77,8 @@ codes! {
     JobInProgress = CONFLICT, "job_in_progress", "a job of that machine and type is already queued or running, on any instance";
     JobFinished = CONFLICT, "job_finished", "cancelling a job that has already finished";
     JobElsewhere = CONFLICT, "job_elsewhere", "cancelling a job that another instance runs";
+    InvalidTransition = CONFLICT, "invalid_transition", "an incident action its state does not allow: acknowledging or resolving a resolved incident, acknowledging twice";
+    Contended = CONFLICT, "contended", "an incident changed under the request again and again; retry";
     NoActiveModel = CONFLICT, "no_active_model", "the machine has no active model of the kind the request needs";
     // 413
     PayloadTooLarge = PAYLOAD_TOO_LARGE, "payload_too_large", "the body is over the route's limit";

@@ -164,6 +164,20 @@ impl From<BusError> for ApiError {
     }
 }
 
+impl From<enms_incidents::IncidentError> for ApiError {
+    fn from(e: enms_incidents::IncidentError) -> Self {
+        use enms_incidents::IncidentError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(_) => Self::new(Code::NotFound, message),
+            E::Transition { .. } => Self::new(Code::InvalidTransition, message),
+            E::Invalid { field, .. } => Self::invalid(Code::InvalidValue, field, message),
+            E::Contended => Self::new(Code::Contended, message),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<JobError> for ApiError {
     fn from(e: JobError) -> Self {
         let message = e.to_string();

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per resource, thin handlers over the store
 //! and the ingest path, each described for OpenAPI where it is declared.
 
+mod analysis;
 mod anomalies;
 mod demo;
 mod docs;
@@ -11,6 +12,7 @@ mod forecasts;
 pub use export::ExportFormat;
 mod health;
 mod hosts;
+mod incidents;
 mod kpis;
 mod machines;
 mod metrics;
@@ -105,7 +107,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(anomalies::recent))
         .routes(routes!(anomalies::seed_list))
         .routes(routes!(episodes::list))
+        .routes(routes!(incidents::list))
+        .routes(routes!(incidents::seed_list))
+        .routes(routes!(incidents::get))
+        .routes(routes!(incidents::acknowledge))
+        .routes(routes!(incidents::comment))
+        .routes(routes!(incidents::assign))
+        .routes(routes!(incidents::resolve))
         .routes(routes!(anomalies::get))
+        .routes(routes!(analysis::anomaly))
+        .routes(routes!(analysis::seed_analyze))
         .routes(routes!(anomalies::acknowledge))
         .routes(routes!(events::playback, events::publish))
         .routes(routes!(gateway::sse::stream))

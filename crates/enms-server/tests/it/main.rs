@@ -14,6 +14,7 @@ mod forecast;
 mod health;
 mod hosts;
 mod import;
+mod incidents;
 mod machines;
 mod metrics;
 mod modbus;

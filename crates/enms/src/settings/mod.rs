@@ -78,6 +78,7 @@ pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
     realtime(&mut server, given.realtime);
     analytics(&mut server, given.analytics);
     retention(&mut server, given.retention);
+    set(given.incidents.resolve_after.map(|s| s.0), &mut server.incidents.resolve_after);
     if given.monitor.enabled.unwrap_or(server.demo.is_some()) {
         server.monitor = Some(monitor(given.monitor));
     }

@@ -138,6 +138,9 @@ pub struct ServeSettings {
     #[command(flatten)]
     #[serde(default)]
     pub monitor: MonitorSettings,
+    #[command(flatten)]
+    #[serde(default)]
+    pub incidents: IncidentSettings,
     /// The file's `[mqtt]` table: broker and subscriptions (no flags: a
     /// list of subscriptions does not fit them).
     #[arg(skip)]
@@ -152,7 +155,7 @@ pub struct ServeSettings {
     #[serde(default)]
     pub notify: Option<enms_notify::NotifyConfig>,
 }
-layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt, modbus, notify } sections { demo, realtime, analytics, security, retention, monitor });
+layered!(ServeSettings { bind, bus_url, base_path, offline_after, mqtt, modbus, notify } sections { demo, realtime, analytics, security, retention, monitor, incidents });
 
 /// `[demo]`: the simulated factory.
 #[derive(Args, Debug, Default, Clone, Deserialize)]
@@ -203,6 +206,18 @@ pub struct MonitorSettings {
     pub rated_power_kw: Option<f64>,
 }
 layered!(MonitorSettings { enabled, interval, name, rated_power_kw });
+
+/// `[incidents]`: when an incident resolves by itself (docs/incidents.md).
+#[derive(Args, Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[command(next_help_heading = "Incidents")]
+pub struct IncidentSettings {
+    /// Resolve an incident once its machine has had no open episode of its
+    /// kind for this long, 1s to 30d [default: 30m].
+    #[arg(id = "incident_resolve_after", long = "incident-resolve-after", env = "ENMS_INCIDENT_RESOLVE_AFTER")]
+    pub resolve_after: Option<Span>,
+}
+layered!(IncidentSettings { resolve_after });
 
 /// How long a level is kept: a duration (`90d`) or `forever`.
 #[derive(Debug, Clone, Copy, PartialEq)]

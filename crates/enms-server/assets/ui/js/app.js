@@ -15,6 +15,7 @@ import * as overview from 'enms/pages/overview.js';
 import * as machine from 'enms/pages/machine.js';
 import * as hosts from 'enms/pages/hosts.js';
 import * as anomalies from 'enms/pages/anomalies.js';
+import * as incidents from 'enms/pages/incidents.js';
 import * as models from 'enms/pages/models.js';
 import * as events from 'enms/pages/events.js';
 import * as notifications from 'enms/pages/notifications.js';
@@ -26,6 +27,8 @@ const ROUTES = [
   [/^hosts$/, 'hosts', hosts],
   [/^hosts\/([^/]+)$/, 'hosts', hosts],
   [/^anomalies$/, 'anomalies', anomalies],
+  [/^incidents$/, 'incidents', incidents],
+  [/^incidents\/([^/]+)$/, 'incidents', incidents],
   [/^models$/, 'models', models],
   [/^events$/, 'events', events],
   [/^notifications$/, 'notifications', notifications],
@@ -136,6 +139,13 @@ async function notify(ev) {
       return;
     case 'model_updated':
       toast({ kind: 'info', title: `Model updated: ${d.model_type ?? ''} v${d.version ?? '?'}`, message: await machineName(d.machine_id) });
+      return;
+    case 'incident_opened':
+      toast({
+        kind: d.severity === 'critical' ? 'danger' : 'warning',
+        title: `Incident opened: ${d.title ?? d.anomaly_type}`,
+        message: 'See Incidents to acknowledge or assign it.',
+      });
       return;
     case 'system_alert': {
       const kind = { critical: 'danger', warning: 'warning', normal: 'success' }[d.severity] ?? 'info';

@@ -185,6 +185,21 @@ test('an incident opens live on the Incidents page and is acknowledged, commente
   await page.context().close();
 });
 
+test('an anomaly of the demo history is explained in the analysis panel', async () => {
+  const page = await open('/ui/anomalies');
+  await waitLive(page);
+  // The demo finds the faults of its history within the first minute.
+  const button = page.locator('#anomaly-rows button.explain').first();
+  await button.waitFor({ timeout: 60_000 });
+  await button.click();
+  await page.waitForFunction(() => /had a (warning|critical)/.test(document.querySelector('#analysis-summary')?.textContent ?? ''), null, { timeout: 15_000 });
+  assert.ok(await page.locator('#analysis-checks li').count() >= 1, 'checks from the rule table');
+  assert.ok(await page.locator('#analysis-contributions tbody tr').count() >= 1, 'contributing signals');
+  await page.screenshot({ path: join(OUT, 'analysis.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
 test('an anomaly published through the API shows a toast within 1 s and counts', async () => {
   const page = await open('/ui/');
   await waitLive(page);

@@ -121,7 +121,7 @@ pub async fn analyze(live: &Live, tariff: &Tariff, a: &AnomalyRecord) -> Result<
         {
             let k = signals.len();
             reading_hours = Some(data.rows[i].hours);
-            let iv = data.rows[i].clone();
+            let iv = data.rows[i];
             let values = data.values[i * k..(i + 1) * k].to_vec();
             let parts = blocking(move || {
                 let expectation = match &baseline {

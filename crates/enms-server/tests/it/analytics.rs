@@ -9,7 +9,7 @@ use crate::common::{TestServer, assert_error, seeded_machine};
 use crate::wsclient::Ws;
 
 /// Events of one job until its `training_completed`.
-async fn job_events(ws: &mut Ws, job: &str) -> Vec<Value> {
+pub async fn job_events(ws: &mut Ws, job: &str) -> Vec<Value> {
     job_and_other_events(ws, job).await.0
 }
 

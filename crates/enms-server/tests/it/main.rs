@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod detection;
 mod events;
+mod explain;
 mod export;
 mod forecast;
 mod health;

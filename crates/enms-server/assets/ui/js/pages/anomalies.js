@@ -1,5 +1,7 @@
 // Anomalies: filter by machine, severity, acknowledgement and day; acknowledge
-// one; new anomalies that match the filters appear at the top as they arrive.
+// one; explain one (the analysis panel: summary, contributing signals, excess
+// cost, similar episodes, checks); new anomalies that match the filters
+// appear at the top as they arrive.
 
 import { api, qs, uiHref } from 'enms/api.js';
 import { h, num, dateTime, sev, errorBox } from 'enms/dom.js';
@@ -15,6 +17,7 @@ export function mount(main, ctx) {
   const rows = h('tbody', { id: 'anomaly-rows' });
   const problem = h('div');
   const count = h('span', { class: 'muted small' });
+  const panel = h('section', { id: 'analysis-panel', class: 'card', hidden: true });
   let names = new Map();
   let disposed = false;
   main.append(h('h1', { text: 'Anomalies' }),
@@ -24,15 +27,47 @@ export function mount(main, ctx) {
     problem,
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, ['Time', 'Machine', 'Severity', 'Type', 'Metric', 'Value', 'Expected', 'Score', ''].map((t) => h('th', { text: t })))),
-      rows)));
+      rows)),
+    panel);
   for (const s of Object.values(f)) s.addEventListener('change', () => load());
+
+  async function explain(id) {
+    panel.hidden = false;
+    panel.replaceChildren(h('p', { class: 'muted', text: 'Analysing…' }));
+    try {
+      const a = await api(`/api/v1/anomalies/${id}/analysis`);
+      const pct = (v) => `${num(v, 0)} %`;
+      panel.replaceChildren(
+        h('h2', { text: `Analysis: ${a.anomaly_type} on ${a.machine_name}` }),
+        h('p', { id: 'analysis-summary', text: a.summary }),
+        h('p', { class: 'muted small', text: `Pattern: ${a.pattern.description}.` }),
+        a.excess ? h('p', { id: 'analysis-excess', text: `Excess: ${num(a.excess.kwh)} kWh, ${num(a.excess.cost, 2)} ${a.excess.currency}` }) : null,
+        h('h3', { text: 'Contributing signals' }),
+        h('div', { class: 'table-wrap' }, h('table', { id: 'analysis-contributions' },
+          h('thead', {}, h('tr', {}, ['Signal', 'Actual', 'Expected', 'σ', 'Share'].map((t) => h('th', { text: t })))),
+          h('tbody', {}, a.contributions.map((c) => h('tr', {}, h('td', { text: c.signal }), h('td', { class: 'num', text: num(c.value) }),
+            h('td', { class: 'num', text: num(c.expected) }), h('td', { class: 'num', text: num(c.z, 1) }), h('td', { class: 'num', text: pct(c.share_pct) })))))),
+        h('h3', { text: 'Checks' }),
+        h('ol', { id: 'analysis-checks' }, a.checks.map((c) => h('li', { text: c }))),
+        h('h3', { text: 'Similar past episodes' }),
+        a.similar_episodes.length
+          ? h('ul', { id: 'analysis-similar' }, a.similar_episodes.map((e) => h('li', {
+            text: `${dateTime(e.start)}, ${num(e.duration_min, 0)} min, peak ${num(e.peak_value)} vs ${num(e.peak_expected)} — ${e.outcome ?? 'no incident recorded'}`,
+          })))
+          : h('p', { class: 'muted small', text: 'None of this kind before.' }));
+      panel.scrollIntoView({ block: 'nearest' });
+    } catch (e) {
+      panel.replaceChildren(errorBox(e));
+    }
+  }
 
   function row(a, fresh) {
     const id = a.id ?? a.anomaly_id;
     const action = h('td');
+    const explainBtn = () => h('button', { type: 'button', class: 'explain', text: 'Explain', onclick: () => explain(id) });
     const setAck = (rec) => action.replaceChildren(rec.acknowledged_at
-      ? h('span', { class: 'small muted', text: `✓ ${rec.acknowledged_by ?? ''}` })
-      : h('button', { type: 'button', text: 'Acknowledge', onclick: () => acknowledge(id, setAck) }));
+      ? h('span', { class: 'small muted', text: `✓ ${rec.acknowledged_by ?? ''} ` })
+      : h('button', { type: 'button', text: 'Acknowledge', onclick: () => acknowledge(id, setAck) }), ' ', explainBtn());
     setAck(a);
     return h('tr', { class: fresh ? 'fresh' : '', dataset: { anomalyId: id, machineId: a.machine_id, at: a.timestamp } },
       h('td', { text: dateTime(a.timestamp) }),

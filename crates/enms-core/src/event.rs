@@ -27,10 +27,12 @@ pub enum EventType {
     /// a comment, an assignment.
     IncidentUpdated,
     IncidentResolved,
+    /// A machine's forecast was recomputed (a forecast job finished).
+    ForecastUpdated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         Self::AnomalyDetected,
         Self::AnomalyUpdated,
         Self::MetricUpdated,
@@ -42,6 +44,7 @@ impl EventType {
         Self::IncidentOpened,
         Self::IncidentUpdated,
         Self::IncidentResolved,
+        Self::ForecastUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +60,7 @@ impl EventType {
             Self::IncidentOpened => "incident_opened",
             Self::IncidentUpdated => "incident_updated",
             Self::IncidentResolved => "incident_resolved",
+            Self::ForecastUpdated => "forecast_updated",
         }
     }
 
@@ -74,6 +78,7 @@ impl EventType {
             Self::IncidentOpened => "incident.opened",
             Self::IncidentUpdated => "incident.updated",
             Self::IncidentResolved => "incident.resolved",
+            Self::ForecastUpdated => "forecast.updated",
         }
     }
 

@@ -119,6 +119,20 @@ const INCIDENT: &[Field] = &[
     opt("details", Kind::Object),
 ];
 
+/// `forecast_updated`: a summary; the forecast itself is read from the API.
+const FORECAST: &[Field] = &[
+    req("machine_id", Kind::Uuid),
+    opt("machine_name", Kind::Text(100)),
+    req("method", Kind::Text(50)),
+    req("origin", Kind::Timestamp),
+    opt("horizon_hours", Kind::Number),
+    opt("expected_kwh", Kind::Number),
+    opt("model_id", Kind::Text(100)),
+    opt("accuracy", Kind::Object),
+    opt("threshold", Kind::Object),
+    opt("details", Kind::Object),
+];
+
 const ALERT: &[Field] = &[
     req("alert_type", Kind::Text(100)),
     req("message", Kind::Text(2000)),
@@ -136,6 +150,7 @@ fn fields(event_type: EventType) -> &'static [Field] {
         EventType::ModelUpdated => MODEL,
         EventType::SystemAlert => ALERT,
         EventType::IncidentOpened | EventType::IncidentUpdated | EventType::IncidentResolved => INCIDENT,
+        EventType::ForecastUpdated => FORECAST,
     }
 }
 

@@ -2,17 +2,125 @@
 //! [`HISTORY_DAYS`] days made into an hourly series, forecast and scored by
 //! `enms_analytics::forecast`, with the drift watch against its rated
 //! power. Read-only and fast (a few thousand cells), so the route computes
-//! it on request, like KPIs.
+//! it on request, like KPIs; a forecast job (model type `forecast`, queued
+//! by the daily schedule or `POST /api/v1/forecast/train/{id}`) computes
+//! the same, keeps it as a model version — the history of what was
+//! forecast — and announces it as `forecast_updated`.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use enms_analytics::forecast::{self, Forecast, ForecastError, Hourly, Threshold};
 use enms_core::MachineRecord;
-use enms_store::Store;
-use serde::Serialize;
+use enms_core::event::EventType;
+use enms_store::{JobRecord, ModelRecord, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::JobError;
-use crate::{blocking, window_cells};
+use crate::jobs::{Done, JobRequest, Tracker};
+use crate::{Analytics, blocking, window_cells};
+
+/// The model type of forecast jobs and of the forecasts they keep.
+pub const MODEL_TYPE: &str = "forecast";
+/// What a scheduled forecast covers: a week.
+pub const DEFAULT_HORIZON_H: usize = 168;
+
+/// A forecast job's parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForecastPlan {
+    pub horizon_hours: usize,
+}
+
+/// Queues a forecast job for the machine.
+pub async fn submit(
+    a: &Analytics,
+    machine: Uuid,
+    horizon_hours: usize,
+    trigger: &str,
+    reason: &str,
+) -> Result<JobRecord, JobError> {
+    if !(forecast::MIN_HORIZON_H..=forecast::MAX_HORIZON_H).contains(&horizon_hours) {
+        return Err(ForecastError::Horizon(horizon_hours).into());
+    }
+    let params = serde_json::to_value(ForecastPlan { horizon_hours }).map_err(JobError::internal)?;
+    a.jobs
+        .submit(JobRequest {
+            machine_id: machine,
+            model_type: MODEL_TYPE.into(),
+            trigger_type: trigger.into(),
+            reason: Some(reason.into()),
+            params,
+        })
+        .await
+}
+
+/// The job: forecast, keep it as the machine's active forecast version,
+/// announce it.
+pub async fn run_job(t: &mut Tracker, cancel: &tokio_util::sync::CancellationToken) -> Result<Done, String> {
+    let plan: ForecastPlan =
+        serde_json::from_value(t.job.params.clone()).map_err(|e| format!("invalid job parameters: {e}"))?;
+    let machine = match t.store().get_machine(t.job.machine_id).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(format!("machine {} no longer exists", t.job.machine_id)),
+        Err(e) => return Err(e.to_string()),
+    };
+    t.progress(10.0, "reading the hour cells".into()).await;
+    let f = machine_forecast(t.store().as_ref(), &machine, plan.horizon_hours, Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    if cancel.is_cancelled() {
+        return Err("cancelled".into());
+    }
+    let day1 = f.forecast.backtest.accuracy.first().cloned();
+    let metrics = json!({
+        "method": f.forecast.method,
+        "origin": f.forecast.origin,
+        "horizon_hours": f.forecast.horizon_hours,
+        "expected_kwh": f.forecast.expected_kwh,
+        "day_ahead": day1,
+        "backtest_origins": f.forecast.backtest.origins,
+    });
+    t.progress(
+        80.0,
+        format!("forecast by {:?}, backtested over {} days", f.forecast.method, f.forecast.backtest.origins),
+    )
+    .await;
+    let record = ModelRecord {
+        id: Uuid::new_v4(),
+        machine_id: machine.id,
+        model_type: MODEL_TYPE.into(),
+        version: 0,
+        active: false,
+        created_at: Utc::now(),
+        job_id: Some(t.job.id),
+        metrics: metrics.clone(),
+        body: serde_json::to_value(&f).map_err(|e| e.to_string())?,
+    };
+    let version = t.store().insert_model(&record).await.map_err(|e| e.to_string())?;
+    t.store().activate_model(record.id).await.map_err(|e| e.to_string())?;
+    let data = json!({
+        "machine_id": machine.id,
+        "machine_name": machine.name,
+        "method": f.forecast.method,
+        "origin": f.forecast.origin.to_rfc3339(),
+        "horizon_hours": f.forecast.horizon_hours,
+        "expected_kwh": f.forecast.expected_kwh,
+        "model_id": record.id.to_string(),
+        "accuracy": day1,
+        "threshold": f.threshold,
+    });
+    if let Err(e) = t.outlet().publish(EventType::ForecastUpdated, data).await {
+        tracing::warn!(error = %e, "forecast_updated not published");
+    }
+    Ok(Done {
+        model_id: Some(record.id),
+        message: format!(
+            "forecast version {version}: {:.0} kWh over {} h",
+            f.forecast.expected_kwh, plan.horizon_hours
+        ),
+        metrics,
+    })
+}
 
 /// History read: four weeks of profile before two weeks of backtest
 /// origins, and two weeks to spare.

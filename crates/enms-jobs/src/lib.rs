@@ -118,6 +118,8 @@ pub fn run_job<'a>(
     Box::pin(async move {
         if t.job.model_type == "detection" {
             detection::run_job(t, cancel).await
+        } else if t.job.model_type == forecast::MODEL_TYPE {
+            forecast::run_job(t, cancel).await
         } else {
             training::run(t, cancel).await
         }

@@ -1,5 +1,6 @@
 //! The scheduler: batch detection every hour at :05 over the previous hour,
-//! and a daily retraining of every machine's baseline and anomaly model, on
+//! a daily retraining of every machine's baseline and anomaly model, and a
+//! daily forecast job per machine (`forecast_updated` when each is done), on
 //! cron-like schedules (`minute hour day-of-month month day-of-week`, each
 //! `*`, `*/n`, a number or a comma list; UTC).
 //!
@@ -24,11 +25,17 @@ pub struct Schedule {
     pub detect: Option<Cron>,
     /// When to retrain every machine's models; `None` disables it.
     pub retrain: Option<Cron>,
+    /// When to refresh every machine's forecast; `None` disables it.
+    pub forecast: Option<Cron>,
 }
 
 impl Default for Schedule {
     fn default() -> Self {
-        Self { detect: Cron::parse("5 * * * *").ok(), retrain: Cron::parse("30 2 * * *").ok() }
+        Self {
+            detect: Cron::parse("5 * * * *").ok(),
+            retrain: Cron::parse("30 2 * * *").ok(),
+            forecast: Cron::parse("15 3 * * *").ok(),
+        }
     }
 }
 
@@ -86,7 +93,7 @@ fn field(part: &str, lo: u32, hi: u32) -> Option<Vec<u32>> {
 /// Runs until `stop`, checking the schedules at the start of every minute.
 pub async fn run(analytics: Analytics, stop: CancellationToken) {
     let schedule = analytics.config.schedule.clone();
-    if schedule.detect.is_none() && schedule.retrain.is_none() {
+    if schedule.detect.is_none() && schedule.retrain.is_none() && schedule.forecast.is_none() {
         return;
     }
     loop {
@@ -102,6 +109,9 @@ pub async fn run(analytics: Analytics, stop: CancellationToken) {
         }
         if schedule.retrain.as_ref().is_some_and(|c| c.matches(next)) && claim(&analytics, "retrain", next).await {
             retrain_all(&analytics).await;
+        }
+        if schedule.forecast.as_ref().is_some_and(|c| c.matches(next)) && claim(&analytics, "forecast", next).await {
+            forecast_all(&analytics).await;
         }
     }
 }
@@ -161,6 +171,20 @@ pub async fn retrain_all(a: &Analytics) {
                 }
                 Ok(_) => {}
             }
+        }
+    }
+}
+
+/// Queues a forecast job for every machine with a reading in the last day
+/// (a machine with too little history fails its job, which says so).
+pub async fn forecast_all(a: &Analytics) {
+    let Ok(machines) = a.store.list_machines().await else { return };
+    let recent = Utc::now() - Duration::days(1);
+    for m in machines.iter().filter(|m| m.last_reading_at.is_some_and(|t| t >= recent)) {
+        match super::forecast::submit(a, m.id, super::forecast::DEFAULT_HORIZON_H, "scheduled", "daily forecast").await
+        {
+            Ok(_) | Err(JobError::InProgress { .. }) => {}
+            Err(e) => alert(a, &format!("scheduled forecast for {} not queued: {}", m.name, e)).await,
         }
     }
 }

@@ -29,6 +29,7 @@ const PUBLIC: &[&str] = &["/api/v1/health", "/health", "/api/v1/openapi.json", "
 const OPERATOR: &[&str] = &[
     "/api/v1/baseline/train/{id}",
     "/api/v1/anomaly/train/{id}",
+    "/api/v1/forecast/train/{id}",
     "/api/v1/model-performance/retrain/trigger",
     "/api/v1/training/jobs/{id}/cancel",
     "/api/v1/models/{id}/activate",

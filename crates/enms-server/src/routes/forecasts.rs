@@ -5,13 +5,48 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use chrono::Utc;
-use enms_jobs::forecast::{MachineForecast, machine_forecast};
+use enms_jobs::forecast::{DEFAULT_HORIZON_H, MachineForecast, machine_forecast};
+use enms_store::JobRecord;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::{ApiError, Code, ErrorResponse};
-use crate::extract::{Params, path_id};
+use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
+
+/// Body of `POST /api/v1/forecast/train/{id}`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastJobRequest {
+    /// Default 168 (a week).
+    #[schema(minimum = 24, maximum = 168)]
+    pub horizon_hours: Option<usize>,
+}
+
+/// Queues a forecast job: it keeps the forecast as the machine's active
+/// `forecast` model version and announces it as `forecast_updated`.
+#[utoipa::path(post, path = "/api/v1/forecast/train/{id}", tag = "analytics", operation_id = "forecast_job",
+    params(("id" = Uuid, Path, description = "Machine id")),
+    request_body(content = Option<ForecastJobRequest>, description = "Optional"),
+    responses(
+        (status = 202, description = "Queued; progress as `training_*` events with model type `forecast`, then `forecast_updated`", body = JobRecord),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+        (status = 409, description = "A forecast job for this machine is already queued or running (`job_in_progress`)", body = ErrorResponse),
+        (status = 422, description = "A horizon outside 24–168 h (`out_of_range`)", body = ErrorResponse),
+    ))]
+pub async fn job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<ForecastJobRequest>,
+) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
+    let id = path_id(&id)?;
+    state.store.get_machine(id).await?.ok_or_else(|| ApiError::not_found("machine", id))?;
+    let horizon = body.horizon_hours.unwrap_or(DEFAULT_HORIZON_H);
+    let job = enms_jobs::forecast::submit(&state.analytics, id, horizon, "manual", "requested").await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
 
 #[utoipa::path(get, path = "/api/v1/machines/{id}/forecast", tag = "analytics", operation_id = "machine_forecast",
     description = "The machine's hourly mean power for the next `horizon_hours`, from its last complete hour, \

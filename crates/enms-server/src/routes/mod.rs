@@ -90,6 +90,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(kpis::kpis))
         .routes(routes!(forecasts::forecast))
         .routes(routes!(forecasts::predictions))
+        .routes(routes!(forecasts::job))
         .routes(routes!(scores::scores))
         .routes(routes!(readings::ingest))
         .routes(routes!(readings::import))

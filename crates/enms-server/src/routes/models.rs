@@ -13,13 +13,17 @@ use enms_jobs::jobs::MODEL_TYPES;
 #[utoipa::path(get, path = "/api/v1/models", tag = "analytics", operation_id = "list_models",
     params(
         ("machine_id" = Option<Uuid>, Query),
-        ("model_type" = Option<String>, Query, pattern = "^(baseline|anomaly)$", description = "baseline or anomaly"),
+        ("model_type" = Option<String>, Query, pattern = "^(baseline|anomaly|forecast)$", description = "baseline, anomaly or forecast (the forecasts forecast jobs kept)"),
     ),
     responses((status = 200, description = "Models, newest version first", body = Vec<ModelRecord>)))]
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Vec<ModelRecord>>, ApiError> {
     let machine = params.uuid("machine_id")?;
     let kind = params.parse("model_type", |v| {
-        if MODEL_TYPES.contains(&v) { Ok(v.to_owned()) } else { Err("model_type must be baseline or anomaly".into()) }
+        if MODEL_TYPES.contains(&v) || v == enms_jobs::forecast::MODEL_TYPE {
+            Ok(v.to_owned())
+        } else {
+            Err("model_type must be baseline, anomaly or forecast".into())
+        }
     })?;
     Ok(Json(state.store.list_models(machine, kind.as_deref()).await?))
 }

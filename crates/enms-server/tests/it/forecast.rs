@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::common::{C1, TestServer, assert_error};
+use crate::wsclient::Ws;
 
 #[tokio::test]
 async fn a_demo_machine_is_forecast_a_week_ahead_with_intervals_and_its_backtest() {
@@ -103,5 +104,51 @@ async fn a_forecast_refuses_short_history_bad_horizons_and_unknown_machines() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "insufficient_data",
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_forecast_job_keeps_the_forecast_as_a_model_version_and_announces_it() {
+    let s = TestServer::demo(42).await;
+    let (mut ws, _) =
+        Ws::connect(&s, &format!("/api/v1/ws?types=forecast_updated,training_completed&machine_id={C1}")).await;
+    let (status, job) = s.post(&format!("/api/v1/forecast/train/{C1}"), &json!({"horizon_hours": 48})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["model_type"], "forecast");
+    let announced = loop {
+        let e = ws.next_json().await;
+        if e["type"] == "forecast_updated" {
+            break e;
+        }
+        assert!(e["data"]["model_type"] != "forecast" || e["data"]["status"] != "failed", "the job failed: {e}");
+    };
+    let d = &announced["data"];
+    assert_eq!((d["machine_id"].as_str(), d["horizon_hours"].as_f64()), (Some(C1), Some(48.0)));
+    assert!(d["accuracy"]["mape_pct"].is_number() && d["expected_kwh"].as_f64().is_some_and(|k| k > 0.0), "{d}");
+    let (status, models) = s.get(&format!("/api/v1/models?machine_id={C1}&model_type=forecast")).await;
+    assert_eq!(status, StatusCode::OK, "{models}");
+    let kept = &models[0];
+    assert_eq!((kept["active"].as_bool(), kept["version"].as_i64()), (Some(true), Some(1)));
+    assert_eq!(kept["id"], d["model_id"]);
+    assert_eq!(kept["metrics"]["method"], d["method"]);
+
+    assert_error(
+        &s.post(&format!("/api/v1/forecast/train/{C1}"), &json!({"horizon_hours": 500})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "out_of_range",
+    );
+    assert_error(
+        &s.post("/api/v1/forecast/train/00000000-0000-0000-0000-00000000abcd", &json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    // A machine with no history: the job fails and says why.
+    let empty = s.create_machine("Compressor-empty").await;
+    let (mut jobs, _) = Ws::connect(&s, &format!("/api/v1/ws?types=training_completed&machine_id={empty}")).await;
+    let (status, _) = s.post(&format!("/api/v1/forecast/train/{empty}"), &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let done = jobs.next_json().await;
+    assert_eq!(done["data"]["status"], "failed", "{done}");
+    assert!(done["data"]["error_message"].as_str().is_some_and(|m| m.contains("21 days")), "{done}");
     s.stop().await;
 }

@@ -167,6 +167,7 @@ fn analytics(server: &mut ServerConfig, s: AnalyticsSettings) {
     set(s.streaming, &mut a.streaming);
     set(s.detect_schedule.map(|s| s.0), &mut a.schedule.detect);
     set(s.retrain_schedule.map(|s| s.0), &mut a.schedule.retrain);
+    set(s.forecast_schedule.map(|s| s.0), &mut a.schedule.forecast);
     set(s.tariff, &mut a.tariff);
 }
 

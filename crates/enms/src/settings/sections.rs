@@ -343,11 +343,22 @@ pub struct AnalyticsSettings {
     /// Model refresh schedule (cron, UTC), or off [default: "30 2 * * *"].
     #[arg(long, env = "ENMS_RETRAIN_SCHEDULE")]
     pub retrain_schedule: Option<Schedule>,
+    /// Forecast refresh schedule (cron, UTC), or off [default: "15 3 * * *"].
+    #[arg(long, env = "ENMS_FORECAST_SCHEDULE")]
+    pub forecast_schedule: Option<Schedule>,
     /// The file's `[analytics.tariff]` table (five keys, no flag).
     #[arg(skip)]
     pub tariff: Option<Tariff>,
 }
-layered!(AnalyticsSettings { job_queue, job_concurrency, streaming, detect_schedule, retrain_schedule, tariff });
+layered!(AnalyticsSettings {
+    job_queue,
+    job_concurrency,
+    streaming,
+    detect_schedule,
+    retrain_schedule,
+    forecast_schedule,
+    tariff
+});
 
 /// `[security]`: tokens, CORS, body sizes and per-token limits.
 #[derive(Args, Debug, Default, Clone, Deserialize)]

@@ -1,5 +1,6 @@
 // Models: every version per machine and type with its quality figures
-// (R², CV(RMSE), NMBE, ASHRAE Guideline 14 pass/fail for baselines), which
+// (R², CV(RMSE), NMBE, ASHRAE Guideline 14 pass/fail for baselines; the
+// backtest of kept forecasts), which
 // one is active, and a button to activate another.
 
 import { api, uiHref } from 'enms/api.js';
@@ -13,6 +14,10 @@ function quality(m) {
       `R² ${num(x.r_squared, 3)} · CV(RMSE) ${num(x.cv_rmse_pct)} % · NMBE ${num(x.nmbe_pct, 2)} % · G14 `,
       h('span', { class: x.g14_pass ? 'pass' : 'fail', text: x.g14_pass ? 'pass' : 'fail' }),
       x.variables ? h('div', { class: 'small muted', text: `${x.granularity} on ${x.variables.join(', ') || 'hours only'}` }) : null);
+  }
+  if (m.model_type === 'forecast') {
+    const d = x.day_ahead ?? {};
+    return h('span', {}, `${x.method ?? ''} · ${x.horizon_hours ?? '–'} h · day-ahead MAPE ${num(d.mape_pct)} % · 80 % band covered ${num(d.coverage_80_pct, 0)} %`);
   }
   return h('span', {}, `contamination ${num(x.contamination, 2)} · ${x.training_rows ?? '–'} rows · ${x.uses_baseline ? 'on baseline residuals' : 'on raw power'}`);
 }

@@ -54,7 +54,7 @@ async fn pause(d: Duration, stop: &CancellationToken) -> bool {
 /// begins (events from before it were someone else's to handle).
 pub async fn run(incidents: Incidents, events: Arc<dyn EventSource>, started: DateTime<Utc>, stop: CancellationToken) {
     let mut position = loop {
-        match start_position(&incidents, &*events, started).await {
+        match enms_store::cursors::start_position(incidents.store.as_ref(), CURSOR, &*events, &TYPES, started).await {
             Ok(p) => break p,
             Err(e) => {
                 tracing::warn!(error = %e, "incidents cannot read their position yet");
@@ -114,24 +114,6 @@ pub async fn run(incidents: Incidents, events: Arc<dyn EventSource>, started: Da
             tracing::warn!(error = %e, "incidents cursor not saved");
         }
     }
-}
-
-async fn start_position(
-    incidents: &Incidents,
-    events: &dyn EventSource,
-    started: DateTime<Utc>,
-) -> Result<EventId, String> {
-    if let Some(saved) = incidents.store.cursor(CURSOR).await.map_err(|e| e.to_string())? {
-        return saved.parse().map_err(|e| format!("stored incidents cursor {saved:?}: {e}"));
-    }
-    let page = events.after(None, &TYPES, 1).await?;
-    let started_ms = started.timestamp_millis().max(1) as u64;
-    let start = match page.events.last().map(|(id, _, _)| *id) {
-        Some(newest) if newest.ms >= started_ms => EventId { ms: started_ms - 1, seq: u64::MAX },
-        newest => newest.unwrap_or_default(),
-    };
-    incidents.store.set_cursor(CURSOR, &start.to_string()).await.map_err(|e| e.to_string())?;
-    Ok(start)
 }
 
 /// The facts of an anomaly event an incident needs.

@@ -48,7 +48,7 @@ pub(crate) async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop
     types.sort_by_key(|t| t.as_str());
     types.dedup();
     let mut position = loop {
-        match start_position(&inner, &*events, &types).await {
+        match enms_store::cursors::start_position(inner.store.as_ref(), CURSOR, &*events, &types, inner.started).await {
             Ok(p) => break p,
             Err(e) => {
                 tracing::warn!(error = %e, "notifier cannot read its position yet");
@@ -109,23 +109,6 @@ pub(crate) async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop
             tracing::warn!(error = %e, "notifier cursor not saved");
         }
     }
-}
-
-/// The stored cursor, or the newest event from before the notifier started
-/// (what came before the first start was for the people of that time; what
-/// was published since, while this task got going, is notified).
-async fn start_position(inner: &Inner, events: &dyn EventSource, types: &[EventType]) -> Result<EventId, String> {
-    if let Some(saved) = inner.store.cursor(CURSOR).await.map_err(|e| e.to_string())? {
-        return saved.parse().map_err(|e| format!("stored notifier cursor {saved:?}: {e}"));
-    }
-    let page = events.after(None, types, 1).await?;
-    let started_ms = inner.started.timestamp_millis().max(1) as u64;
-    let start = match page.events.last().map(|(id, _, _)| *id) {
-        Some(newest) if newest.ms >= started_ms => EventId { ms: started_ms - 1, seq: u64::MAX },
-        newest => newest.unwrap_or_default(),
-    };
-    inner.store.set_cursor(CURSOR, &start.to_string()).await.map_err(|e| e.to_string())?;
-    Ok(start)
 }
 
 /// The facts kept with an alert, and put in each notification's body.

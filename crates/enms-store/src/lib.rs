@@ -5,6 +5,7 @@
 //! callers only see domain types from `enms-core`.
 
 pub mod analytics;
+pub mod cursors;
 mod error;
 pub mod incidents;
 pub mod notify;

@@ -198,6 +198,28 @@ test('an anomaly of the demo history is explained in the analysis panel', async 
   await page.screenshot({ path: join(OUT, 'analysis.png'), fullPage: true });
   assert.deepEqual(page.errors, []);
   await page.context().close();
+
+  // The history's episodes became incidents; one with a stored anomaly
+  // (found through the API) is explained from its view.
+  let explainable = null;
+  for (let tries = 0; !explainable && tries < 30; tries += 1) {
+    const list = await (await fetch(`${server.url}/api/v1/incidents?limit=200`)).json();
+    for (const i of list) {
+      const r = await fetch(`${server.url}/api/ai/analyze`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ incident_id: i.id }),
+      });
+      if (r.ok) { explainable = i.id; break; }
+    }
+    if (!explainable) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(explainable, 'an incident of the demo history holds a stored anomaly');
+  const inc = await open(`/ui/incidents/${explainable}`);
+  await waitLive(inc);
+  await inc.waitForSelector('#incident-explain');
+  await inc.click('#incident-explain');
+  await inc.waitForFunction(() => /had a (warning|critical)/.test(document.querySelector('#incident-analysis')?.textContent ?? ''), null, { timeout: 15_000 });
+  assert.deepEqual(inc.errors, []);
+  await inc.context().close();
 });
 
 test('an anomaly published through the API shows a toast within 1 s and counts', async () => {

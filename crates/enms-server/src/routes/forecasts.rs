@@ -20,9 +20,9 @@ use crate::state::AppState;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForecastJobRequest {
-    /// Default 168 (a week).
-    #[schema(minimum = 24, maximum = 168)]
-    pub horizon_hours: Option<usize>,
+    /// Default 168 (a week); whole hours (`48.0` is read as 48).
+    #[schema(value_type = Option<u32>, minimum = 24, maximum = 168)]
+    pub horizon_hours: Option<f64>,
 }
 
 /// Queues a forecast job: it keeps the forecast as the machine's active
@@ -43,7 +43,17 @@ pub async fn job(
 ) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
     let id = path_id(&id)?;
     state.store.get_machine(id).await?.ok_or_else(|| ApiError::not_found("machine", id))?;
-    let horizon = body.horizon_hours.unwrap_or(DEFAULT_HORIZON_H);
+    let horizon = match body.horizon_hours {
+        None => DEFAULT_HORIZON_H,
+        Some(h) if h.fract() == 0.0 && (0.0..=1e6).contains(&h) => h as usize,
+        Some(h) => {
+            return Err(ApiError::invalid(
+                Code::InvalidValue,
+                "horizon_hours",
+                format!("horizon_hours must be whole hours, got {h}"),
+            ));
+        }
+    };
     let job = enms_jobs::forecast::submit(&state.analytics, id, horizon, "manual", "requested").await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }

@@ -1,6 +1,7 @@
 // Incidents: the list filtered by state, severity and machine, kept current
 // by incident_* events; the chosen incident's details and timeline, live,
-// with acknowledge, comment, assign and resolve (docs/incidents.md).
+// with acknowledge, comment, assign and resolve (docs/incidents.md), and an
+// explanation of its strongest anomaly (docs/explanations.md).
 
 import { api, qs, uiHref } from 'enms/api.js';
 import { h, dateTime, sev, errorBox } from 'enms/dom.js';
@@ -18,6 +19,9 @@ export function mount(main, ctx, chosenId) {
   const problem = h('div');
   let names = new Map();
   let selected = chosenId ?? null;
+  // The incident on screen and its version: an answer older than what is
+  // shown (requests racing each other's events) is not drawn.
+  let shown = { id: null, version: -1 };
   let disposed = false;
   main.append(h('h1', { text: 'Incidents' }),
     h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); load(); } },
@@ -45,6 +49,7 @@ export function mount(main, ctx, chosenId) {
   async function act(path, body, done) {
     try {
       const view = await api(`/api/v1/incidents/${selected}/${path}`, { method: 'POST', body });
+      if (path === 'comments') document.getElementById('incident-comment').value = '';
       show(view);
       toast({ kind: 'success', title: done });
     } catch (e) {
@@ -52,11 +57,31 @@ export function mount(main, ctx, chosenId) {
     }
   }
 
+  async function explain(box) {
+    box.replaceChildren(h('p', { class: 'muted', text: 'Analysing…' }));
+    try {
+      const a = await api('/api/ai/analyze', { method: 'POST', body: { incident_id: selected } });
+      box.replaceChildren(h('p', { id: 'incident-analysis', text: a.summary }),
+        h('ol', {}, a.checks.map((c) => h('li', { text: c }))));
+    } catch (e) {
+      box.replaceChildren(h('p', { class: 'muted small', text: e.status === 404
+        ? 'No stored anomaly to explain: this incident came from published events.'
+        : e.message }));
+    }
+  }
+
   function show(v) {
+    if (v.id === shown.id && v.version < shown.version) return;
+    // What the user is typing survives a redraw of the same incident.
+    const same = v.id === shown.id;
+    const typed = same ? document.getElementById('incident-comment')?.value ?? '' : '';
+    const assigning = same ? document.getElementById('incident-assignee')?.value : undefined;
+    const analysis = same ? document.getElementById('incident-analysis-box') : h('div', { id: 'incident-analysis-box' });
+    shown = { id: v.id, version: v.version };
     detail.hidden = false;
     const resolved = v.state === 'resolved';
-    const comment = h('input', { id: 'incident-comment', type: 'text', placeholder: 'Comment', 'aria-label': 'Comment', maxlength: 2000 });
-    const assignee = h('input', { id: 'incident-assignee', type: 'text', placeholder: 'Assignee', 'aria-label': 'Assignee', value: v.assignee ?? '', maxlength: 100 });
+    const comment = h('input', { id: 'incident-comment', type: 'text', placeholder: 'Comment', 'aria-label': 'Comment', maxlength: 2000, value: typed });
+    const assignee = h('input', { id: 'incident-assignee', type: 'text', placeholder: 'Assignee', 'aria-label': 'Assignee', value: assigning ?? v.assignee ?? '', maxlength: 100 });
     const timeline = h('ol', { id: 'incident-timeline', class: 'timeline' }, v.timeline.map((e) => h('li', { dataset: { kind: e.kind } },
       h('span', { class: 'small muted', text: `${dateTime(e.at)} · ${e.actor} · ` }), h('strong', { text: e.kind.replace('_', ' ') }),
       e.text ? h('span', { text: ` — ${e.text}` }) : null)));
@@ -66,7 +91,9 @@ export function mount(main, ctx, chosenId) {
         h('span', { class: 'muted small', text: ` · ${v.episode_count} episode(s) · opened ${dateTime(v.opened_at)}${v.assignee ? ` · assigned to ${v.assignee}` : ''}` })),
       h('div', { class: 'row' },
         h('button', { type: 'button', id: 'incident-ack', text: 'Acknowledge', disabled: v.state !== 'open', onclick: () => act('acknowledge', {}, 'Incident acknowledged') }),
-        h('button', { type: 'button', id: 'incident-resolve', class: 'primary', text: 'Resolve', disabled: resolved, onclick: () => act('resolve', {}, 'Incident resolved') })),
+        h('button', { type: 'button', id: 'incident-resolve', class: 'primary', text: 'Resolve', disabled: resolved, onclick: () => act('resolve', {}, 'Incident resolved') }),
+        h('button', { type: 'button', id: 'incident-explain', text: 'Explain', onclick: () => explain(analysis) })),
+      analysis,
       h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); if (comment.value.trim()) act('comments', { text: comment.value }, 'Comment added'); } },
         comment, h('button', { type: 'submit', id: 'incident-comment-send', text: 'Comment' })),
       h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); act('assign', { assignee: assignee.value.trim() || null }, 'Assignment saved'); } },

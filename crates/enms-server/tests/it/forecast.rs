@@ -142,6 +142,12 @@ async fn a_forecast_job_keeps_the_forecast_as_a_model_version_and_announces_it()
         StatusCode::NOT_FOUND,
         "not_found",
     );
+    let err = assert_error(
+        &s.post(&format!("/api/v1/forecast/train/{C1}"), &json!({"horizon_hours": 48.5})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_value",
+    );
+    assert_eq!(err["field"], "horizon_hours");
     // A machine with no history: the job fails and says why.
     let empty = s.create_machine("Compressor-empty").await;
     let (mut jobs, _) = Ws::connect(&s, &format!("/api/v1/ws?types=training_completed&machine_id={empty}")).await;

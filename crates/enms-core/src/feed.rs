@@ -11,6 +11,16 @@ pub trait EventSource: Send + Sync + 'static {
     /// start from), oldest first, at most `limit`; `complete` is false when
     /// `after` is older than what is still kept.
     async fn after(&self, after: Option<EventId>, types: &[EventType], limit: usize) -> Result<EventPage, String>;
+
+    /// The newest event id already visible to [`EventSource::after`] (of any
+    /// type), or `None` when the source cannot say. Read *before* a call to
+    /// `after` that returns fewer than its limit, it is a position the
+    /// follower may move to: nothing of its types lies between. Without it a
+    /// follower of rare types would re-scan every event after its old
+    /// position on each poll.
+    async fn head(&self) -> Option<EventId> {
+        None
+    }
 }
 
 pub struct EventPage {

@@ -33,7 +33,10 @@ use crate::{ATTEMPTS, Change, Incidents, State, entry};
 
 const CURSOR: &str = "incidents";
 const PAGE: usize = 200;
-const IDLE: Duration = Duration::from_millis(20);
+/// How soon a new episode reaches its incident.
+const IDLE: Duration = Duration::from_millis(100);
+/// How often a position moved past unread events is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(1);
 const TYPES: [EventType; 2] = [EventType::AnomalyDetected, EventType::AnomalyUpdated];
 
@@ -66,6 +69,7 @@ pub async fn run(incidents: Incidents, events: Arc<dyn EventSource>, started: Da
     };
     let every = tick(incidents.config.resolve_after);
     let mut next_check = tokio::time::Instant::now();
+    let mut saved_at = tokio::time::Instant::now();
     loop {
         if tokio::time::Instant::now() >= next_check {
             if let Err(e) = incidents.auto_resolve(Utc::now()).await {
@@ -73,6 +77,7 @@ pub async fn run(incidents: Incidents, events: Arc<dyn EventSource>, started: Da
             }
             next_check = tokio::time::Instant::now() + every;
         }
+        let head = events.head().await;
         let page = tokio::select! {
             p = events.after(Some(position), &TYPES, PAGE) => p,
             _ = stop.cancelled() => return,
@@ -90,7 +95,16 @@ pub async fn run(incidents: Incidents, events: Arc<dyn EventSource>, started: Da
         if !page.complete {
             tracing::warn!(after = %position, "incidents fell behind the event log; some episodes were not gathered");
         }
+        // Nothing of ours up to the head seen before reading: move past it.
+        let short = page.events.len() < PAGE;
         if page.events.is_empty() {
+            if let Some(h) = head.filter(|h| short && *h > position) {
+                position = h;
+                if saved_at.elapsed() >= SAVE_EVERY {
+                    save(&incidents, position).await;
+                    saved_at = tokio::time::Instant::now();
+                }
+            }
             if !pause(IDLE, &stop).await {
                 return;
             }
@@ -110,9 +124,17 @@ pub async fn run(incidents: Incidents, events: Arc<dyn EventSource>, started: Da
             }
             position = *id;
         }
-        if let Err(e) = incidents.store.set_cursor(CURSOR, &position.to_string()).await {
-            tracing::warn!(error = %e, "incidents cursor not saved");
+        if let Some(h) = head.filter(|h| short && *h > position) {
+            position = h;
         }
+        save(&incidents, position).await;
+        saved_at = tokio::time::Instant::now();
+    }
+}
+
+async fn save(incidents: &Incidents, position: EventId) {
+    if let Err(e) = incidents.store.set_cursor(CURSOR, &position.to_string()).await {
+        tracing::warn!(error = %e, "incidents cursor not saved");
     }
 }
 

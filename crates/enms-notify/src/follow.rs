@@ -29,6 +29,8 @@ const PAGE: usize = 200;
 /// the event-to-webhook budget is 200 ms).
 const IDLE: Duration = Duration::from_millis(10);
 const RETRY: Duration = Duration::from_secs(1);
+/// How often a position moved past unread events is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often open alerts are looked at for due steps.
 const TICK: Duration = Duration::from_millis(250);
 /// Open alerts looked at per tick.
@@ -58,7 +60,10 @@ pub(crate) async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop
             }
         }
     };
+    let mut saved_at = tokio::time::Instant::now();
     loop {
+        // Read before the page: a short page means nothing of ours up to it.
+        let head = events.head().await;
         let page = tokio::select! {
             p = events.after(Some(position), &types, PAGE) => p,
             _ = stop.cancelled() => return,
@@ -80,7 +85,17 @@ pub(crate) async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop
             tracing::warn!("{message}");
             inner.alerts.alert("notifications_missed", message).await;
         }
+        let short = page.events.len() < PAGE;
         if page.events.is_empty() {
+            if let Some(h) = head.filter(|h| short && *h > position) {
+                position = h;
+                if saved_at.elapsed() >= SAVE_EVERY {
+                    if let Err(e) = inner.store.set_cursor(CURSOR, &position.to_string()).await {
+                        tracing::warn!(error = %e, "notifier cursor not saved");
+                    }
+                    saved_at = tokio::time::Instant::now();
+                }
+            }
             if !pause(IDLE, &stop).await {
                 return;
             }
@@ -103,6 +118,10 @@ pub(crate) async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop
             position = *id;
             inner.status().events_read += 1;
         }
+        if let Some(h) = head.filter(|h| short && *h > position) {
+            position = h;
+        }
+        saved_at = tokio::time::Instant::now();
         // After the page's notifications are stored: a crash before this
         // re-reads them, and their keys keep them single.
         if let Err(e) = inner.store.set_cursor(CURSOR, &position.to_string()).await {

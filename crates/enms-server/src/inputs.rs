@@ -93,6 +93,10 @@ impl EventSource for IngestSink {
         let events = replay.events.iter().map(|d| (d.id(), d.event.event_type, d.text.clone())).collect();
         Ok(EventPage { events, complete: replay.complete })
     }
+
+    async fn head(&self) -> Option<EventId> {
+        Some(self.state.bus.status().last_event_id)
+    }
 }
 
 /// Starts the inputs that are configured; their tasks end after `stop`.

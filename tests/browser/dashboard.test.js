@@ -133,6 +133,13 @@ test('the machine page draws the forecast band after the last reading, or says w
   const long = new EnmsServer(OUT, ['--demo-history-days', '30']);
   try {
     await long.start();
+    // Let the demo's first models train and activate (the machine page asks
+    // for scores once a model is listed active).
+    for (let i = 0; i < 240; i += 1) {
+      const jobs = await (await fetch(`${long.url}/api/v1/training/jobs?limit=100`)).json();
+      if (jobs.length && jobs.every((j) => j.status !== 'queued' && j.status !== 'running')) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await ctx.newPage();
     const errors = [];

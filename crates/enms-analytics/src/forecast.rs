@@ -328,11 +328,14 @@ fn origins(series: &Hourly) -> Vec<usize> {
     o
 }
 
+/// A horizon within [`MIN_HORIZON_H`]..=[`MAX_HORIZON_H`] hours.
+pub fn check_horizon(horizon: usize) -> Result<usize, ForecastError> {
+    if (MIN_HORIZON_H..=MAX_HORIZON_H).contains(&horizon) { Ok(horizon) } else { Err(ForecastError::Horizon(horizon)) }
+}
+
 /// Forecasts the `horizon` hours after the series' last hour.
 pub fn forecast(series: &Hourly, horizon: usize) -> Result<Forecast, ForecastError> {
-    if !(MIN_HORIZON_H..=MAX_HORIZON_H).contains(&horizon) {
-        return Err(ForecastError::Horizon(horizon));
-    }
+    check_horizon(horizon)?;
     let origins = origins(series);
     let has_days = series.days_with_data();
     if origins.len() < MIN_ORIGINS || has_days < MIN_HISTORY_DAYS as f64 * 0.9 {

@@ -39,9 +39,7 @@ pub async fn submit(
     trigger: &str,
     reason: &str,
 ) -> Result<JobRecord, JobError> {
-    if !(forecast::MIN_HORIZON_H..=forecast::MAX_HORIZON_H).contains(&horizon_hours) {
-        return Err(ForecastError::Horizon(horizon_hours).into());
-    }
+    forecast::check_horizon(horizon_hours)?;
     let params = serde_json::to_value(ForecastPlan { horizon_hours }).map_err(JobError::internal)?;
     a.jobs
         .submit(JobRequest {

@@ -28,8 +28,14 @@ pub async fn hosts_of(state: &AppState) -> Result<Vec<MachineRecord>, ApiError> 
 
 /// `?host=` by name, else the host that sampled last.
 pub async fn chosen(state: &AppState, params: &Params) -> Result<MachineRecord, ApiError> {
+    pick(state, params.get("host")).await
+}
+
+/// The host of that name (404 `unknown_host`), else — with no name — the
+/// host that sampled last (404 `no_samples` before any did).
+pub async fn pick(state: &AppState, name: Option<&str>) -> Result<MachineRecord, ApiError> {
     let hosts = hosts_of(state).await?;
-    match params.get("host") {
+    match name {
         Some(name) => hosts.into_iter().find(|m| m.name.eq_ignore_ascii_case(name.trim())).ok_or_else(|| {
             ApiError::invalid(Code::UnknownHost, "host", format!("no host named {name:?} (a machine of type host)"))
         }),

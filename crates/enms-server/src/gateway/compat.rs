@@ -19,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use enms_core::event::{EventType, Severity};
-use enms_core::host::{FlatSample, HOST_TYPE};
+use enms_core::host::FlatSample;
 use enms_realtime::bus::{Delivery, Filter};
 use enms_realtime::hub::{StreamKind, Subscription};
 use futures_util::{SinkExt, StreamExt};
@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use super::Permit;
 use crate::auth::Principal;
-use crate::error::{ApiError, Code, ErrorResponse};
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Params;
 use crate::state::AppState;
 
@@ -88,19 +88,7 @@ async fn open(
         Feed::Metrics => {
             filter.types = Some([EventType::MetricUpdated].into());
             if let Some(name) = params.get("host") {
-                let found = state
-                    .store
-                    .list_machines()
-                    .await?
-                    .into_iter()
-                    .find(|m| m.machine_type == HOST_TYPE && m.name.eq_ignore_ascii_case(name.trim()));
-                let m = found.ok_or_else(|| {
-                    ApiError::invalid(
-                        Code::UnknownHost,
-                        "host",
-                        format!("no host named {name:?} (a machine of type host)"),
-                    )
-                })?;
+                let m = crate::hosts::pick(&state, Some(name)).await?;
                 filter.machine_ids = Some([m.id.to_string()].into());
                 host = Some(m);
             }
@@ -190,11 +178,8 @@ impl Connection {
 
     /// The newest sample (of `host`, else of the host that sampled last).
     async fn newest(&mut self, host: Option<String>) -> Option<String> {
-        let mut params = Vec::new();
-        if let Some(h) = host {
-            params.push(("host".to_owned(), h));
-        }
-        let sample = crate::hosts::newest(&self.state, &Params(params)).await.ok()?;
+        let m = crate::hosts::pick(&self.state, host.as_deref()).await.ok()?;
+        let sample = crate::hosts::latest(&self.state, &m).await.ok()??;
         serde_json::to_string(&sample).ok()
     }
 

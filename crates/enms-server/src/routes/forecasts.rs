@@ -114,14 +114,7 @@ async fn answer(state: &AppState, id: Uuid, params: &Params) -> Result<Json<Mach
                     format!("horizon_hours {v:?} is not a whole number of hours"),
                 )
             })?;
-            if !(24..=168).contains(&h) {
-                return Err(ApiError::invalid(
-                    Code::OutOfRange,
-                    "horizon_hours",
-                    format!("horizon_hours must be from 24 to 168 (one to seven days), got {h}"),
-                ));
-            }
-            h
+            enms_analytics::forecast::check_horizon(h).map_err(enms_jobs::JobError::from)?
         }
     };
     let machine = state.store.get_machine(id).await?.ok_or_else(|| ApiError::not_found("machine", id))?;

@@ -8,7 +8,7 @@ use enms_store::ModelRecord;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Params, path_id};
 use crate::state::AppState;
-use enms_jobs::jobs::MODEL_TYPES;
+use enms_jobs::jobs::KEPT_MODEL_TYPES;
 
 #[utoipa::path(get, path = "/api/v1/models", tag = "analytics", operation_id = "list_models",
     params(
@@ -19,7 +19,7 @@ use enms_jobs::jobs::MODEL_TYPES;
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Vec<ModelRecord>>, ApiError> {
     let machine = params.uuid("machine_id")?;
     let kind = params.parse("model_type", |v| {
-        if MODEL_TYPES.contains(&v) || v == enms_jobs::forecast::MODEL_TYPE {
+        if KEPT_MODEL_TYPES.contains(&v) {
             Ok(v.to_owned())
         } else {
             Err("model_type must be baseline, anomaly or forecast".into())

@@ -462,6 +462,28 @@ mod tests {
     }
 
     #[test]
+    fn host_monitoring_follows_the_demo_and_incident_and_monitor_values_are_checked() {
+        let s = serve(&[]).expect("defaults");
+        assert!(s.server.monitor.is_none(), "off without --demo");
+        let s = serve(&["--demo"]).expect("demo");
+        assert_eq!(s.server.monitor.expect("on with --demo").interval, std::time::Duration::from_secs(5));
+        assert!(serve(&["--demo", "--monitor-self=false"]).expect("off").server.monitor.is_none());
+        let s = serve(&["--monitor-self", "--monitor-name", "edge-1", "--incident-resolve-after", "10m"]).expect("ok");
+        assert_eq!(s.server.monitor.and_then(|m| m.name).as_deref(), Some("edge-1"));
+        assert_eq!(s.server.incidents.resolve_after, std::time::Duration::from_secs(600));
+        for (flags, needle) in [
+            (&["--monitor-self", "--monitor-interval", "10ms"][..], "monitor interval"),
+            (&["--monitor-self", "--monitor-rated-power-kw=-1"], "monitor rated power"),
+            (&["--monitor-self", "--monitor-name", " "], "monitor name"),
+            (&["--incident-resolve-after", "90d"], "incidents resolve_after"),
+            (&["--forecast-schedule", "61 * * * *"], "forecast-schedule"),
+        ] {
+            let err = serve(flags).err().unwrap_or_else(|| panic!("{flags:?} accepted"));
+            assert!(err.contains(needle), "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
     fn retention_is_read_from_file_and_flags_and_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("enms.toml");

@@ -35,9 +35,6 @@ use crate::error::JobError;
 use crate::outlet::Outlet;
 
 pub const MODEL_TYPES: [&str; 2] = ["baseline", "anomaly"];
-/// What the models table keeps: the trained types, and the forecasts that
-/// forecast jobs keep as versions.
-pub const KEPT_MODEL_TYPES: [&str; 3] = ["baseline", "anomaly", crate::forecast::MODEL_TYPE];
 pub const TRIGGER_TYPES: [&str; 3] = ["manual", "scheduled", "drift"];
 
 type Key = (Uuid, String);

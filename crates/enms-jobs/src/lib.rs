@@ -38,6 +38,10 @@ use enms_store::{ReadingPoint, ReadingQuery, Store};
 use uuid::Uuid;
 
 pub use error::JobError;
+
+/// What the models table keeps: the trained types (`jobs::MODEL_TYPES`),
+/// and the forecasts that forecast jobs keep as versions.
+pub const KEPT_MODEL_TYPES: [&str; 3] = ["baseline", "anomaly", forecast::MODEL_TYPE];
 pub use jobs::Jobs;
 pub use live::Live;
 pub use outlet::Outlet;

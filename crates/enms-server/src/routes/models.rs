@@ -8,7 +8,7 @@ use enms_store::ModelRecord;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Params, path_id};
 use crate::state::AppState;
-use enms_jobs::jobs::KEPT_MODEL_TYPES;
+use enms_jobs::KEPT_MODEL_TYPES;
 
 #[utoipa::path(get, path = "/api/v1/models", tag = "analytics", operation_id = "list_models",
     params(

@@ -1,5 +1,6 @@
-//! Who may do what: the roles an API token carries and the token record the
-//! store keeps. Only a hash of a token is ever stored.
+//! Who may do what: the roles an API token or a person carries, the token,
+//! user and session records the store keeps. Only hashes are ever stored:
+//! SHA-256 of a token or session secret, argon2 of a password.
 
 use std::fmt;
 use std::str::FromStr;
@@ -77,6 +78,61 @@ pub fn valid_token_name(name: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err("a token name is 1 to 64 ASCII letters, digits, spaces, '-', '_' or '.'".into()) }
 }
 
+/// A person who signs in with a name and password (docs/sign-in.md).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct UserRecord {
+    pub id: Uuid,
+    /// Unique, case-insensitively; the name shown as the actor of what they do.
+    pub name: String,
+    pub role: Role,
+    /// The argon2id PHC string (`$argon2id$v=19$…`).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+    /// Failed sign-ins since the last success or lock-out.
+    pub failed_logins: u32,
+    /// Sign-in is refused until then (too many failed attempts).
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// A disabled user cannot sign in and their sessions end.
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl UserRecord {
+    pub fn is_active(&self) -> bool {
+        self.disabled_at.is_none()
+    }
+
+    /// Whether sign-in is refused at `now` for failed attempts.
+    pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
+        self.locked_until.is_some_and(|until| until > now)
+    }
+}
+
+/// A signed-in session: the SHA-256 of its secret, its user and its end.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Set by logout, by disabling the user or by a password change.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A user name: 1–64 characters of ASCII letters, digits, `-`, `_`, `.`,
+/// `@` (an e-mail address fits), no spaces.
+pub fn valid_user_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+    if ok { Ok(()) } else { Err("a user name is 1 to 64 ASCII letters, digits, '-', '_', '.' or '@'".into()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +150,13 @@ mod tests {
         assert!(valid_token_name("").is_err());
         assert!(valid_token_name("a/b").is_err());
         assert!(valid_token_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn user_names_are_checked() {
+        assert!(valid_user_name("ada.lovelace@plant.example").is_ok());
+        assert!(valid_user_name("").is_err());
+        assert!(valid_user_name("two words").is_err());
+        assert!(valid_user_name(&"x".repeat(65)).is_err());
     }
 }

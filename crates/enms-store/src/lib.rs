@@ -15,12 +15,13 @@ pub mod retention;
 pub mod rollup;
 pub mod sqlite;
 mod types;
+pub mod users;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use enms_core::access::TokenRecord;
+use enms_core::access::{SessionRecord, TokenRecord, UserRecord};
 use enms_core::event::{Event, EventId};
 use enms_core::sim::InjectedAnomaly;
 use enms_core::{MachineRecord, Reading};
@@ -147,6 +148,36 @@ pub trait Store: Send + Sync + 'static {
     async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>>;
     /// `Ok(false)` when unknown or already revoked.
     async fn revoke_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Fails with [`StoreError::Conflict`] when the name is taken
+    /// (case-insensitively).
+    async fn create_user(&self, user: &UserRecord) -> Result<()>;
+    /// Every user, disabled ones included, by name.
+    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+    async fn get_user(&self, id: Uuid) -> Result<Option<UserRecord>>;
+    /// Case-insensitive lookup by name.
+    async fn find_user(&self, name: &str) -> Result<Option<UserRecord>>;
+    /// Replaces the role, password hash and `disabled_at`, and with
+    /// `end_sessions_at` revokes every live session of the user, in one
+    /// transaction; `Ok(false)` when unknown.
+    async fn update_user(&self, user: &UserRecord, end_sessions_at: Option<DateTime<Utc>>) -> Result<bool>;
+    /// Counts a failed sign-in atomically: the attempt that reaches
+    /// `max_failures` sets `locked_until` and starts the count again.
+    /// Answers the user as it now is (`None` when unknown).
+    async fn record_failed_login(
+        &self,
+        user: Uuid,
+        max_failures: u32,
+        lock_until: DateTime<Utc>,
+    ) -> Result<Option<UserRecord>>;
+    /// Stores a session and, in the same transaction, clears the user's
+    /// failed sign-ins, sets `last_login_at` and deletes their sessions
+    /// that ended more than [`users::SESSIONS_KEPT`] ago.
+    async fn start_session(&self, session: &SessionRecord) -> Result<()>;
+    /// The session with this SHA-256 hash (hex), ended or not.
+    async fn find_session(&self, hash: &str) -> Result<Option<SessionRecord>>;
+    /// `Ok(false)` when unknown or already revoked.
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool>;
 
     /// Stores an alert unless one with its id exists; `Ok(true)` when new.
     async fn insert_alert(&self, alert: &AlertRecord) -> Result<bool>;

@@ -384,6 +384,83 @@ async fn tokens_are_found_by_hash_named_once_and_revoked(store: Arc<dyn Store>) 
     assert!(!found.is_active());
 }
 
+async fn users_lock_out_after_failures_and_sessions_end(store: Arc<dyn Store>) {
+    use enms_core::access::{Role, SessionRecord, UserRecord};
+    let user = |name: &str| UserRecord {
+        id: Uuid::new_v4(),
+        name: name.to_owned(),
+        role: Role::Operator,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        created_at: t0(),
+        failed_logins: 0,
+        locked_until: None,
+        last_login_at: None,
+        disabled_at: None,
+    };
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    store.create_user(&user("grace")).await.expect("create");
+    let dup = store.create_user(&user("ADA")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict { field: "name", .. })), "{dup:?}");
+    assert_eq!(store.find_user("Ada").await.expect("find"), Some(ada.clone()), "names match case-insensitively");
+    assert_eq!(store.get_user(ada.id).await.expect("get"), Some(ada.clone()));
+    let names: Vec<_> = store.list_users().await.expect("list").into_iter().map(|u| u.name).collect();
+    assert_eq!(names, ["ada", "grace"]);
+
+    // Three failures with a limit of three: the third locks and restarts the count.
+    let until = t0() + Duration::minutes(15);
+    for n in 1..=2 {
+        let u = store.record_failed_login(ada.id, 3, until).await.expect("count").expect("known");
+        assert_eq!((u.failed_logins, u.locked_until), (n, None));
+    }
+    let locked = store.record_failed_login(ada.id, 3, until).await.expect("count").expect("known");
+    assert_eq!((locked.failed_logins, locked.locked_until), (0, Some(until)));
+    assert!(locked.is_locked(t0()) && !locked.is_locked(until));
+    assert_eq!(store.record_failed_login(Uuid::new_v4(), 3, until).await.expect("unknown"), None);
+
+    // Concurrent failures all count (two below the limit of 10).
+    let counts = futures_util::future::join_all((0..8).map(|_| store.record_failed_login(ada.id, 10, until))).await;
+    assert!(counts.iter().all(|c| c.is_ok()));
+    assert_eq!(store.get_user(ada.id).await.unwrap().unwrap().failed_logins, 8);
+
+    // A session starts, clearing the count and the lock, and ends by revocation.
+    let session = |hash: &str, created: DateTime<Utc>| SessionRecord {
+        id: Uuid::new_v4(),
+        user_id: ada.id,
+        hash: hash.to_owned(),
+        created_at: created,
+        expires_at: created + Duration::hours(12),
+        revoked_at: None,
+    };
+    let old = session("0ld", t0() - Duration::days(60));
+    store.start_session(&old).await.expect("old session");
+    let s = session("5e55", t0());
+    store.start_session(&s).await.expect("start");
+    let after = store.get_user(ada.id).await.unwrap().unwrap();
+    assert_eq!((after.failed_logins, after.locked_until, after.last_login_at), (0, None, Some(t0())));
+    assert_eq!(store.find_session("5e55").await.expect("find"), Some(s.clone()));
+    assert_eq!(store.find_session("0ld").await.expect("find"), None, "long-ended sessions are deleted on sign-in");
+    assert!(store.revoke_session(s.id, t0() + Duration::hours(1)).await.expect("revoke"));
+    assert!(!store.revoke_session(s.id, t0()).await.expect("twice"), "already revoked");
+    assert_eq!(store.find_session("5e55").await.unwrap().unwrap().revoked_at, Some(t0() + Duration::hours(1)));
+
+    // Disabling the user ends every live session with the same write.
+    let live = session("11fe", t0() + Duration::hours(2));
+    store.start_session(&live).await.expect("start");
+    let mut disabled = store.get_user(ada.id).await.unwrap().unwrap();
+    disabled.disabled_at = Some(t0() + Duration::hours(3));
+    disabled.role = Role::Viewer;
+    assert!(store.update_user(&disabled, Some(t0() + Duration::hours(3))).await.expect("update"));
+    assert_eq!(store.get_user(ada.id).await.unwrap().unwrap(), disabled);
+    assert_eq!(store.find_session("11fe").await.unwrap().unwrap().revoked_at, Some(t0() + Duration::hours(3)));
+    let mut ghost = user("ghost");
+    ghost.id = Uuid::new_v4();
+    assert!(!store.update_user(&ghost, None).await.expect("unknown"));
+    let orphan = SessionRecord { user_id: Uuid::new_v4(), ..session("0rf", t0()) };
+    assert!(store.start_session(&orphan).await.is_err(), "a session needs its user");
+    assert_eq!(store.find_session("0rf").await.expect("find"), None);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -714,6 +791,7 @@ contract!(
     pruned_levels_are_answered_by_the_levels_that_remain,
     hour_cells_equal_a_recomputation_from_raw,
     incidents_open_once_change_at_their_version_and_apply_an_event_once,
+    users_lock_out_after_failures_and_sessions_end,
 );
 
 /// Two PostgreSQL handles on one schema — two instances — sweeping for stale

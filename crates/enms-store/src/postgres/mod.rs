@@ -18,12 +18,13 @@ mod readings;
 mod retention;
 mod rollup;
 mod tokens;
+mod users;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use enms_core::access::TokenRecord;
+use enms_core::access::{SessionRecord, TokenRecord, UserRecord};
 use enms_core::event::{Event, EventId};
 use enms_core::sim::InjectedAnomaly;
 use enms_core::timestamp::{from_ms, to_ms};
@@ -296,6 +297,47 @@ impl Store for PgStore {
 
     async fn revoke_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
         tokens::revoke(&self.pool, id, at).await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<()> {
+        users::create(&self.pool, user).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        users::list(&self.pool).await
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<UserRecord>> {
+        users::get(&self.pool, id).await
+    }
+
+    async fn find_user(&self, name: &str) -> Result<Option<UserRecord>> {
+        users::find(&self.pool, name).await
+    }
+
+    async fn update_user(&self, user: &UserRecord, end_sessions_at: Option<DateTime<Utc>>) -> Result<bool> {
+        users::update(&self.pool, user, end_sessions_at).await
+    }
+
+    async fn record_failed_login(
+        &self,
+        user: Uuid,
+        max_failures: u32,
+        lock_until: DateTime<Utc>,
+    ) -> Result<Option<UserRecord>> {
+        users::failed_login(&self.pool, user, max_failures, lock_until).await
+    }
+
+    async fn start_session(&self, session: &SessionRecord) -> Result<()> {
+        users::start_session(&self.pool, session).await
+    }
+
+    async fn find_session(&self, hash: &str) -> Result<Option<SessionRecord>> {
+        users::find_session(&self.pool, hash).await
+    }
+
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        users::revoke_session(&self.pool, id, at).await
     }
 
     async fn insert_alert(&self, alert: &AlertRecord) -> Result<bool> {

@@ -18,6 +18,7 @@ mod readings;
 mod retention;
 mod rollup;
 mod tokens;
+mod users;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use enms_core::access::TokenRecord;
+use enms_core::access::{SessionRecord, TokenRecord, UserRecord};
 use enms_core::event::{Event, EventId};
 use enms_core::sim::InjectedAnomaly;
 use enms_core::{MachineRecord, Reading};
@@ -294,6 +295,47 @@ impl Store for SqliteStore {
 
     async fn revoke_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
         tokens::revoke(&self.writer, id, at).await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<()> {
+        users::create(&self.writer, user).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        users::list(&self.reader).await
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<UserRecord>> {
+        users::get(&self.reader, id).await
+    }
+
+    async fn find_user(&self, name: &str) -> Result<Option<UserRecord>> {
+        users::find(&self.reader, name).await
+    }
+
+    async fn update_user(&self, user: &UserRecord, end_sessions_at: Option<DateTime<Utc>>) -> Result<bool> {
+        users::update(&self.writer, user, end_sessions_at).await
+    }
+
+    async fn record_failed_login(
+        &self,
+        user: Uuid,
+        max_failures: u32,
+        lock_until: DateTime<Utc>,
+    ) -> Result<Option<UserRecord>> {
+        users::failed_login(&self.writer, user, max_failures, lock_until).await
+    }
+
+    async fn start_session(&self, session: &SessionRecord) -> Result<()> {
+        users::start_session(&self.writer, session).await
+    }
+
+    async fn find_session(&self, hash: &str) -> Result<Option<SessionRecord>> {
+        users::find_session(&self.reader, hash).await
+    }
+
+    async fn revoke_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        users::revoke_session(&self.writer, id, at).await
     }
 
     async fn insert_alert(&self, alert: &AlertRecord) -> Result<bool> {

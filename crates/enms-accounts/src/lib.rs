@@ -125,7 +125,7 @@ impl Accounts {
             name: name.to_owned(),
             role,
             password_hash: hash_blocking(password).await?,
-            created_at: Utc::now(),
+            created_at: now_ms(),
             failed_logins: 0,
             locked_until: None,
             last_login_at: None,
@@ -159,7 +159,7 @@ impl Accounts {
     /// write.
     pub async fn change_user(&self, id: Uuid, change: UserChange) -> Result<UserRecord> {
         let mut user = self.store.get_user(id).await?.ok_or_else(|| AccountError::UnknownUser(id.to_string()))?;
-        let now = Utc::now();
+        let now = now_ms();
         let mut end_sessions = false;
         if let Some(role) = change.role {
             // A lower role must not outlive the change in an open session.
@@ -190,7 +190,7 @@ impl Accounts {
     /// counts toward the lock-out; a locked-out user is refused before the
     /// password is looked at, and a success clears the count.
     pub async fn login(&self, name: &str, password: &str) -> Result<SignedIn> {
-        let now = Utc::now();
+        let now = now_ms();
         let user = self.store.find_user(name.trim()).await?;
         let Some(user) = user else {
             let password = password.to_owned();
@@ -252,6 +252,13 @@ async fn hash_blocking(password: &str) -> Result<String> {
         .await
         .map_err(|e| AccountError::Hashing(e.to_string()))?
         .map_err(AccountError::Hashing)
+}
+
+/// Now, to the millisecond the stores keep, so an answer's times equal the
+/// stored ones.
+fn now_ms() -> DateTime<Utc> {
+    use enms_core::timestamp::{from_ms, to_ms};
+    from_ms(to_ms(Utc::now()))
 }
 
 fn chrono_duration(d: Duration) -> chrono::TimeDelta {

@@ -55,7 +55,7 @@ async fn serve_http(
 ) -> std::io::Result<tokio_util::task::TaskTracker> {
     let connections = tokio_util::task::TaskTracker::new();
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -70,8 +70,8 @@ async fn serve_http(
         let _ = stream.set_nodelay(true);
         let (stream, hold) = gateway::held::HeldStream::new(stream);
         let service = hyper_util::service::TowerToHyperService::new(tower_http::add_extension::AddExtension::new(
-            router.clone(),
-            hold,
+            tower_http::add_extension::AddExtension::new(router.clone(), hold),
+            auth::ClientAddr(peer.ip()),
         ));
         let conn = hyper::server::conn::http1::Builder::new()
             .serve_connection(hyper_util::rt::TokioIo::new(stream), service)

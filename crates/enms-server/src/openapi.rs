@@ -42,6 +42,8 @@ pub const SECURITY_SCHEME: &str = "bearer";
         (name = "analytics", description = "KPIs, baseline and anomaly training jobs, models, anomaly detection"),
         (name = "events", description = "Publishing and playback of live events; SSE and WebSocket streams"),
         (name = "tokens", description = "API tokens and their roles (admin)"),
+        (name = "sign-in", description = "People sign in with a name and password for a session token that expires"),
+        (name = "users", description = "The people who sign in, their roles and passwords (admin)"),
         (name = "notifications", description = "The delivery log of notifications, their channels and alerts, and test sends"),
         (name = "operations", description = "Prometheus metrics and the demo factory's ground truth"),
     )
@@ -57,7 +59,10 @@ pub fn complete(doc: &mut Document, base_path: &str) {
         SecurityScheme::Http(
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
-                .description(Some("An API token from `enms token create` or `POST /api/v1/tokens`."))
+                .description(Some(
+                    "An API token from `enms token create` or `POST /api/v1/tokens`, or a session token from \
+                     `POST /api/auth/login`.",
+                ))
                 .build(),
         ),
     );
@@ -111,7 +116,12 @@ fn describe_access(op: &mut Operation, needs: Access) {
     op.security = Some(vec![SecurityRequirement::new::<_, _, &str>(SECURITY_SCHEME, [])]);
     let note = format!("Requires a token with the `{}` role or above.", role.as_str());
     op.description = Some(append(op.description.take(), &note));
-    add(op, "401", "No token, or an unknown, revoked or malformed one (`unauthorized`, `invalid_token`).");
+    add(
+        op,
+        "401",
+        "No token, an unknown, revoked or malformed one (`unauthorized`, `invalid_token`), or a session past its \
+         end (`session_expired`).",
+    );
     if role > Role::Viewer {
         add(op, "403", "The token's role is below the one this operation needs (`forbidden`).");
     }

@@ -69,6 +69,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage the people who sign in, directly in the server's database.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Inspect the database directly.
     Db {
         #[command(subcommand)]
@@ -117,6 +122,48 @@ pub enum TokenCommand {
     /// every instance.
     Revoke {
         token: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+/// `enms user`: a password is prompted for twice on a terminal, or read as
+/// one line from standard input otherwise (`echo "$PW" | enms user …`); it
+/// is never an argument, where it would land in the shell history.
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user who signs in with a name and password.
+    Create {
+        /// viewer (read, subscribe), operator (also detect, train, act on
+        /// incidents), admin (also machines, tokens and users).
+        #[arg(long)]
+        role: enms_core::access::Role,
+        /// The sign-in name: 1-64 ASCII letters, digits, '-', '_', '.' or '@'.
+        #[arg(long)]
+        name: String,
+        /// Print the record as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List users (never their password hashes).
+    List {
+        /// Print the records as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Set a user's password (by id or name); their sessions end.
+    Passwd {
+        user: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Disable a user (by id or name): they cannot sign in and their sessions end.
+    Disable {
+        user: String,
         #[command(flatten)]
         db: DatabaseArgs,
     },

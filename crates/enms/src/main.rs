@@ -15,6 +15,7 @@ mod stream;
 mod summary;
 mod token;
 mod train;
+mod user;
 mod watch;
 
 use std::process::ExitCode;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
             Command::Bench { command: BenchCommand::Host(args) } => bench::host::run(args).await,
             Command::Bench { command: BenchCommand::Forecast(args) } => bench::forecast::run(args).await,
             Command::Token { command } => token::run(command).await,
+            Command::User { command } => user::run(command).await,
             Command::Db { command } => db::run(command).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Publish(args) => remote::publish(args).await,

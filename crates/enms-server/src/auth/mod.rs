@@ -1,6 +1,11 @@
 //! Who is calling and what they may do: API tokens (only their hash is
-//! stored), the role each route needs, per-token rate limits, and the one
-//! guard every API route passes through.
+//! stored) and the sessions of people who signed in (`enms-accounts`), the
+//! role each route needs, per-caller rate limits, and the one guard every
+//! API route passes through.
+//!
+//! A session secret is a bearer credential like a token (prefix
+//! `enms_s_`), so everything below treats both alike: the guard asks the
+//! sessions when the prefix says so and the tokens otherwise.
 //!
 //! A request names its token with `Authorization: Bearer`, `?token=` (on
 //! the WebSocket and SSE handshakes only: `EventSource` and some WebSocket
@@ -20,10 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{AUTHORIZATION, RETRY_AFTER, SEC_WEBSOCKET_PROTOCOL, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use enms_accounts::{AccountError, Accounts, SESSION_PREFIX};
 use enms_core::access::{Role, TokenRecord, valid_token_name};
 use enms_core::setting::{InvalidSetting, above_zero};
 use enms_store::Store;
@@ -49,6 +56,10 @@ pub struct AuthConfig {
     /// How long a token lookup is trusted before the store is asked again;
     /// a revoked token stops working within this time on every instance.
     pub cache_ttl: Duration,
+    /// Session lifetime and lock-out after failed sign-ins.
+    pub sign_in: enms_accounts::Policy,
+    /// Per client address: `POST /api/auth/login` attempts.
+    pub login_rate: RateLimit,
 }
 
 impl AuthConfig {
@@ -67,6 +78,11 @@ impl AuthConfig {
         }
         self.publish_rate.validate("publish_rate", "publish_burst")?;
         self.ingest_rate.validate("ingest_rate", "ingest_burst")?;
+        if !(self.login_rate.per_second.is_finite() && self.login_rate.per_second > 0.0) {
+            return Err(InvalidSetting::new("login_rate", "must be a number of attempts per minute above 0"));
+        }
+        self.login_rate.validate("login_rate", "login_burst")?;
+        self.sign_in.validate()?;
         above_zero("token_cache", self.cache_ttl)
     }
 }
@@ -79,6 +95,11 @@ impl Default for AuthConfig {
             publish_rate: RateLimit { per_second: 200.0, burst: 400 },
             ingest_rate: RateLimit { per_second: 20.0, burst: 40 },
             cache_ttl: Duration::from_secs(5),
+            sign_in: enms_accounts::Policy::default(),
+            // Ten at once, then one every six seconds: a person who
+            // mistypes is never slowed, a guesser gets 600 tries an hour
+            // per address (and five per user before the lock-out).
+            login_rate: RateLimit { per_second: 1.0 / 6.0, burst: 10 },
         }
     }
 }
@@ -86,28 +107,49 @@ impl Default for AuthConfig {
 /// The caller of a request, put in its extensions by the guard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
+    /// The API token's or the signed-in user's id: what per-caller rate
+    /// and connection limits count against (a user's sessions share one).
     /// `None` for the anonymous caller of an open server.
-    pub token_id: Option<Uuid>,
+    pub id: Option<Uuid>,
+    /// The token's or the user's name: the actor in timelines and logs.
     pub name: String,
     pub role: Role,
+    /// Set when the caller is a person signed in.
+    pub session: Option<SessionInfo>,
+}
+
+/// The session a signed-in caller uses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub expires_at: DateTime<Utc>,
 }
 
 impl Principal {
     pub fn anonymous() -> Self {
-        Self { token_id: None, name: "anonymous".into(), role: Role::Admin }
+        Self { id: None, name: "anonymous".into(), role: Role::Admin, session: None }
     }
 }
 
-/// Token lookups (cached) and rate limits, shared by every request.
+/// The address a request came from (the TCP peer: behind a proxy, the
+/// proxy's), put in each connection's extensions by the accept loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// Token and session lookups (cached) and rate limits, shared by every
+/// request.
 pub struct Auth {
     pub config: AuthConfig,
+    /// Users, sign-in and sessions.
+    pub accounts: Accounts,
     /// The prefix the app is served under: routes are matched with it, the
     /// policy table is written without it.
     base_path: String,
     store: Arc<dyn Store>,
     cache: cache::TokenCache,
-    publish: rate::Limiter,
-    ingest: rate::Limiter,
+    publish: rate::Limiter<Uuid>,
+    ingest: rate::Limiter<Uuid>,
+    login: rate::Limiter<std::net::IpAddr>,
 }
 
 impl Auth {
@@ -117,9 +159,22 @@ impl Auth {
             cache: cache::TokenCache::new(config.cache_ttl),
             publish: rate::Limiter::new(config.publish_rate),
             ingest: rate::Limiter::new(config.ingest_rate),
+            login: rate::Limiter::new(config.login_rate),
+            accounts: Accounts::new(store.clone(), config.sign_in.clone()),
             config,
             store,
         }
+    }
+
+    /// Takes one sign-in attempt from the address's allowance, or answers
+    /// `rate_limited` with how long to wait.
+    pub fn admit_login(&self, from: Option<ClientAddr>) -> Result<(), ApiError> {
+        let addr = from.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.0);
+        self.login.check(addr).map_err(|wait| {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            ApiError::new(Code::RateLimited, format!("too many sign-in attempts from {addr}; retry in {secs} s"))
+                .with_retry_after(secs)
+        })
     }
 
     /// The principal a credential names. A credential that is given is
@@ -135,14 +190,34 @@ impl Auth {
             }
             return Ok(Principal::anonymous());
         };
+        let session = secret.starts_with(SESSION_PREFIX);
+        let unknown = || if session { AccountError::UnknownSession.into() } else { invalid_token() };
         let hash = token::hash(secret);
         if let Some(known) = self.cache.get(&hash) {
-            return known.ok_or_else(invalid_token);
+            let principal = known.ok_or_else(unknown)?;
+            // A cached session is still held to its end, to the millisecond.
+            if let Some(s) = principal.session.filter(|s| s.expires_at <= Utc::now()) {
+                return Err(AccountError::SessionExpired { at: s.expires_at }.into());
+            }
+            return Ok(principal);
         }
-        let found = self.store.find_token(&hash).await?.filter(|t| t.is_active());
-        let principal = found.map(|t| Principal { token_id: Some(t.id), name: t.name, role: t.role });
+        let principal = if session {
+            match self.accounts.session(secret).await {
+                Ok((s, user)) => Some(Principal {
+                    id: Some(user.id),
+                    name: user.name,
+                    role: user.role,
+                    session: Some(SessionInfo { id: s.id, expires_at: s.expires_at }),
+                }),
+                Err(AccountError::UnknownSession) => None,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let found = self.store.find_token(&hash).await?.filter(|t| t.is_active());
+            found.map(|t| Principal { id: Some(t.id), name: t.name, role: t.role, session: None })
+        };
         self.cache.put(hash, principal.clone());
-        principal.ok_or_else(invalid_token)
+        principal.ok_or_else(unknown)
     }
 
     /// Forgets cached lookups, so a revocation on this instance is immediate.
@@ -255,23 +330,23 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         Err(e) => return refusal(e),
     };
     if principal.role < role {
-        let message = format!("this needs the {role} role; token {:?} has {}", principal.name, principal.role);
+        let who = if principal.session.is_some() { "user" } else { "token" };
+        let message = format!("this needs the {role} role; {who} {:?} has {}", principal.name, principal.role);
         return ApiError::new(Code::Forbidden, message).into_response();
     }
-    if let (Some(limit), Some(id)) = (limit, principal.token_id) {
+    if let (Some(limit), Some(id)) = (limit, principal.id) {
         let limiter = match limit {
             policy::Limit::Publish => &auth.publish,
             policy::Limit::Ingest => &auth.ingest,
         };
         if let Err(wait) = limiter.check(id) {
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            let mut resp = ApiError::new(
+            return ApiError::new(
                 Code::RateLimited,
-                format!("too many requests for token {:?}; retry in {secs} s", principal.name),
+                format!("too many requests for {:?}; retry in {secs} s", principal.name),
             )
+            .with_retry_after(secs)
             .into_response();
-            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
-            return resp;
         }
     }
     req.extensions_mut().insert(principal);

@@ -1,12 +1,13 @@
 //! The role each route needs, in one table. Routes not listed fail closed
 //! (admin), so a new route is never public by accident.
 //!
-//! - public: health, the dashboard's files, the API description;
+//! - public: health, the dashboard's files, the API description, sign-in;
 //! - viewer: every read (GET) and every stream, the seed monitor's
 //!   `/api/metrics/*` and `/api/ws/*` included;
 //! - operator: detect, train, cancel, acknowledge, activate a model,
 //!   publish, ingest, send a test notification, act on an incident;
-//! - admin: changing machines, tokens, and reading the configuration.
+//! - admin: changing machines, tokens and users (reading them too), and
+//!   reading the configuration.
 
 use axum::http::Method;
 use enms_core::access::Role;
@@ -24,7 +25,8 @@ pub enum Access {
     Needs(Role, Option<Limit>),
 }
 
-const PUBLIC: &[&str] = &["/api/v1/health", "/health", "/api/v1/openapi.json", "/docs", "/docs/", "/docs/{*rest}"];
+const PUBLIC: &[&str] =
+    &["/api/v1/health", "/health", "/api/v1/openapi.json", "/docs", "/docs/", "/docs/{*rest}", "/api/auth/login"];
 
 const OPERATOR: &[&str] = &[
     "/api/v1/baseline/train/{id}",
@@ -49,7 +51,7 @@ pub fn access(method: &Method, route: &str) -> Access {
     if PUBLIC.contains(&route) || route == "/" || route == "/ui" || route.starts_with("/ui/") {
         return Access::Public;
     }
-    if route.starts_with("/api/v1/tokens") || route == "/api/v1/config" {
+    if route.starts_with("/api/v1/tokens") || route.starts_with("/api/v1/users") || route == "/api/v1/config" {
         return Access::Needs(Role::Admin, None);
     }
     if route.starts_with("/api/v1/machines") && !read {
@@ -60,8 +62,9 @@ pub fn access(method: &Method, route: &str) -> Access {
         || route == "/api/anomalies"
         || route == "/api/predictions"
         || route == "/api/incidents";
-    // The seed's analysis is a POST that changes nothing: a viewer's read.
-    if route == "/api/ai/analyze" {
+    // The seed's analysis is a POST that changes nothing: a viewer's read;
+    // anyone known may sign themselves out.
+    if route == "/api/ai/analyze" || route == "/api/auth/logout" || route == "/api/auth/me" {
         return Access::Needs(Role::Viewer, None);
     }
     if read && (route.starts_with("/api/v1/") || route == "/metrics" || seed_read) {
@@ -100,6 +103,11 @@ mod tests {
         assert_eq!(access(&Method::POST, "/api/v1/machines"), needs(Role::Admin));
         assert_eq!(access(&Method::DELETE, "/api/v1/machines/{id}"), needs(Role::Admin));
         assert_eq!(access(&Method::GET, "/api/v1/tokens"), needs(Role::Admin));
+        assert_eq!(access(&Method::GET, "/api/v1/users"), needs(Role::Admin), "reading users is an admin's");
+        assert_eq!(access(&Method::PATCH, "/api/v1/users/{id}"), needs(Role::Admin));
+        assert_eq!(access(&Method::POST, "/api/auth/login"), Public);
+        assert_eq!(access(&Method::POST, "/api/auth/logout"), needs(Role::Viewer));
+        assert_eq!(access(&Method::GET, "/api/auth/me"), needs(Role::Viewer));
         assert_eq!(access(&Method::POST, "/api/v1/something/new"), needs(Role::Admin), "unknown routes fail closed");
     }
 }

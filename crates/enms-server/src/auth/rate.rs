@@ -1,12 +1,13 @@
-//! Per-token rate limits: a token bucket per token, refilled continuously.
-//! The lock is held only for arithmetic, never across an await.
+//! Rate limits: a token bucket per key (an API token or user for publish
+//! and ingest, a client address for sign-in), refilled continuously. The
+//! lock is held only for arithmetic, never across an await.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use enms_core::setting::InvalidSetting;
-use uuid::Uuid;
 
 /// `per_second` sustained, up to `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,26 +34,34 @@ struct Bucket {
     at: Instant,
 }
 
-pub struct Limiter {
+/// Keys kept at most; past it, buckets refilled to full are forgotten (a
+/// full bucket and no bucket answer the same), so a flood of addresses
+/// cannot grow the map without bound.
+const MAX_KEYS: usize = 10_000;
+
+pub struct Limiter<K> {
     limit: RateLimit,
-    buckets: Mutex<HashMap<Uuid, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
-impl Limiter {
+impl<K: Hash + Eq> Limiter<K> {
     pub fn new(limit: RateLimit) -> Self {
         Self { limit, buckets: Mutex::new(HashMap::new()) }
     }
 
     /// Takes one request from the token's bucket, or says how long until
     /// one is available.
-    pub fn check(&self, key: Uuid) -> Result<(), Duration> {
+    pub fn check(&self, key: K) -> Result<(), Duration> {
         self.check_at(key, Instant::now())
     }
 
-    fn check_at(&self, key: Uuid, now: Instant) -> Result<(), Duration> {
+    fn check_at(&self, key: K, now: Instant) -> Result<(), Duration> {
         let RateLimit { per_second, burst } = self.limit;
         let burst = f64::from(burst.max(1));
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_KEYS {
+            buckets.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second < burst);
+        }
         let bucket = buckets.entry(key).or_insert(Bucket { tokens: burst, at: now });
         let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * per_second;
         bucket.tokens = (bucket.tokens + refill).min(burst);
@@ -71,6 +80,7 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn a_burst_passes_then_requests_wait_for_the_refill() {

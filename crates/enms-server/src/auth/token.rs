@@ -1,34 +1,24 @@
-//! Token secrets: how they are made and the hash the store keeps.
-//!
-//! A token is `enms_` followed by 64 hex digits from two v4 UUIDs (244
-//! random bits from the operating system's generator). With that much
-//! entropy a plain SHA-256 is enough to store it safely: there is nothing to
-//! guess that a slow password hash would protect.
-
-use sha2::{Digest, Sha256};
+//! API token secrets: `enms_` and 64 hex digits, hashed with SHA-256 for
+//! the store (the reasoning is in `enms_accounts::secret`, which makes
+//! session secrets the same way).
 
 pub const PREFIX: &str = "enms_";
 
 /// A new random token.
 pub fn generate() -> String {
-    format!("{PREFIX}{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    enms_accounts::secret::generate(PREFIX)
 }
 
-/// The hex SHA-256 of a token, as stored.
-pub fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use enms_accounts::secret::hash;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_unique_and_hash_to_64_hex_digits() {
-        let (a, b) = (generate(), generate());
-        assert_ne!(a, b);
-        assert_eq!(a.len(), PREFIX.len() + 64);
-        assert_eq!(hash(&a).len(), 64);
-        assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    fn tokens_are_not_session_secrets() {
+        let token = generate();
+        assert_eq!(token.len(), PREFIX.len() + 64);
+        assert!(!token.starts_with(enms_accounts::SESSION_PREFIX), "the guard tells them apart by prefix");
     }
 }

@@ -54,12 +54,15 @@ codes! {
     // 400: the request cannot be read.
     MalformedJson = BAD_REQUEST, "malformed_json", "the body is not JSON: truncated, trailing data, NaN or Infinity literals";
     InvalidQuery = BAD_REQUEST, "invalid_query", "the query string cannot be parsed";
+    NotASession = BAD_REQUEST, "not_a_session", "a sign-out with an API token (revoke tokens instead) or without credentials";
     BodyReadFailed = BAD_REQUEST, "body_read_failed", "the body could not be read to its end";
     // 401: who is calling is unknown.
     Unauthorized = UNAUTHORIZED, "unauthorized", "this server needs an API token and the request carries none";
     InvalidToken = UNAUTHORIZED, "invalid_token", "the API token is unknown or revoked";
     InvalidAuthorization = UNAUTHORIZED, "invalid_authorization", "a malformed or repeated Authorization header";
     TokenInQuery = UNAUTHORIZED, "token_in_query", "a ?token= on a route other than a WebSocket or SSE handshake";
+    InvalidCredentials = UNAUTHORIZED, "invalid_credentials", "a sign-in with a wrong user name or password (or a disabled user)";
+    SessionExpired = UNAUTHORIZED, "session_expired", "a session past its lifetime: sign in again";
     // 403
     Forbidden = FORBIDDEN, "forbidden", "the token's role is below the route's (the message names both)";
     // 404
@@ -124,7 +127,8 @@ codes! {
     // 426
     WebsocketUpgradeRequired = UPGRADE_REQUIRED, "websocket_upgrade_required", "a plain request to a WebSocket route";
     // 429
-    RateLimited = TOO_MANY_REQUESTS, "rate_limited", "the token's publish or ingest rate is used up (Retry-After)";
+    RateLimited = TOO_MANY_REQUESTS, "rate_limited", "the caller's publish or ingest rate, or the address's sign-in attempts, are used up (Retry-After)";
+    LockedOut = TOO_MANY_REQUESTS, "locked_out", "too many failed sign-ins in a row for that user: refused, even with the right password, until the lock-out ends (Retry-After)";
     TooManyConnectionsForToken = TOO_MANY_REQUESTS, "too_many_connections_for_token", "the token holds its maximum of streams";
     // 500
     Internal = INTERNAL_SERVER_ERROR, "internal", "a fault of the server; details in its log only";

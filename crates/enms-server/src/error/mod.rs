@@ -40,6 +40,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Seconds to send as `Retry-After` (rate limits, lock-outs).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -53,7 +55,13 @@ impl ApiError {
                 row: None,
                 line: None,
             },
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+        self
     }
 
     /// An error a lower crate named by its code string (a field rule of
@@ -102,7 +110,11 @@ pub struct ErrorResponse {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(ErrorResponse { error: self.body })).into_response()
+        let mut resp = (self.status, axum::Json(ErrorResponse { error: self.body })).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
@@ -174,6 +186,27 @@ impl From<enms_incidents::IncidentError> for ApiError {
             E::Invalid { field, .. } => Self::invalid(Code::InvalidValue, field, message),
             E::Contended => Self::new(Code::Contended, message),
             E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<enms_accounts::AccountError> for ApiError {
+    fn from(e: enms_accounts::AccountError) -> Self {
+        use enms_accounts::AccountError as E;
+        let message = e.to_string();
+        match e {
+            E::Invalid { field, .. } => Self::invalid(Code::InvalidField, field, message),
+            E::NameTaken(_) => Self::invalid(Code::Conflict, "name", message),
+            E::UnknownUser(_) => Self::new(Code::NotFound, message),
+            E::InvalidCredentials => Self::new(Code::InvalidCredentials, message),
+            E::LockedOut { until } => {
+                let secs = (until - chrono::Utc::now()).num_seconds().max(1).unsigned_abs();
+                Self::new(Code::LockedOut, message).with_retry_after(secs)
+            }
+            E::SessionExpired { .. } => Self::new(Code::SessionExpired, message),
+            E::UnknownSession => Self::new(Code::InvalidToken, message),
+            E::Store(s) => s.into(),
+            E::Hashing(_) => Self::internal(message),
         }
     }
 }

@@ -138,7 +138,7 @@ impl Gateway {
                 format!("connection limit of {} reached; retry later", self.config.max_connections),
             ));
         }
-        if let Some((id, name)) = caller.and_then(|p| Some((p.token_id?, &p.name))) {
+        if let Some((id, name)) = caller.and_then(|p| Some((p.id?, &p.name))) {
             let mut counts = self.per_token.lock().unwrap_or_else(|e| e.into_inner());
             let n = counts.entry(id).or_insert(0);
             if *n >= self.config.max_per_token {

@@ -200,7 +200,7 @@ pub async fn acknowledge(
 ) -> Result<Json<AnomalyRecord>, ApiError> {
     let id = path_id(&id)?;
     // Without a `by`, a token's name says who acknowledged.
-    let named = caller.filter(|c| c.token_id.is_some()).map(|c| c.0.name);
+    let named = caller.filter(|c| c.id.is_some()).map(|c| c.0.name);
     let by = text("by", &body.by.or(named).unwrap_or_else(|| "operator".into()), 100, false)?;
     if body.note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
         return Err(ApiError::invalid(Code::TooLong, "note", "note is at most 2000 characters"));

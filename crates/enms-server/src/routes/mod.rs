@@ -20,9 +20,11 @@ mod models;
 mod notifications;
 mod readings;
 mod scores;
+mod sign_in;
 mod tokens;
 mod training;
 mod ui;
+mod users;
 
 use axum::Router;
 use axum::http::Uri;
@@ -125,6 +127,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(gateway::ws::named))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(sign_in::login))
+        .routes(routes!(sign_in::logout))
+        .routes(routes!(sign_in::me))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::change))
         .routes(routes!(demo::injected))
         .routes(routes!(metrics::scrape))
         .routes(routes!(notifications::list))

@@ -28,6 +28,7 @@ mod restart;
 mod retention;
 mod scaleout;
 mod security;
+mod sign_in;
 mod sinks;
 mod sse;
 mod ui;

@@ -135,6 +135,12 @@ fn security(server: &mut ServerConfig, s: SecuritySettings) {
     set(s.publish_burst, &mut a.publish_rate.burst);
     set(s.ingest_burst, &mut a.ingest_rate.burst);
     set(s.token_cache.map(|s| s.0), &mut a.cache_ttl);
+    set(s.session_lifetime.map(|s| s.0), &mut a.sign_in.session_lifetime);
+    set(s.max_failed_logins, &mut a.sign_in.max_failures);
+    set(s.lockout.map(|s| s.0), &mut a.sign_in.lockout);
+    // Per minute in the file (what a person reads), per second inside.
+    set(s.login_rate.map(|per_minute| per_minute / 60.0), &mut a.login_rate.per_second);
+    set(s.login_burst, &mut a.login_rate.burst);
     set(s.max_connections_per_token, &mut server.gateway.max_per_token);
     set(s.max_json_bytes, &mut server.max_json_bytes);
     set(s.max_csv_bytes, &mut server.max_csv_bytes);
@@ -415,7 +421,8 @@ mod tests {
         std::fs::write(
             &path,
             "[security]\nauth = \"required\"\ncors_origins = [\"https://grafana.plant:3000\"]\npublish_rate = 50\n\
-             publish_burst = 10\nmax_connections_per_token = 3\ntoken_cache = \"1s\"\n",
+             publish_burst = 10\nmax_connections_per_token = 3\ntoken_cache = \"1s\"\nsession_lifetime = \"8h\"\n\
+             max_failed_logins = 3\nlockout = \"30m\"\nlogin_rate = 30\nlogin_burst = 5\n",
         )
         .expect("write");
         let s = resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() }).expect("valid");
@@ -423,12 +430,23 @@ mod tests {
         assert_eq!(s.server.auth.cors_origins, ["https://grafana.plant:3000"]);
         assert_eq!((s.server.auth.publish_rate.per_second, s.server.auth.publish_rate.burst), (50.0, 10));
         assert_eq!(s.server.gateway.max_per_token, 3);
+        let sign_in = &s.server.auth.sign_in;
+        assert_eq!(
+            (sign_in.session_lifetime, sign_in.max_failures, sign_in.lockout),
+            (std::time::Duration::from_secs(8 * 3600), 3, std::time::Duration::from_secs(1800))
+        );
+        assert_eq!((s.server.auth.login_rate.per_second, s.server.auth.login_rate.burst), (0.5, 5));
         for (text, setting) in [
             ("auth = \"maybe\"", "auth"),
             ("cors_origins = [\"grafana\"]", "cors_origins"),
             ("publish_rate = 0", "publish_rate"),
             ("ingest_burst = 0", "ingest_burst"),
             ("max_json_bytes = 0", "max_json_bytes"),
+            ("session_lifetime = \"0s\"", "session_lifetime"),
+            ("max_failed_logins = 0", "max_failed_logins"),
+            ("lockout = \"soon\"", "lockout"),
+            ("login_rate = -1", "login_rate"),
+            ("login_burst = 0", "login_burst"),
         ] {
             std::fs::write(&path, format!("[security]\n{text}\n")).expect("write");
             let err =

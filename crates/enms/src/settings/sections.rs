@@ -360,7 +360,7 @@ layered!(AnalyticsSettings {
     tariff
 });
 
-/// `[security]`: tokens, CORS, body sizes and per-token limits.
+/// `[security]`: tokens, sign-in, CORS, body sizes and per-token limits.
 #[derive(Args, Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[command(next_help_heading = "Security")]
@@ -389,6 +389,21 @@ pub struct SecuritySettings {
     /// How long a token lookup is trusted [default: 5s].
     #[arg(long, env = "ENMS_TOKEN_CACHE")]
     pub token_cache: Option<Span>,
+    /// A signed-in person's session ends this long after sign-in [default: 12h].
+    #[arg(long, env = "ENMS_SESSION_LIFETIME")]
+    pub session_lifetime: Option<Span>,
+    /// Failed sign-ins in a row that lock a user out [default: 5].
+    #[arg(long, env = "ENMS_MAX_FAILED_LOGINS")]
+    pub max_failed_logins: Option<u32>,
+    /// How long a lock-out lasts [default: 15m].
+    #[arg(long, env = "ENMS_LOCKOUT")]
+    pub lockout: Option<Span>,
+    /// Per client address: sign-in attempts per minute, sustained [default: 10].
+    #[arg(long, env = "ENMS_LOGIN_RATE")]
+    pub login_rate: Option<f64>,
+    /// Per client address: sign-in attempts at once [default: 10].
+    #[arg(long, env = "ENMS_LOGIN_BURST")]
+    pub login_burst: Option<u32>,
     /// Largest JSON body of POST /api/v1/readings [default: 33554432].
     #[arg(long, env = "ENMS_MAX_JSON_BYTES")]
     pub max_json_bytes: Option<usize>,
@@ -405,6 +420,11 @@ layered!(SecuritySettings {
     ingest_burst,
     max_connections_per_token,
     token_cache,
+    session_lifetime,
+    max_failed_logins,
+    lockout,
+    login_rate,
+    login_burst,
     max_json_bytes,
     max_csv_bytes,
 });

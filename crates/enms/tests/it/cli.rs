@@ -1,4 +1,4 @@
-//! The `enms` binary as a client: token management, watch (with a server
+//! The `enms` binary as a client: token and user management, watch (with a server
 //! restart in the middle), train with its progress, publish, machines,
 //! detect, and config check.
 
@@ -72,6 +72,81 @@ async fn token_create_list_and_revoke_work_on_the_database() {
     assert!(ok);
     let (_, list, _) = output(&mut enms(&["token", "list", "--data-dir", data])).await;
     assert!(list.contains("revoked"), "{list}");
+}
+
+/// `enms` with `input` on its standard input (no terminal: the password
+/// is read as one line).
+async fn with_stdin(args: &[&str], input: &str) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child =
+        enms(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).await.expect("write");
+    drop(stdin);
+    output_of(child).await
+}
+
+async fn output_of(child: tokio::process::Child) -> (bool, String, String) {
+    let out =
+        tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("ends").expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn user_create_reads_the_password_and_the_user_signs_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let create = ["user", "create", "--role", "operator", "--name", "ada", "--data-dir", data];
+    let (ok, _, err) = with_stdin(&create, "analytical engine\n").await;
+    assert!(ok, "{err}");
+    assert!(err.contains("Created operator user \"ada\""), "{err}");
+    let (ok, _, err) = with_stdin(&create, "analytical engine\n").await;
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let weak = ["user", "create", "--role", "viewer", "--name", "bob", "--data-dir", data];
+    let (ok, _, err) = with_stdin(&weak, "short\n").await;
+    assert!(!ok && err.contains("at least 8 characters"), "{err}");
+    let (ok, _, err) = with_stdin(&weak, "").await;
+    assert!(!ok && err.contains("no password"), "{err}");
+    let (ok, list, _) = output(&mut enms(&["user", "list", "--data-dir", data])).await;
+    assert!(ok && list.contains("ada") && list.contains("operator") && list.contains("never"), "{list}");
+    assert!(!list.contains("bob") && !list.contains("argon2"), "{list}");
+
+    let server = TestServer::start_on(dir.path(), "127.0.0.1:0", |c| c.auth.required = true).await;
+    let login = |password: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/api/auth/login", server.url))
+            .json(&json!({"username": "ada", "password": password}))
+            .send()
+    };
+    let signed: Value = login("analytical engine").await.expect("send").json().await.expect("json");
+    let session = signed["access_token"].as_str().expect("a session").to_owned();
+    let me = reqwest::Client::new().get(format!("{}/api/auth/me", server.url)).bearer_auth(&session).send().await;
+    let me: Value = me.expect("send").json().await.expect("json");
+    assert_eq!((me["name"].as_str(), me["role"].as_str()), (Some("ada"), Some("operator")));
+    // A new password from the CLI ends the session (within the token cache
+    // time: the CLI is another process) and only the new one signs in.
+    let (ok, _, err) = with_stdin(&["user", "passwd", "ada", "--data-dir", data], "difference engine\n").await;
+    assert!(ok, "{err}");
+    assert_eq!(login("analytical engine").await.expect("send").status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(login("difference engine").await.expect("send").status(), reqwest::StatusCode::OK);
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            let r = reqwest::Client::new().get(format!("{}/api/auth/me", server.url)).bearer_auth(&session).send();
+            if r.await.expect("send").status() == reqwest::StatusCode::UNAUTHORIZED {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    ended.await.expect("the old session ends within the token cache time");
+    let (ok, _, err) = output(&mut enms(&["user", "disable", "ada", "--data-dir", data])).await;
+    assert!(ok, "{err}");
+    assert_eq!(login("difference engine").await.expect("send").status(), reqwest::StatusCode::UNAUTHORIZED);
+    server.stop().await;
 }
 
 fn spawn_watch(

@@ -472,28 +472,38 @@ test('the dashboard works under a base path', async () => {
   }
 });
 
-test('a server that needs a token asks for one, then goes live with it', async () => {
+test('a server that needs sign-in shows the sign-in page, then who is signed in, until sign-out', async () => {
   const open_ = await open('/ui/');
   await open_.waitForSelector('.open-mode', { timeout: 5000 });
+  assert.equal(await open_.locator('.caller').count(), 0, 'nobody to show on an open server without a token');
   await open_.context().close();
 
-  const secured = new EnmsServer(OUT, ['--auth', 'required']);
+  const secured = new EnmsServer(OUT, ['--auth', 'required', '--max-failed-logins', '3']);
   try {
-    const token = secured.createToken('viewer', 'browser-test');
+    secured.createUser('operator', 'ada', 'analytical engine');
+    secured.createUser('viewer', 'bob', 'difference engine');
     await secured.start();
     const context = await browser.newContext();
     const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${secured.url}/ui/`);
-    await page.waitForSelector('dialog.token-dialog[open]', { timeout: 5000 });
+    await page.waitForSelector('dialog.sign-in-dialog[open]', { timeout: 5000 });
     assert.equal(await page.locator('.open-mode').count(), 0);
-    await page.fill('dialog.token-dialog input', token);
-    await page.click('dialog.token-dialog button[type=submit]');
+    await page.screenshot({ path: join(OUT, 'sign-in.png') });
+    // A wrong password is said in the dialog, which stays open.
+    await page.fill('dialog.sign-in-dialog input[name=username]', 'ada');
+    await page.fill('dialog.sign-in-dialog input[name=password]', 'wrong password');
+    await page.click('dialog.sign-in-dialog form.sign-in button[type=submit]');
+    await page.waitForSelector('dialog.sign-in-dialog .error:has-text("wrong user name or password")', { timeout: 5000 });
+    // The right one goes live and the header names the user and role.
+    await page.fill('dialog.sign-in-dialog input[name=password]', 'analytical engine');
+    await page.click('dialog.sign-in-dialog form.sign-in button[type=submit]');
     await waitLive(page);
-    // The WebSocket took the token as a subprotocol: no fallback needed.
-    assert.equal(await status(page).innerText(), 'Live');
+    await page.waitForSelector('header .caller .who:has-text("ada · operator")', { timeout: 5000 });
     await page.waitForSelector('#machine-cards .machine');
+    // The WebSocket took the session token as a subprotocol.
+    assert.equal(await status(page).innerText(), 'Live');
     const alertText = `secured-${Date.now()}`;
     const operator = secured.createToken('operator', 'publisher');
     const r = await fetch(`${secured.url}/api/v1/events`, {
@@ -503,6 +513,31 @@ test('a server that needs a token asks for one, then goes live with it', async (
     });
     assert.equal(r.status, 202);
     await page.waitForSelector(`.toast.warning:has-text("${alertText}")`, { timeout: 5000 });
+    await page.screenshot({ path: join(OUT, 'signed-in.png') });
+    // Sign-out ends the session on the server: its token no longer works.
+    const session = await page.evaluate(() => localStorage.getItem('enms.token'));
+    assert.ok(session.startsWith('enms_s_'), session);
+    await page.click('header .caller .sign-out');
+    await page.waitForSelector('dialog.sign-in-dialog[open]', { timeout: 5000 });
+    const after = await fetch(`${secured.url}/api/v1/machines`, { headers: { authorization: `Bearer ${session}` } });
+    assert.equal(after.status, 401);
+
+    // Three failures lock bob out; the dialog says for how long.
+    for (let i = 0; i < 3; i += 1) {
+      await page.fill('dialog.sign-in-dialog input[name=username]', 'bob');
+      await page.fill('dialog.sign-in-dialog input[name=password]', `guess ${i}`);
+      await page.click('dialog.sign-in-dialog form.sign-in button[type=submit]');
+      await page.waitForFunction((n) => document.querySelector('dialog.sign-in-dialog .error')?.textContent && !document.querySelector('dialog.sign-in-dialog form.sign-in button').disabled && document.querySelector('dialog.sign-in-dialog input[name=password]').value === '', i);
+    }
+    await page.waitForSelector('dialog.sign-in-dialog .error:has-text("locked for 15 more minutes")', { timeout: 5000 });
+
+    // An API token still works, pasted under "Use an API token instead".
+    const token = secured.createToken('viewer', 'browser-test');
+    await page.click('dialog.sign-in-dialog details.use-token summary');
+    await page.fill('dialog.sign-in-dialog input[name=token]', token);
+    await page.click('dialog.sign-in-dialog form.token button[type=submit]');
+    await waitLive(page);
+    await page.waitForSelector('header .caller .who:has-text("token browser-test · viewer")', { timeout: 5000 });
     assert.deepEqual(errors, []);
     await context.close();
   } finally {

@@ -71,6 +71,12 @@ export class EnmsServer {
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   }
 
+  /** A user made with `enms user create`, the password given on stdin. */
+  createUser(role, name, password) {
+    execFileSync(BIN, ['user', 'create', '--role', role, '--name', name, '--data-dir', this.dir],
+      { encoding: 'utf8', input: `${password}\n`, stdio: ['pipe', 'ignore', 'ignore'] });
+  }
+
   async stop() {
     if (!this.proc || this.proc.exitCode !== null) return;
     const done = new Promise((r) => this.proc.once('exit', r));

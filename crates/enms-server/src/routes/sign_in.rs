@@ -60,6 +60,13 @@ pub async fn login(
     from: Option<Extension<ClientAddr>>,
     JsonBody(login): JsonBody<Login>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
+    for (field, value, most) in [("username", &login.username, 64), ("password", &login.password, 256)] {
+        let chars = value.chars().count();
+        if chars == 0 || chars > most {
+            let message = format!("{field} is 1 to {most} characters, got {chars}");
+            return Err(ApiError::invalid(Code::InvalidField, field, message));
+        }
+    }
     state.auth.admit_login(from.map(|e| e.0))?;
     let signed = state.auth.accounts.login(&login.username, &login.password).await.inspect_err(|e| {
         tracing::info!(user = %login.username, reason = %e, "sign-in refused");

@@ -6,7 +6,7 @@
 // { onEvent(envelope), onResync(), unmount() }, each optional.
 
 import { api, base, machineMap } from 'enms/api.js';
-import { askForToken, getToken, showOpenMode } from 'enms/auth.js';
+import { askForToken, getToken, showCaller, showOpenMode } from 'enms/auth.js';
 import { Realtime } from 'enms/realtime.js';
 import { mountStatus } from 'enms/status.js';
 import { toast } from 'enms/toast.js';
@@ -172,14 +172,16 @@ document.addEventListener('visibilitychange', () => {
 });
 
 mountStatus(document.getElementById('status'), rt);
-// Ask for a token before connecting when the server needs one; say so when
+// Ask to sign in before connecting when the server needs it; say so when
 // it runs open. A failing health check just starts (the status shows it).
 api('/api/v1/health').catch((e) => e).then((health) => {
-  if (health?.auth?.required === false) showOpenMode(document.querySelector('header.top'));
+  const header = document.querySelector('header.top');
+  if (health?.auth?.required === false) showOpenMode(header);
   if (health?.auth?.required && !getToken()) {
-    askForToken('This server needs an API token to show its data.');
+    askForToken('This server needs you to sign in to show its data.');
     return;
   }
+  if (getToken()) api('/api/auth/me').then((me) => showCaller(header, me)).catch(() => {});
   rt.start();
   render();
 });

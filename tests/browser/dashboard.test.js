@@ -119,8 +119,29 @@ test('the Hosts page shows the demo host and follows it live at the sampling rat
   // The seed's poll answers the same host.
   const current = await (await fetch(`${server.url}/api/metrics/current`)).json();
   assert.equal(current.host, await host.locator('h3 a').innerText());
+  // The demo host is minutes old: no disk trend yet, and it says so.
+  await page.waitForSelector('#host-disk-trends li:has-text("needs samples spanning 3 days")', { timeout: 10_000 });
   assert.deepEqual(page.errors, []);
   await page.context().close();
+
+  // A host whose root disk has filled 1.5 points a day for ten days gets
+  // the day it reaches 90 % under its disk chart.
+  const made = await server.api('/api/v1/machines', { name: 'db-browser', type: 'host', rated_power_kw: 0.3 });
+  const end = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
+  const readings = [];
+  for (let t = end - 10 * 86_400_000; t < end; t += 1_800_000) {
+    const disk = 70 + 1.5 * (t - (end - 10 * 86_400_000)) / 86_400_000;
+    readings.push({ machine_id: made.id, timestamp: new Date(t).toISOString(), power_kw: 0.2, energy_kwh: 0.1,
+      extra: { cpu_percent: 10, disk_percent: disk } });
+  }
+  await server.api('/api/v1/readings', { readings });
+  const detail = await open(`/ui/hosts/${made.id}`);
+  await waitLive(detail);
+  const trend = detail.locator('#host-disk-trends li').first();
+  await trend.waitFor({ timeout: 10_000 });
+  assert.match(await trend.innerText(), /^Disk: 8\d\.\d % now, \+1\.50 %\/day — 90 % full in [34] days/);
+  assert.deepEqual(detail.errors, []);
+  await detail.context().close();
 });
 
 test('the machine page draws the forecast band after the last reading, or says why it cannot', async () => {

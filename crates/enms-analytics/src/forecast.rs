@@ -391,19 +391,20 @@ pub fn forecast(series: &Hourly, horizon: usize) -> Result<Forecast, ForecastErr
     })
 }
 
-/// When a rising daily peak reaches `limit`, at the trend of the last
-/// `days` days (least squares over each day's highest hourly mean).
+/// When a rising signal reaches `limit`, at the trend of the last days:
+/// a machine's daily peak against its rated power, a host's disk usage
+/// against 90 %.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Threshold {
-    /// What is watched, e.g. `rated_power_kw`.
+    /// What is watched, e.g. `rated_power_kw` or `disk_percent.root`.
     pub name: String,
     pub limit: f64,
-    /// The trend's value today.
+    /// The trend's value now.
     pub current: f64,
-    /// Change of the daily peak per day.
+    /// Change per day.
     pub slope_per_day: f64,
-    /// Days until the trend reaches the limit; absent when it is flat,
-    /// falling, or further than a year.
+    /// Days until the trend reaches the limit (0 when it has); absent when
+    /// it is flat, falling, or further than a year.
     pub days_to_limit: Option<f64>,
     pub reaches_at: Option<DateTime<Utc>>,
 }
@@ -424,18 +425,33 @@ pub fn time_to_threshold(series: &Hourly, name: &str, limit: f64, days: usize) -
     if peaks.len() < 7 {
         return None;
     }
-    let k = peaks.len() as f64;
-    let (mx, my) = (peaks.iter().map(|p| p.0).sum::<f64>() / k, peaks.iter().map(|p| p.1).sum::<f64>() / k);
-    let sxx: f64 = peaks.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = peaks.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
     let today = (n as f64 / DAY as f64).floor();
-    let current = my + slope * (today - mx);
+    trend_to_limit(peaks, today, series.at(n), name, limit)
+}
+
+/// Least squares of `points` (day, value) against time, read at `now` (a
+/// day on the same axis, which is the instant `origin`): when the trend
+/// reaches `limit`. `None` with fewer than two points.
+pub fn trend_to_limit(
+    points: &[(f64, f64)],
+    now: f64,
+    origin: DateTime<Utc>,
+    name: &str,
+    limit: f64,
+) -> Option<Threshold> {
+    if points.len() < 2 {
+        return None;
+    }
+    let k = points.len() as f64;
+    let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / k, points.iter().map(|p| p.1).sum::<f64>() / k);
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    let current = my + slope * (now - mx);
     let days_to_limit = (slope > 1e-9 && current < limit)
         .then(|| (limit - current) / slope)
         .filter(|d| *d <= 365.0)
         .or_else(|| (current >= limit).then_some(0.0));
-    let origin = series.at(n);
     Some(Threshold {
         name: name.to_owned(),
         limit,
@@ -535,5 +551,19 @@ mod tests {
         assert!((t.days_to_limit.unwrap() - 10.0).abs() < 1e-9, "{t:?}");
         let flat = Hourly { start, values: vec![Some(20.0); 30 * 24] };
         assert_eq!(time_to_threshold(&flat, "x", 70.0, 14).unwrap().days_to_limit, None);
+    }
+
+    #[test]
+    fn a_filling_disk_reaches_ninety_percent_on_its_trend() {
+        // 60 % growing 1.5 points a day, sampled four times a day for 10 days.
+        let points: Vec<(f64, f64)> = (0..40).map(|i| (i as f64 / 4.0, 60.0 + 1.5 * i as f64 / 4.0)).collect();
+        let origin = Utc.with_ymd_and_hms(2026, 3, 11, 0, 0, 0).unwrap();
+        let t = trend_to_limit(&points, 10.0, origin, "disk_percent", 90.0).unwrap();
+        assert!((t.current - 75.0).abs() < 1e-9 && (t.slope_per_day - 1.5).abs() < 1e-9, "{t:?}");
+        assert!((t.days_to_limit.unwrap() - 10.0).abs() < 1e-9);
+        assert_eq!(t.reaches_at, Some(origin + Duration::days(10)));
+        let full = trend_to_limit(&[(0.0, 95.0), (1.0, 95.0)], 1.0, origin, "disk_percent", 90.0).unwrap();
+        assert_eq!(full.days_to_limit, Some(0.0), "past the limit: reached");
+        assert!(trend_to_limit(&points[..1], 1.0, origin, "disk_percent", 90.0).is_none());
     }
 }

@@ -157,18 +157,7 @@ pub async fn machine_forecast(
     };
     let last = machine.last_reading_at.ok_or_else(|| insufficient(0.0))?;
     let end = last.min(now).duration_trunc(hour).map_err(JobError::internal)?;
-    let start = end - Duration::days(HISTORY_DAYS);
-    let cells = window_cells(store, machine.id, start, end).await?;
-    let mut values = vec![None; (HISTORY_DAYS * 24) as usize];
-    for c in cells.iter().filter(|c| c.covered_h >= MIN_COVERED_H) {
-        let i = (c.start - start).num_hours();
-        if let Some(slot) = usize::try_from(i).ok().and_then(|i| values.get_mut(i)) {
-            *slot = Some(c.kwh / c.covered_h);
-        }
-    }
-    // Leading hours before the machine's first reading are no history.
-    let first = values.iter().position(Option::is_some).unwrap_or(values.len());
-    let series = Hourly { start: start + Duration::hours(first as i64), values: values.split_off(first) };
+    let series = hourly_series(store, machine.id, end).await?;
     let rated = machine.rated_power_kw;
     let (f, threshold) = blocking(move || {
         let f = forecast::forecast(&series, horizon)?;
@@ -184,6 +173,23 @@ pub async fn machine_forecast(
         forecast: f,
         threshold,
     })
+}
+
+/// The machine's hourly mean power over the [`HISTORY_DAYS`] before `end`
+/// (an hour), from its hour cells; hours under half covered are gaps, and
+/// the hours before its first reading are left out.
+pub async fn hourly_series(store: &dyn Store, machine: Uuid, end: DateTime<Utc>) -> Result<Hourly, JobError> {
+    let start = end - Duration::days(HISTORY_DAYS);
+    let cells = window_cells(store, machine, start, end).await?;
+    let mut values = vec![None; (HISTORY_DAYS * 24) as usize];
+    for c in cells.iter().filter(|c| c.covered_h >= MIN_COVERED_H) {
+        let i = (c.start - start).num_hours();
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| values.get_mut(i)) {
+            *slot = Some(c.kwh / c.covered_h);
+        }
+    }
+    let first = values.iter().position(Option::is_some).unwrap_or(values.len());
+    Ok(Hourly { start: start + Duration::hours(first as i64), values: values.split_off(first) })
 }
 
 impl From<ForecastError> for JobError {

@@ -22,6 +22,7 @@ pub mod live;
 pub mod outlet;
 pub mod retention;
 pub mod scheduler;
+pub mod thresholds;
 pub mod training;
 
 use std::sync::Arc;

@@ -1,13 +1,16 @@
 //! `GET /api/v1/machines/{id}/forecast` and the seed monitor's
 //! `GET /api/predictions`: a machine's hourly load for the next 24 h to 7
 //! days with 80 % and 95 % intervals and its own backtested accuracy
-//! (`enms_jobs::forecast`, docs/forecasts.md).
+//! (`enms_jobs::forecast`, docs/forecasts.md); and
+//! `GET /api/v1/machines/{id}/thresholds`: when a rising signal reaches its
+//! limit (`enms_jobs::thresholds`).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use enms_jobs::forecast::{DEFAULT_HORIZON_H, MachineForecast, machine_forecast};
+use enms_jobs::thresholds::{MachineThresholds, machine_thresholds};
 use enms_store::JobRecord;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -80,6 +83,25 @@ pub async fn forecast(
 ) -> Result<Json<MachineForecast>, ApiError> {
     let id = path_id(&id)?;
     answer(&state, id, &params).await
+}
+
+#[utoipa::path(get, path = "/api/v1/machines/{id}/thresholds", tag = "analytics", operation_id = "machine_thresholds",
+    description = "When a rising signal reaches its limit, at the least-squares trend of the last 14 days: \
+        the daily peak against the machine's rated power, and on a host each disk's usage (`disk_percent`, \
+        `disk_percent.<mount>`) against 90 %. A watch without enough history (7 daily peaks; disk probes \
+        spanning 3 days) is left out.",
+    params(("id" = Uuid, Path, description = "Machine id")),
+    responses(
+        (status = 200, description = "The watches with enough history", body = MachineThresholds),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+    ))]
+pub async fn thresholds(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MachineThresholds>, ApiError> {
+    let id = path_id(&id)?;
+    let machine = state.store.get_machine(id).await?.ok_or_else(|| ApiError::not_found("machine", id))?;
+    Ok(Json(machine_thresholds(state.store.as_ref(), &machine, Utc::now()).await?))
 }
 
 /// The seed's predictions: the same forecast, the machine named in the query.

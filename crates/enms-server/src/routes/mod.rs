@@ -91,6 +91,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(export::export))
         .routes(routes!(kpis::kpis))
         .routes(routes!(forecasts::forecast))
+        .routes(routes!(forecasts::thresholds))
         .routes(routes!(forecasts::predictions))
         .routes(routes!(forecasts::job))
         .routes(routes!(scores::scores))

@@ -272,3 +272,48 @@ async fn the_alerts_socket_pushes_anomalies_and_system_alerts_readably() {
 fn urlencode(v: &str) -> String {
     v.replace('+', "%2B").replace(':', "%3A")
 }
+
+#[tokio::test]
+async fn a_filling_disk_is_given_the_days_until_it_is_ninety_percent_full() {
+    use chrono::DurationRound;
+    let s = TestServer::start().await;
+    let host = create_host(&s, "db-1").await;
+    // Twelve days of samples every 10 minutes: the root disk grows from 60 %
+    // by 1.5 points a day, a data disk stays at 40 %.
+    let end = Utc::now().duration_trunc(Span::hours(1)).expect("hour");
+    let start = end - Span::days(12);
+    let mut readings = Vec::new();
+    let mut at = start;
+    while at < end {
+        let days = (at - start).num_minutes() as f64 / 1_440.0;
+        readings.push(json!({"machine_id": host, "timestamp": at.to_rfc3339(), "power_kw": 0.2, "energy_kwh": 0.0333,
+            "extra": {"cpu_percent": 20.0, "disk_percent": 60.0 + 1.5 * days, "disk_percent.root": 60.0 + 1.5 * days,
+                      "disk_percent.data": 40.0}}));
+        at += Span::minutes(10);
+    }
+    let (status, body) = s.post("/api/v1/readings", &json!({"readings": readings})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, body) = s.get(&format!("/api/v1/machines/{host}/thresholds")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let watches = body["thresholds"].as_array().expect("thresholds");
+    let by_name = |n: &str| watches.iter().find(|t| t["name"] == n).unwrap_or_else(|| panic!("{n} in {body}"));
+    for name in ["disk_percent", "disk_percent.root"] {
+        let root = by_name(name);
+        assert_eq!(root["limit"], 90.0);
+        let slope = root["slope_per_day"].as_f64().expect("slope");
+        assert!((slope - 1.5).abs() < 0.01, "{root}");
+        // At the end the trend is at 78 %: 12 points to go at 1.5 a day.
+        let days = root["days_to_limit"].as_f64().expect("rising");
+        assert!((days - 8.0).abs() < 0.2, "{root}");
+    }
+    let data = by_name("disk_percent.data");
+    assert!(data["days_to_limit"].is_null(), "a flat disk never fills: {data}");
+    assert!(by_name("rated_power_kw")["days_to_limit"].is_null(), "flat power never reaches the rating: {body}");
+
+    let unknown = s.get(&format!("/api/v1/machines/{}/thresholds", uuid::Uuid::new_v4())).await;
+    assert_error(&unknown, StatusCode::NOT_FOUND, "not_found");
+    let bad = s.get("/api/v1/machines/not-a-uuid/thresholds").await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_id");
+    s.stop().await;
+}

@@ -1,7 +1,8 @@
 // Hosts: a card per machine of type host with its newest sample, and the
 // chosen host's CPU and memory, disk, network and power over the last hour,
 // live at the sampling rate — every host reading arrives as metric_updated
-// with its signals in `values` (docs/hosts.md).
+// with its signals in `values` (docs/hosts.md). Under the disk chart, each
+// disk's trend: when it reaches 90 % (docs/forecasts.md).
 
 import { api, qs, uiHref } from 'enms/api.js';
 import { h, num, time, errorBox } from 'enms/dom.js';
@@ -91,8 +92,10 @@ export function mount(main, ctx, chosenId) {
     if (!host) return;
     for (const [id, c] of cardsById) c.el.classList.toggle('selected', id === host.machine_id);
     const boxes = CHARTS.map((c) => h('div', { class: 'chart', id: c.id }));
+    const trends = h('ul', { class: 'disk-trends', id: 'host-disk-trends' });
     detail.append(h('h2', { text: `${host.name}: the last hour` }),
-      ...CHARTS.flatMap((c, i) => [h('h3', { text: c.title }), boxes[i]]));
+      ...CHARTS.flatMap((c, i) => [h('h3', { text: c.title }), boxes[i], ...(c.id === 'host-disk-chart' ? [trends] : [])]));
+    diskTrends(trends, host.machine_id);
     const charts = CHARTS.map((c, i) => timeChart(boxes[i], { series: c.series, height: 200, yLabel: c.yLabel }));
     selected = { id: host.machine_id, points: [], charts };
     const start = new Date(Date.now() - WINDOW_S * 1000).toISOString();
@@ -104,6 +107,30 @@ export function mount(main, ctx, chosenId) {
     const lastT = selected.points.at(-1)?.t ?? 0;
     selected.points.push(...live.filter((p) => p.t > lastT));
     draw();
+  }
+
+  /** Each disk's line to 90 %, from the last two weeks of samples. */
+  async function diskTrends(list, id) {
+    try {
+      const { thresholds } = await api(`/api/v1/machines/${id}/thresholds`);
+      const disks = thresholds.filter((t) => t.name.startsWith('disk_percent'));
+      if (disposed) return;
+      if (!disks.length) {
+        list.replaceChildren(h('li', { class: 'muted', text: 'Disk trend: needs samples spanning 3 days.' }));
+        return;
+      }
+      list.replaceChildren(...disks.map((t) => {
+        const disk = t.name === 'disk_percent' ? 'Disk' : `Disk ${t.name.slice('disk_percent.'.length).replaceAll('.', '/')}`;
+        const rate = `${t.slope_per_day >= 0 ? '+' : ''}${num(t.slope_per_day, 2)} %/day`;
+        const when = t.days_to_limit === null || t.days_to_limit === undefined
+          ? 'not rising toward 90 %'
+          : t.days_to_limit === 0 ? 'at or over 90 %' : `90 % full in ${num(t.days_to_limit, 0)} days (${new Date(t.reaches_at).toLocaleDateString()})`;
+        return h('li', { class: t.days_to_limit !== null && t.days_to_limit !== undefined && t.days_to_limit < 30 ? 'warn' : '',
+          text: `${disk}: ${num(t.current, 1)} % now, ${rate} — ${when}` });
+      }));
+    } catch (e) {
+      list.replaceChildren(h('li', { class: 'muted', text: `Disk trend unavailable: ${e.message}` }));
+    }
   }
 
   async function load() {

@@ -352,7 +352,7 @@ pub async fn scores(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<(Uuid, Vec<ScorePoint>), JobError> {
-    let (model_id, model, baseline) = live.active(machine).ok_or_else(|| JobError::NoActiveModel {
+    let (model_id, model, baseline) = live.active_or_stored(machine).await?.ok_or_else(|| JobError::NoActiveModel {
         field: None,
         message: format!("machine {machine} has no active anomaly model; train one first"),
     })?;

@@ -106,7 +106,7 @@ pub async fn analyze(live: &Live, tariff: &Tariff, a: &AnomalyRecord) -> Result<
     // Each judged signal at this reading, under the active model.
     let mut reading_hours = None;
     let mut contributions = Vec::new();
-    if let Some((_, model, baseline)) = live.active(a.machine_id) {
+    if let Some((_, model, baseline)) = live.active_or_stored(a.machine_id).await? {
         let signals: Vec<Signal> = model.signals.iter().map(|m| m.signal.clone()).collect();
         let rows = load_signal_rows(
             store,

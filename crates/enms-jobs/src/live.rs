@@ -126,6 +126,23 @@ impl Live {
         Some((d.model_id, d.model.clone(), d.baseline.clone()))
     }
 
+    /// [`Self::active`], or — when this instance has no detector for the
+    /// machine yet — the active model read from the store. A model the
+    /// store already calls active (activated a moment ago, here between
+    /// the database write and the reload, or on another instance before
+    /// its `model_updated` arrived) is then used at once, instead of the
+    /// caller being told there is none while the model list says there is.
+    pub async fn active_or_stored(
+        &self,
+        machine: Uuid,
+    ) -> Result<Option<(Uuid, AnomalyModel, Option<BaselineModel>)>, StoreError> {
+        if let Some(found) = self.active(machine) {
+            return Ok(Some(found));
+        }
+        let Some(record) = self.store.active_model(machine, "anomaly").await? else { return Ok(None) };
+        Ok(self.detector(record).await?.map(|d| (d.model_id, d.model, d.baseline)))
+    }
+
     pub fn has_detector(&self, machine: Uuid) -> bool {
         self.detectors.read().is_ok_and(|m| m.contains_key(&machine))
     }

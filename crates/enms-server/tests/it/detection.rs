@@ -119,6 +119,37 @@ async fn an_anomaly_model_trains_on_a_chosen_past_period_and_judges_many_signals
     s.stop().await;
 }
 
+/// A model the database calls active is used at once, even by an
+/// instance whose live detectors have not heard of it yet (here a second
+/// server on the same database, which never sees the first one's
+/// `model_updated`): scores and the model list agree.
+#[tokio::test]
+async fn a_model_activated_elsewhere_scores_at_once_here() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = TestServer::start_in(dir.path(), |_| {}).await;
+    let b = TestServer::start_in(dir.path(), |_| {}).await;
+    let pump = machine(&a, "Pump-11", 11).await;
+    ingest(&a, pump_year(&pump, 20)).await;
+    let window = "start=2025-01-20T00:00:00Z&end=2025-01-20T06:00:00Z";
+    assert_error(
+        &b.get(&format!("/api/v1/machines/{pump}/scores?{window}")).await,
+        StatusCode::CONFLICT,
+        "no_active_model",
+    );
+    let (mut ws, _) = Ws::connect(&a, "/api/v1/ws/training").await;
+    let (status, job) = a.post(&format!("/api/v1/anomaly/train/{pump}"), &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let done = job_events(&mut ws, job["id"].as_str().expect("id")).await;
+    let model_id = done.last().expect("completed")["data"]["metrics"]["model_id"].clone();
+    let (_, models) = b.get(&format!("/api/v1/models?machine_id={pump}&model_type=anomaly")).await;
+    assert_eq!(models[0]["active"], true, "{models}");
+    let (status, scores) = b.get(&format!("/api/v1/machines/{pump}/scores?{window}")).await;
+    assert_eq!(status, StatusCode::OK, "the listed active model scores: {scores}");
+    assert_eq!(scores["model_id"], model_id);
+    b.stop().await;
+    a.stop().await;
+}
+
 #[tokio::test]
 async fn anomaly_training_refuses_bad_input_and_stores_nothing() {
     let s = TestServer::start().await;

@@ -228,9 +228,13 @@ impl QuietHours {
 
 /// Event types a rule may name: the durable ones that tell of something
 /// (the end of an episode is not its own rule: it sends the resolved
-/// notification of the rule that notified its start).
-pub const RULE_EVENTS: [EventType; 5] = [
+/// notification of the rule that notified its start; likewise an
+/// incident's later changes follow the alert its `incident_opened` made —
+/// a raised severity, the acknowledgement that stops escalation, the
+/// resolution).
+pub const RULE_EVENTS: [EventType; 6] = [
     EventType::AnomalyDetected,
+    EventType::IncidentOpened,
     EventType::SystemAlert,
     EventType::TrainingCompleted,
     EventType::TrainingStarted,

@@ -3,6 +3,12 @@
 //! first notifications; the escalation watch looks at every open alert each
 //! tick and stores what has fallen due (escalation steps, reminders).
 //!
+//! A subject is what an alert follows until it ends: an anomaly episode
+//! (ended by the `anomaly_updated` that closes it, acknowledged with its
+//! anomaly) or an incident (`incident_updated` raises its severity or
+//! acknowledges it, `incident_resolved` ends it). Any other event is an
+//! alert that ends as it opens.
+//!
 //! Every notification's key is `<alert id>:<step>:<channel>`, so doing a
 //! step twice (a re-read event after a crash, two instances, a tick that
 //! repeats) stores it once.
@@ -46,7 +52,7 @@ async fn pause(d: Duration, stop: &CancellationToken) -> bool {
 pub(crate) async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop: CancellationToken) {
     let mut types: Vec<EventType> =
         inner.config.rules.iter().flat_map(|r| r.events.iter().filter_map(|e| e.parse().ok())).collect();
-    types.push(EventType::AnomalyUpdated);
+    types.extend([EventType::AnomalyUpdated, EventType::IncidentUpdated, EventType::IncidentResolved]);
     types.sort_by_key(|t| t.as_str());
     types.dedup();
     let mut position = loop {
@@ -186,12 +192,16 @@ async fn take(inner: &Inner, id: EventId, kind: EventType, envelope: &[u8]) -> R
         }
         return Ok(());
     }
+    if matches!(kind, EventType::IncidentUpdated | EventType::IncidentResolved) {
+        return follow_incident(inner, &facts, id, event_time).await;
+    }
     for rule in &inner.config.rules {
         if !rule.matches(&facts, event_time, now) {
             continue;
         }
         let episode = facts.episode();
-        let subject = episode.map_or_else(|| format!("event:{id}"), |e| format!("episode:{e}"));
+        let followed = facts.subject();
+        let subject = followed.clone().unwrap_or_else(|| format!("event:{id}"));
         let alert_id = format!("{}/{subject}", rule.name);
         let value = facts_value(&facts, id);
         if let Some(mut alert) = inner.store.get_alert(&alert_id).await? {
@@ -216,8 +226,8 @@ async fn take(inner: &Inner, id: EventId, kind: EventType, envelope: &[u8]) -> R
             opened_at: now,
             acknowledged_at: None,
             acknowledged_by: None,
-            // Without an episode there is nothing to follow.
-            resolved_at: episode.is_none().then_some(now),
+            // Without an episode or incident there is nothing to follow.
+            resolved_at: followed.is_none().then_some(now),
             data: value,
         };
         if !inner.store.insert_alert(&alert).await? {
@@ -228,6 +238,43 @@ async fn take(inner: &Inner, id: EventId, kind: EventType, envelope: &[u8]) -> R
         inner.enqueue(batch).await?;
         if episode.is_some() && facts.episode_closed() {
             resolve(inner, rule, alert, facts.happened(now)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// An incident's change reaches the alerts its opening made: a raised
+/// severity is kept (no second firing), an acknowledgement stops their
+/// escalation and reminders, a resolution resolves them.
+async fn follow_incident(inner: &Inner, facts: &Facts<'_>, id: EventId, at: DateTime<Utc>) -> Result<(), StoreError> {
+    let Some(incident) = facts.incident() else { return Ok(()) };
+    for rule in &inner.config.rules {
+        let alert_id = format!("{}/incident:{incident}", rule.name);
+        let Some(mut alert) = inner.store.get_alert(&alert_id).await? else { continue };
+        if alert.resolved_at.is_some() {
+            continue;
+        }
+        if facts.kind == EventType::IncidentResolved {
+            resolve(inner, rule, alert, at).await?;
+            continue;
+        }
+        let mut changed = false;
+        if facts.severity() > alert.severity.parse().unwrap_or(Severity::Info) {
+            alert.severity = severity_name(facts.severity());
+            alert.title = facts.title();
+            alert.data = facts_value(facts, id);
+            changed = true;
+        }
+        // The first change that finds the incident acknowledged is the
+        // acknowledgement itself; `by` is who made it.
+        let acknowledged = facts.data.get("state").and_then(Value::as_str) == Some("acknowledged");
+        if acknowledged && alert.acknowledged_at.is_none() {
+            alert.acknowledged_at = Some(at);
+            alert.acknowledged_by = facts.data.get("by").and_then(Value::as_str).map(str::to_owned);
+            changed = true;
+        }
+        if changed {
+            inner.store.update_alert(&alert).await?;
         }
     }
     Ok(())
@@ -276,9 +323,10 @@ fn notification(
     if let Some(url) = &inner.config.dashboard_url {
         let base = url.trim_end_matches('/');
         body["dashboard_url"] = json!(base);
-        body["link"] = json!(match alert.machine_id {
-            Some(m) => format!("{base}/ui/machines/{m}"),
-            None => format!("{base}/ui/anomalies"),
+        body["link"] = json!(match (alert.subject.strip_prefix("incident:"), alert.machine_id) {
+            (Some(incident), _) => format!("{base}/ui/incidents/{incident}"),
+            (None, Some(m)) => format!("{base}/ui/machines/{m}"),
+            (None, None) => format!("{base}/ui/anomalies"),
         });
     }
     NotificationRecord {

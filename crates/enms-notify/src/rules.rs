@@ -42,6 +42,20 @@ impl Facts<'_> {
         at("/details/episode/end").or_else(|| at("/timestamp")).map_or(fallback, |t| t.with_timezone(&Utc))
     }
 
+    /// The incident an `incident_*` event tells of.
+    pub fn incident(&self) -> Option<Uuid> {
+        if !matches!(self.kind, EventType::IncidentOpened | EventType::IncidentUpdated | EventType::IncidentResolved) {
+            return None;
+        }
+        self.data.get("incident_id").and_then(Value::as_str).and_then(|s| s.parse().ok())
+    }
+
+    /// What an alert of this event follows until it ends: an anomaly's
+    /// episode or an incident; `None` for an event that is its own end.
+    pub fn subject(&self) -> Option<String> {
+        self.episode().map(|e| format!("episode:{e}")).or_else(|| self.incident().map(|i| format!("incident:{i}")))
+    }
+
     pub fn anomaly_id(&self) -> Option<Uuid> {
         self.data.get("anomaly_id").and_then(Value::as_str).and_then(|s| s.parse().ok())
     }
@@ -56,6 +70,10 @@ impl Facts<'_> {
             }
             EventType::SystemAlert => {
                 self.data.get("message").and_then(Value::as_str).unwrap_or("system alert").to_owned()
+            }
+            EventType::IncidentOpened | EventType::IncidentUpdated | EventType::IncidentResolved => {
+                let kind = self.data.get("anomaly_type").and_then(Value::as_str).unwrap_or("anomaly");
+                format!("{} incident", kind.replace('_', " "))
             }
             other => other.as_str().replace('_', " "),
         };

@@ -236,6 +236,68 @@ async fn unacknowledged_alerts_escalate_remind_until_acknowledged_then_resolve()
     s.stop().await;
 }
 
+/// On call for incidents: one page per incident however many episodes it
+/// gathers, escalation until the incident is acknowledged, a resolved
+/// notice when it is resolved, and a link to it.
+#[tokio::test]
+async fn an_incident_pages_once_escalates_until_acknowledged_and_resolves() {
+    let hooks = Receiver::start(0, &[]).await;
+    let config = notify_config(&format!(
+        "dashboard_url = \"https://enms.plant.example\"\n\
+         [channels.first]\nkind = \"webhook\"\nurl = \"{u}/first\"\n\
+         [channels.lead]\nkind = \"webhook\"\nurl = \"{u}/lead\"\n\
+         [[rules]]\nname = \"incidents\"\nevents = [\"incident_opened\"]\nchannels = [\"first\"]\n\
+         remind_every = \"2s\"\n\
+         [[rules.escalate]]\nafter = \"1s\"\nchannels = [\"lead\"]\n",
+        u = hooks.url,
+    ));
+    let s = TestServer::with(move |c| c.notify = Some(config)).await;
+    let machine = s.create_machine("Compressor-4").await;
+    // Two episodes of one kind: one incident, one page.
+    publish(&s, &anomaly_event(&machine, "Compressor-4", Uuid::new_v4(), Uuid::new_v4(), "warning")).await;
+    let got = hooks.until("the incident's page", |g| g.iter().any(|x| x.body["kind"] == "firing")).await;
+    let page = got.iter().find(|x| x.body["kind"] == "firing").expect("firing").body.clone();
+    assert_eq!(page["facts"]["event_type"], "incident_opened", "{page:#}");
+    let incident = page["facts"]["data"]["incident_id"].as_str().expect("incident id").to_owned();
+    assert_eq!(page["facts"]["link"], format!("https://enms.plant.example/ui/incidents/{incident}"));
+    assert!(page["title"].as_str().is_some_and(|t| t.contains("Compressor-4: spike incident")), "{page:#}");
+    publish(&s, &anomaly_event(&machine, "Compressor-4", Uuid::new_v4(), Uuid::new_v4(), "critical")).await;
+    hooks.until("escalation to the lead", |g| g.iter().any(|x| x.body["kind"] == "escalation")).await;
+    let alert_id = format!("incidents/incident:{incident}");
+    until_log(&s, &format!("?alert_id={alert_id}"), "a reminder", |l| l.iter().any(|n| n["kind"] == "reminder")).await;
+
+    let (status, body) =
+        s.post(&format!("/api/v1/incidents/{incident}/acknowledge"), &json!({"note": "on my way"})).await;
+    assert_eq!(status, Status::OK, "{body}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let alert = loop {
+        let (_, alerts) = s.get("/api/v1/notifications/alerts").await;
+        let alert = alerts.as_array().and_then(|a| a.iter().find(|x| x["id"] == alert_id.as_str()).cloned());
+        if let Some(a) = alert.filter(|a| a["acknowledged_at"].is_string()) {
+            break a;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the alert is seen acknowledged");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(alert["severity"], "critical", "the second episode raised it: {alert}");
+    let (status, body) =
+        s.post(&format!("/api/v1/incidents/{incident}/resolve"), &json!({"note": "valve closed"})).await;
+    assert_eq!(status, Status::OK, "{body}");
+    hooks.until("resolved to both", |g| g.iter().filter(|x| x.body["kind"] == "resolved").count() == 2).await;
+
+    let list = log(&s, &format!("?alert_id={alert_id}")).await;
+    let acknowledged: chrono::DateTime<Utc> =
+        alert["acknowledged_at"].as_str().expect("time").parse().expect("rfc3339");
+    assert_eq!(list.iter().filter(|n| n["kind"] == "firing").count(), 1, "one page for the incident: {list:#?}");
+    for n in &list {
+        let created: chrono::DateTime<Utc> = n["created_at"].as_str().expect("time").parse().expect("rfc3339");
+        assert!(n["kind"] != "reminder" || created < acknowledged, "no reminder after the acknowledgement: {n:#}");
+    }
+    let (_, open) = s.get("/api/v1/notifications/alerts?open=true").await;
+    assert_eq!(open, json!([]), "the resolved incident's alert is not open");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn a_receiver_failing_three_times_gets_it_with_every_attempt_logged() {
     let hooks = Receiver::start(0, &[500, 503, 500]).await;

@@ -18,12 +18,13 @@
 //! the second time. Anomalies published without an episode (by a client,
 //! through `POST /api/v1/events`) count as episodes that end at once.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use enms_core::event::{EventId, EventType, Severity};
 use enms_core::feed::EventSource;
+use enms_store::follow::{Follow, Follower};
 use enms_store::{IncidentRecord, Saved, StoreError};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -32,11 +33,8 @@ use uuid::Uuid;
 use crate::{ATTEMPTS, Change, Incidents, State, entry};
 
 const CURSOR: &str = "incidents";
-const PAGE: usize = 200;
 /// How soon a new episode reaches its incident.
 const IDLE: Duration = Duration::from_millis(100);
-/// How often a position moved past unread events is saved.
-const SAVE_EVERY: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(1);
 const TYPES: [EventType; 2] = [EventType::AnomalyDetected, EventType::AnomalyUpdated];
 
@@ -46,95 +44,44 @@ pub fn tick(resolve_after: Duration) -> Duration {
     (resolve_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(30))
 }
 
-async fn pause(d: Duration, stop: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = stop.cancelled() => false,
-    }
+/// Follows the events until `stop` (`enms_store::follow`); `started`
+/// bounds where a first start begins (events from before it were someone
+/// else's to handle).
+pub async fn run(incidents: Incidents, events: Arc<dyn EventSource>, started: DateTime<Utc>, stop: CancellationToken) {
+    let follow = Follow { name: CURSOR, types: TYPES.to_vec(), idle: IDLE, retry: RETRY, started };
+    let every = tick(incidents.config.resolve_after);
+    let intake = Intake { incidents, every, next_check: Mutex::new(tokio::time::Instant::now()) };
+    enms_store::follow::run(intake.incidents.store.as_ref(), &*events, &follow, &intake, &stop).await;
 }
 
-/// Follows the events until `stop`; `started` bounds where a first start
-/// begins (events from before it were someone else's to handle).
-pub async fn run(incidents: Incidents, events: Arc<dyn EventSource>, started: DateTime<Utc>, stop: CancellationToken) {
-    let mut position = loop {
-        match enms_store::cursors::start_position(incidents.store.as_ref(), CURSOR, &*events, &TYPES, started).await {
-            Ok(p) => break p,
-            Err(e) => {
-                tracing::warn!(error = %e, "incidents cannot read their position yet");
-                if !pause(RETRY, &stop).await {
-                    return;
-                }
-            }
-        }
-    };
-    let every = tick(incidents.config.resolve_after);
-    let mut next_check = tokio::time::Instant::now();
-    let mut saved_at = tokio::time::Instant::now();
-    loop {
-        if tokio::time::Instant::now() >= next_check {
-            if let Err(e) = incidents.auto_resolve(Utc::now()).await {
-                tracing::warn!(error = %e, "incidents: auto-resolution failed; trying again");
-            }
-            next_check = tokio::time::Instant::now() + every;
-        }
-        let head = events.head().await;
-        let page = tokio::select! {
-            p = events.after(Some(position), &TYPES, PAGE) => p,
-            _ = stop.cancelled() => return,
-        };
-        let page = match page {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "incidents: event log not read");
-                if !pause(RETRY, &stop).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        if !page.complete {
-            tracing::warn!(after = %position, "incidents fell behind the event log; some episodes were not gathered");
-        }
-        // Nothing of ours up to the head seen before reading: move past it.
-        let short = page.events.len() < PAGE;
-        if page.events.is_empty() {
-            if let Some(h) = head.filter(|h| short && *h > position) {
-                position = h;
-                if saved_at.elapsed() >= SAVE_EVERY {
-                    save(&incidents, position).await;
-                    saved_at = tokio::time::Instant::now();
-                }
-            }
-            if !pause(IDLE, &stop).await {
+struct Intake {
+    incidents: Incidents,
+    every: Duration,
+    next_check: Mutex<tokio::time::Instant>,
+}
+
+#[async_trait::async_trait]
+impl Follower for Intake {
+    async fn take(&self, id: EventId, kind: EventType, envelope: &[u8]) -> Result<(), String> {
+        apply(&self.incidents, id, kind, envelope).await.map_err(|e| e.to_string())
+    }
+
+    async fn before_read(&self) {
+        let now = tokio::time::Instant::now();
+        {
+            let mut next = self.next_check.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if now < *next {
                 return;
             }
-            continue;
+            *next = now + self.every;
         }
-        for (id, kind, envelope) in &page.events {
-            loop {
-                match apply(&incidents, *id, *kind, envelope).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, event = %id, "incidents: event not applied; trying again");
-                        if !pause(RETRY, &stop).await {
-                            return;
-                        }
-                    }
-                }
-            }
-            position = *id;
+        if let Err(e) = self.incidents.auto_resolve(Utc::now()).await {
+            tracing::warn!(error = %e, "incidents: auto-resolution failed; trying again");
         }
-        if let Some(h) = head.filter(|h| short && *h > position) {
-            position = h;
-        }
-        save(&incidents, position).await;
-        saved_at = tokio::time::Instant::now();
     }
-}
 
-async fn save(incidents: &Incidents, position: EventId) {
-    if let Err(e) = incidents.store.set_cursor(CURSOR, &position.to_string()).await {
-        tracing::warn!(error = %e, "incidents cursor not saved");
+    async fn missed(&self, after: EventId) {
+        tracing::warn!(after = %after, "incidents fell behind the event log; some episodes were not gathered");
     }
 }
 

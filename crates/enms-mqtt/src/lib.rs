@@ -282,6 +282,9 @@ impl Relay {
             }
         };
         loop {
+            // Read before the page: a short page means nothing of ours up
+            // to it, so the next read starts there instead of re-scanning.
+            let head = self.source.head().await;
             let page = tokio::select! {
                 p = self.source.after(Some(position), &types, RELAY_PAGE) => p,
                 _ = stop.cancelled() => return,
@@ -306,7 +309,11 @@ impl Relay {
                 tracing::warn!("{message}");
                 self.sink.alert(message).await;
             }
+            let short = page.events.len() < RELAY_PAGE;
             if page.events.is_empty() {
+                if let Some(h) = head.filter(|h| short && *h > position) {
+                    position = h;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(RELAY_IDLE) => {}
                     _ = stop.cancelled() => return,
@@ -327,6 +334,9 @@ impl Relay {
                 }
                 position = id;
                 lock(&self.status).events_published += 1;
+            }
+            if let Some(h) = head.filter(|h| short && *h > position) {
+                position = h;
             }
         }
     }

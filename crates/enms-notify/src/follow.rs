@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use enms_core::event::{EventId, EventType, Severity};
 use enms_core::feed::EventSource;
+use enms_store::follow::{Follow, Follower};
 use enms_store::{AlertRecord, DeliveryStatus, NotificationQuery, NotificationRecord, StoreError};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -30,13 +31,10 @@ use crate::config::Rule;
 use crate::rules::Facts;
 
 const CURSOR: &str = "notify";
-const PAGE: usize = 200;
 /// How soon a new event is seen (a read of the bus's in-memory window;
 /// the event-to-webhook budget is 200 ms).
 const IDLE: Duration = Duration::from_millis(10);
 const RETRY: Duration = Duration::from_secs(1);
-/// How often a position moved past unread events is saved.
-const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often open alerts are looked at for due steps.
 const TICK: Duration = Duration::from_millis(250);
 /// Open alerts looked at per tick.
@@ -49,90 +47,42 @@ async fn pause(d: Duration, stop: &CancellationToken) -> bool {
     }
 }
 
+/// Follows the events the rules name (and the ends of what their alerts
+/// follow) until `stop`, through `enms_store::follow`.
 pub(crate) async fn intake(inner: Arc<Inner>, events: Arc<dyn EventSource>, stop: CancellationToken) {
     let mut types: Vec<EventType> =
         inner.config.rules.iter().flat_map(|r| r.events.iter().filter_map(|e| e.parse().ok())).collect();
     types.extend([EventType::AnomalyUpdated, EventType::IncidentUpdated, EventType::IncidentResolved]);
     types.sort_by_key(|t| t.as_str());
     types.dedup();
-    let mut position = loop {
-        match enms_store::cursors::start_position(inner.store.as_ref(), CURSOR, &*events, &types, inner.started).await {
-            Ok(p) => break p,
+    let follow = Follow { name: CURSOR, types, idle: IDLE, retry: RETRY, started: inner.started };
+    enms_store::follow::run(inner.store.as_ref(), &*events, &follow, &Intake(inner.clone()), &stop).await;
+}
+
+struct Intake(Arc<Inner>);
+
+#[async_trait::async_trait]
+impl Follower for Intake {
+    async fn take(&self, id: EventId, kind: EventType, envelope: &[u8]) -> Result<(), String> {
+        let inner = &self.0;
+        match take(inner, id, kind, envelope).await {
+            Ok(()) => {
+                inner.status().events_read += 1;
+                Ok(())
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "notifier cannot read its position yet");
-                if !pause(RETRY, &stop).await {
-                    return;
-                }
+                inner.status().last_error = Some(e.to_string());
+                Err(e.to_string())
             }
         }
-    };
-    let mut saved_at = tokio::time::Instant::now();
-    loop {
-        // Read before the page: a short page means nothing of ours up to it.
-        let head = events.head().await;
-        let page = tokio::select! {
-            p = events.after(Some(position), &types, PAGE) => p,
-            _ = stop.cancelled() => return,
-        };
-        let page = match page {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "notifier: event log not read");
-                if !pause(RETRY, &stop).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        if !page.complete {
-            inner.status().events_missed += 1;
-            let message =
-                format!("the notifier fell behind the event log after {position}; some events were not notified");
-            tracing::warn!("{message}");
-            inner.alerts.alert("notifications_missed", message).await;
-        }
-        let short = page.events.len() < PAGE;
-        if page.events.is_empty() {
-            if let Some(h) = head.filter(|h| short && *h > position) {
-                position = h;
-                if saved_at.elapsed() >= SAVE_EVERY {
-                    if let Err(e) = inner.store.set_cursor(CURSOR, &position.to_string()).await {
-                        tracing::warn!(error = %e, "notifier cursor not saved");
-                    }
-                    saved_at = tokio::time::Instant::now();
-                }
-            }
-            if !pause(IDLE, &stop).await {
-                return;
-            }
-            continue;
-        }
-        for (id, kind, envelope) in &page.events {
-            // A store that is away: try the same event again, never skip it.
-            loop {
-                match take(&inner, *id, *kind, envelope).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        inner.status().last_error = Some(e.to_string());
-                        tracing::warn!(error = %e, event = %id, "notifier: event not taken; trying again");
-                        if !pause(RETRY, &stop).await {
-                            return;
-                        }
-                    }
-                }
-            }
-            position = *id;
-            inner.status().events_read += 1;
-        }
-        if let Some(h) = head.filter(|h| short && *h > position) {
-            position = h;
-        }
-        saved_at = tokio::time::Instant::now();
-        // After the page's notifications are stored: a crash before this
-        // re-reads them, and their keys keep them single.
-        if let Err(e) = inner.store.set_cursor(CURSOR, &position.to_string()).await {
-            tracing::warn!(error = %e, "notifier cursor not saved");
-        }
+    }
+
+    async fn missed(&self, after: EventId) {
+        let inner = &self.0;
+        inner.status().events_missed += 1;
+        let message = format!("the notifier fell behind the event log after {after}; some events were not notified");
+        tracing::warn!("{message}");
+        inner.alerts.alert("notifications_missed", message).await;
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod analytics;
 pub mod cursors;
 mod error;
+pub mod follow;
 pub mod incidents;
 pub mod notify;
 pub mod periods;

@@ -246,12 +246,19 @@ fn circular_gap(a: u32, b: u32) -> i64 {
     d.min(24 - d)
 }
 
-/// Linear-interpolated quantile of sorted values.
-fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+/// The `q` quantile of sorted past errors as a bound for a *new* error:
+/// the order statistic at position q·(n + 1) (1-based), interpolated. The
+/// sample quantile, at q·(n − 1), makes an interval [q, 1 − q] cover only
+/// (1 − 2q)·(n − 1)/(n + 1) of new errors on average — 92.3 % instead of
+/// 95 % with the ~70 errors of an hour band, the under-coverage the demo's
+/// backtest showed (91.6 %); this position covers 1 − 2q on average (the
+/// split-conformal rule). With too few errors to place it, the extremes.
+fn bound(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
-    let pos = q * (sorted.len() - 1) as f64;
+    let n = sorted.len();
+    let pos = (q * (n + 1) as f64 - 1.0).clamp(0.0, (n - 1) as f64);
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64))
 }
@@ -282,7 +289,7 @@ fn accuracy(scored: &[Scored], reference: Option<&[Scored]>) -> Vec<Accuracy> {
                     .iter()
                     .filter_map(|s| {
                         let e = errors_near(scored, Some(s.origin), d, s.hour_of_day);
-                        let (lo, hi) = (quantile(&e, lo_q)?, quantile(&e, hi_q)?);
+                        let (lo, hi) = (bound(&e, lo_q)?, bound(&e, hi_q)?);
                         let (lo, hi) = ((s.forecast + lo).max(0.0), s.forecast + hi);
                         Some(s.actual >= lo && s.actual <= hi)
                     })
@@ -363,7 +370,7 @@ pub fn forecast(series: &Hourly, horizon: usize) -> Result<Forecast, ForecastErr
         let timestamp = series.at(t);
         let expected = predict(best, &extended, origin, t).unwrap_or(0.0).max(0.0);
         let e = errors_near(scored, None, day_of(h), timestamp.hour());
-        let q = |p: f64| quantile(&e, p).unwrap_or(0.0);
+        let q = |p: f64| bound(&e, p).unwrap_or(0.0);
         points.push(ForecastPoint {
             timestamp,
             expected,
@@ -551,6 +558,28 @@ mod tests {
         assert!((t.days_to_limit.unwrap() - 10.0).abs() < 1e-9, "{t:?}");
         let flat = Hourly { start, values: vec![Some(20.0); 30 * 24] };
         assert_eq!(time_to_threshold(&flat, "x", 70.0, 14).unwrap().days_to_limit, None);
+    }
+
+    #[test]
+    fn bounds_cover_their_share_of_new_errors() {
+        // Of n exchangeable errors and one more, the new one falls in each
+        // of the n + 1 gaps alike: bounds at q·(n + 1) cover 1 − 2q of them.
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let (mut hit_80, mut hit_95, trials) = (0, 0, 20_000);
+        for _ in 0..trials {
+            let mut e: Vec<f64> = (0..70).map(|_| rng.random::<f64>()).collect();
+            e.sort_by(f64::total_cmp);
+            let new = rng.random::<f64>();
+            let inside = |lo: f64, hi: f64| (bound(&e, lo).unwrap()..=bound(&e, hi).unwrap()).contains(&new);
+            hit_80 += usize::from(inside(0.10, 0.90));
+            hit_95 += usize::from(inside(0.025, 0.975));
+        }
+        let (c80, c95) = (hit_80 as f64 / trials as f64, hit_95 as f64 / trials as f64);
+        assert!((c80 - 0.80).abs() < 0.01, "80 % bounds cover {c80}");
+        assert!((c95 - 0.95).abs() < 0.006, "95 % bounds cover {c95}");
+        assert_eq!(bound(&[1.0, 2.0, 3.0], 0.01), Some(1.0), "too few errors: the extreme");
+        assert_eq!(bound(&[], 0.5), None);
     }
 
     #[test]

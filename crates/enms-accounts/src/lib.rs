@@ -105,11 +105,23 @@ pub struct UserChange {
 pub struct Accounts {
     store: Arc<dyn Store>,
     policy: Policy,
+    /// Password hashes computed at once: half the cores (at least one).
+    /// A burst of sign-ins queues here instead of taking every core from
+    /// the requests and streams the server is serving (bench/sign-in.sh).
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl Accounts {
     pub fn new(store: Arc<dyn Store>, policy: Policy) -> Self {
-        Self { store, policy }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self { store, policy, hashing: Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1))) }
+    }
+
+    /// Runs a password hash or verification on the blocking pool, under
+    /// the hashing limit.
+    async fn hashing<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let _permit = self.hashing.acquire().await.map_err(|e| AccountError::Hashing(e.to_string()))?;
+        tokio::task::spawn_blocking(work).await.map_err(|e| AccountError::Hashing(e.to_string()))
     }
 
     pub fn policy(&self) -> &Policy {
@@ -124,7 +136,7 @@ impl Accounts {
             id: Uuid::new_v4(),
             name: name.to_owned(),
             role,
-            password_hash: hash_blocking(password).await?,
+            password_hash: self.hash(password).await?,
             created_at: now_ms(),
             failed_logins: 0,
             locked_until: None,
@@ -169,7 +181,7 @@ impl Accounts {
         if let Some(password) = &change.password {
             password::check(&user.name, password)
                 .map_err(|message| AccountError::Invalid { field: "password", message })?;
-            user.password_hash = hash_blocking(password).await?;
+            user.password_hash = self.hash(password).await?;
             end_sessions = true;
         }
         match change.disabled {
@@ -194,16 +206,14 @@ impl Accounts {
         let user = self.store.find_user(name.trim()).await?;
         let Some(user) = user else {
             let password = password.to_owned();
-            let _ = tokio::task::spawn_blocking(move || password::verify_nothing(&password)).await;
+            let _ = self.hashing(move || password::verify_nothing(&password)).await;
             return Err(AccountError::InvalidCredentials);
         };
         if let Some(until) = user.locked_until.filter(|&until| until > now) {
             return Err(AccountError::LockedOut { until });
         }
         let (given, phc) = (password.to_owned(), user.password_hash.clone());
-        let matches = tokio::task::spawn_blocking(move || password::verify(&given, &phc))
-            .await
-            .map_err(|e| AccountError::Hashing(e.to_string()))?;
+        let matches = self.hashing(move || password::verify(&given, &phc)).await?;
         if !matches || !user.is_active() {
             if matches {
                 return Err(AccountError::InvalidCredentials);
@@ -228,6 +238,11 @@ impl Accounts {
         Ok(SignedIn { user, session, secret })
     }
 
+    async fn hash(&self, password: &str) -> Result<String> {
+        let password = password.to_owned();
+        self.hashing(move || password::hash(&password)).await?.map_err(AccountError::Hashing)
+    }
+
     /// The live session a secret names and its user.
     pub async fn session(&self, secret: &str) -> Result<(SessionRecord, UserRecord)> {
         let session = self.store.find_session(&secret::hash(secret)).await?;
@@ -244,14 +259,6 @@ impl Accounts {
     pub async fn logout(&self, session: Uuid) -> Result<bool> {
         Ok(self.store.revoke_session(session, Utc::now()).await?)
     }
-}
-
-async fn hash_blocking(password: &str) -> Result<String> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| AccountError::Hashing(e.to_string()))?
-        .map_err(AccountError::Hashing)
 }
 
 /// Now, to the millisecond the stores keep, so an answer's times equal the

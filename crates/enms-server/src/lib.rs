@@ -132,9 +132,10 @@ impl App {
         Ok(Self { state, factory })
     }
 
-    /// Whether any active API token exists.
-    pub async fn has_tokens(&self) -> Result<bool, ServerError> {
-        Ok(self.state.store.list_tokens().await?.iter().any(|t| t.is_active()))
+    /// Whether anyone can get in: an active API token or an enabled user.
+    pub async fn has_credentials(&self) -> Result<bool, ServerError> {
+        Ok(self.state.store.list_tokens().await?.iter().any(|t| t.is_active())
+            || self.state.store.list_users().await?.iter().any(|u| u.is_active()))
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests,

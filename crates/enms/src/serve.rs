@@ -28,9 +28,10 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(database = %settings.server.database_url, demo, "starting");
     let required = settings.server.auth.required;
     let app = App::build(settings.server).await?;
-    if required && !app.has_tokens().await? {
+    if required && !app.has_credentials().await? {
         tracing::warn!(
-            "authentication is required but no token exists yet: run `enms token create --role admin --name NAME`"
+            "authentication is required but nobody can sign in yet: run `enms user create --role admin --name NAME` \
+             (a person) or `enms token create --role admin --name NAME` (a program)"
         );
     }
     // Printed on stdout (logs go to stderr) so scripts can wait for it.

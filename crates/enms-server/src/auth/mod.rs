@@ -185,7 +185,7 @@ impl Auth {
             if self.config.required {
                 return Err(unauthorized(
                     Code::Unauthorized,
-                    "this server needs an API token: send Authorization: Bearer <token>",
+                    "this server needs you to sign in (POST /api/auth/login) or an API token: send Authorization: Bearer <token>",
                 ));
             }
             return Ok(Principal::anonymous());

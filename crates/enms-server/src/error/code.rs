@@ -57,7 +57,7 @@ codes! {
     NotASession = BAD_REQUEST, "not_a_session", "a sign-out with an API token (revoke tokens instead) or without credentials";
     BodyReadFailed = BAD_REQUEST, "body_read_failed", "the body could not be read to its end";
     // 401: who is calling is unknown.
-    Unauthorized = UNAUTHORIZED, "unauthorized", "this server needs an API token and the request carries none";
+    Unauthorized = UNAUTHORIZED, "unauthorized", "this server needs a session or an API token and the request carries none";
     InvalidToken = UNAUTHORIZED, "invalid_token", "the API token is unknown or revoked";
     InvalidAuthorization = UNAUTHORIZED, "invalid_authorization", "a malformed or repeated Authorization header";
     TokenInQuery = UNAUTHORIZED, "token_in_query", "a ?token= on a route other than a WebSocket or SSE handshake";

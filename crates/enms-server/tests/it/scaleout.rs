@@ -297,3 +297,63 @@ async fn seed_channel_messages_are_validated_and_delivered_once() {
     b.stop().await;
     db.drop().await;
 }
+
+/// Two instances follow the same durable events into the same incidents:
+/// each episode is gathered once, each incident opened once and announced
+/// once, however the events were spread over the instances.
+#[tokio::test]
+async fn two_instances_gather_each_episode_into_one_incident_once() {
+    use serde_json::json;
+    let (redis, db) = (Redis::start().await, Postgres::create().await);
+    let a = instance(&db, &redis).await;
+    let b = instance(&db, &redis).await;
+    let machines = [a.create_machine("Press-1").await, a.create_machine("Press-2").await];
+    let episodes_per_machine = 4;
+    let mut k = 0;
+    for _ in 0..episodes_per_machine {
+        for m in &machines {
+            let now = chrono::Utc::now();
+            let event = json!({"type": "anomaly_detected", "data": {
+                "machine_id": m, "severity": "warning", "anomaly_type": "spike", "metric": "power_kw",
+                "value": 91.0, "expected_value": 40.0, "timestamp": now.to_rfc3339(),
+                "details": {"episode": {"id": uuid::Uuid::new_v4(), "start": now.to_rfc3339(),
+                    "end": now.to_rfc3339(), "open": true}}}});
+            let through = if k % 2 == 0 { &a } else { &b };
+            let (status, body) = through.post("/api/v1/events", &event).await;
+            assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+            k += 1;
+        }
+    }
+    // Both intakes run; wait until every episode is gathered.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let incidents = loop {
+        let (_, list) = b.get("/api/v1/incidents?state=open").await;
+        let list = list.as_array().expect("list").clone();
+        let gathered: i64 = list.iter().map(|i| i["episode_count"].as_i64().unwrap_or(0)).sum();
+        if gathered >= (episodes_per_machine * machines.len()) as i64 {
+            break list;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "episodes gathered: {list:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(incidents.len(), machines.len(), "one incident per machine and kind: {incidents:#?}");
+    for incident in &incidents {
+        assert_eq!(incident["episode_count"], episodes_per_machine, "{incident}");
+        let (_, whole) = a.get(&format!("/api/v1/incidents/{}", incident["id"].as_str().expect("id"))).await;
+        let kinds: Vec<&str> =
+            whole["timeline"].as_array().expect("timeline").iter().map(|e| e["kind"].as_str().expect("kind")).collect();
+        assert_eq!(kinds, ["opened", "episode", "episode", "episode"], "each episode once: {whole:#}");
+        let sources: std::collections::HashSet<&str> =
+            whole["timeline"].as_array().expect("timeline").iter().filter_map(|e| e["source_event"].as_str()).collect();
+        assert_eq!(sources.len(), episodes_per_machine, "each from its own event");
+    }
+    // Announced once each, whichever instance wrote it.
+    let (_, log) = a.get("/api/v1/events?types=incident_opened,incident_updated&limit=100").await;
+    let events = log["events"].as_array().expect("events");
+    let opened = events.iter().filter(|e| e["type"] == "incident_opened").count();
+    let updated = events.iter().filter(|e| e["type"] == "incident_updated").count();
+    assert_eq!((opened, updated), (machines.len(), machines.len() * (episodes_per_machine - 1)), "{log:#}");
+    b.stop().await;
+    a.stop().await;
+    db.drop().await;
+}

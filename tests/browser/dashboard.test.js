@@ -543,6 +543,17 @@ test('a server that needs sign-in shows the sign-in page, then who is signed in,
     const after = await fetch(`${secured.url}/api/v1/machines`, { headers: { authorization: `Bearer ${session}` } });
     assert.equal(after.status, 401);
 
+    // Signed out elsewhere (another tab, or an admin): the live stream is
+    // closed by the server (4401) and the page asks to sign in again.
+    await page.fill('dialog.sign-in-dialog input[name=username]', 'ada');
+    await page.fill('dialog.sign-in-dialog input[name=password]', 'analytical engine');
+    await page.click('dialog.sign-in-dialog form.sign-in button[type=submit]');
+    await waitLive(page);
+    const again = await page.evaluate(() => localStorage.getItem('enms.token'));
+    const out = await fetch(`${secured.url}/api/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${again}` } });
+    assert.equal(out.status, 204);
+    await page.waitForSelector('dialog.sign-in-dialog[open] .reason:has-text("Your session ended")', { timeout: 5000 });
+
     // Three failures lock bob out; the dialog says for how long.
     for (let i = 0; i < 3; i += 1) {
       await page.fill('dialog.sign-in-dialog input[name=username]', 'bob');

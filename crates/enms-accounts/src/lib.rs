@@ -245,7 +245,13 @@ impl Accounts {
 
     /// The live session a secret names and its user.
     pub async fn session(&self, secret: &str) -> Result<(SessionRecord, UserRecord)> {
-        let session = self.store.find_session(&secret::hash(secret)).await?;
+        self.session_by_hash(&secret::hash(secret)).await
+    }
+
+    /// [`Self::session`] by the secret's SHA-256 (what the server keeps of a
+    /// stream's credential).
+    pub async fn session_by_hash(&self, hash: &str) -> Result<(SessionRecord, UserRecord)> {
+        let session = self.store.find_session(hash).await?;
         let session = session.filter(|s| s.revoked_at.is_none()).ok_or(AccountError::UnknownSession)?;
         if session.expires_at <= Utc::now() {
             return Err(AccountError::SessionExpired { at: session.expires_at });

@@ -169,6 +169,11 @@ impl App {
             chrono::Utc::now(),
             scheduler_stop.clone(),
         ));
+        let sweep = tokio::spawn(gateway::credentials::sweep(
+            self.state.gateway.credentials.clone(),
+            self.state.auth.clone(),
+            scheduler_stop.clone(),
+        ));
         let router = routes::router(self.state.clone());
         let gateway = self.state.gateway.clone();
         let draining = gateway.draining().clone();
@@ -213,6 +218,7 @@ impl App {
             let _ = task.await;
         }
         let _ = incidents.await;
+        let _ = sweep.await;
         if let Some(task) = producer {
             let _ = task.await;
         }

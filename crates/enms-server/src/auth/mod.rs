@@ -116,6 +116,9 @@ pub struct Principal {
     pub role: Role,
     /// Set when the caller is a person signed in.
     pub session: Option<SessionInfo>,
+    /// The SHA-256 of the secret the caller sent (none when anonymous):
+    /// what a stream re-checks to end with its credential.
+    pub credential: Option<String>,
 }
 
 /// The session a signed-in caller uses.
@@ -127,7 +130,7 @@ pub struct SessionInfo {
 
 impl Principal {
     pub fn anonymous() -> Self {
-        Self { id: None, name: "anonymous".into(), role: Role::Admin, session: None }
+        Self { id: None, name: "anonymous".into(), role: Role::Admin, session: None, credential: None }
     }
 }
 
@@ -190,9 +193,13 @@ impl Auth {
             }
             return Ok(Principal::anonymous());
         };
-        let session = secret.starts_with(SESSION_PREFIX);
+        self.lookup(token::hash(secret), secret.starts_with(SESSION_PREFIX)).await
+    }
+
+    /// The principal of a credential by its hash (`session`: a session's,
+    /// else an API token's), through the cache.
+    pub async fn lookup(&self, hash: String, session: bool) -> Result<Principal, ApiError> {
         let unknown = || if session { AccountError::UnknownSession.into() } else { invalid_token() };
-        let hash = token::hash(secret);
         if let Some(known) = self.cache.get(&hash) {
             let principal = known.ok_or_else(unknown)?;
             // A cached session is still held to its end, to the millisecond.
@@ -202,22 +209,39 @@ impl Auth {
             return Ok(principal);
         }
         let principal = if session {
-            match self.accounts.session(secret).await {
+            match self.accounts.session_by_hash(&hash).await {
                 Ok((s, user)) => Some(Principal {
                     id: Some(user.id),
                     name: user.name,
                     role: user.role,
                     session: Some(SessionInfo { id: s.id, expires_at: s.expires_at }),
+                    credential: Some(hash.clone()),
                 }),
                 Err(AccountError::UnknownSession) => None,
                 Err(e) => return Err(e.into()),
             }
         } else {
             let found = self.store.find_token(&hash).await?.filter(|t| t.is_active());
-            found.map(|t| Principal { id: Some(t.id), name: t.name, role: t.role, session: None })
+            found.map(|t| Principal {
+                id: Some(t.id),
+                name: t.name,
+                role: t.role,
+                session: None,
+                credential: Some(hash.clone()),
+            })
         };
         self.cache.put(hash, principal.clone());
         principal.ok_or_else(unknown)
+    }
+
+    /// Whether a credential still lets its caller in: false once it was
+    /// revoked, signed out, disabled or has expired; true when the store
+    /// cannot say (a store that is away ends no stream).
+    pub async fn still_valid(&self, hash: &str, session: bool) -> bool {
+        match self.lookup(hash.to_owned(), session).await {
+            Ok(_) => true,
+            Err(e) => e.status != StatusCode::UNAUTHORIZED,
+        }
     }
 
     /// Forgets cached lookups, so a revocation on this instance is immediate.

@@ -143,11 +143,18 @@ impl Connection {
             return;
         }
         let draining = self.state.gateway.draining().clone();
+        let ended = self._permit.ended();
         let mut batch: Vec<Delivery> = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
                 () = draining.cancelled() => {
                     let close = CloseFrame { code: CloseCode::Away, reason: "server shutting down".into() };
+                    let _ = self.socket.send(Message::Close(Some(close))).await;
+                    return;
+                }
+                () = ended.cancelled() => {
+                    let code = CloseCode::from(super::ws::CLOSE_CREDENTIAL_ENDED);
+                    let close = CloseFrame { code, reason: "signed out, revoked or expired".into() };
                     let _ = self.socket.send(Message::Close(Some(close))).await;
                     return;
                 }

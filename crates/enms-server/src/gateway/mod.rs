@@ -8,6 +8,7 @@
 //! are sent once.
 
 pub mod compat;
+pub mod credentials;
 pub mod held;
 mod messages;
 pub mod params;
@@ -88,6 +89,8 @@ pub struct Gateway {
     per_token: TokenCounts,
     drain: CancellationToken,
     tracker: TaskTracker,
+    /// The credentials of the open streams, to end them with it.
+    pub credentials: credentials::Credentials,
 }
 
 /// Held by a connection for its lifetime; releases its place in the limits.
@@ -95,6 +98,16 @@ pub struct Permit {
     open: Arc<AtomicUsize>,
     token: Option<(uuid::Uuid, TokenCounts)>,
     _token: tokio_util::task::task_tracker::TaskTrackerToken,
+    _credential: Option<credentials::Registration>,
+    ended: CancellationToken,
+}
+
+impl Permit {
+    /// Cancelled when the stream's credential ends (signed out, revoked,
+    /// disabled, expired); never for an anonymous caller.
+    pub fn ended(&self) -> CancellationToken {
+        self.ended.clone()
+    }
 }
 
 impl Drop for Permit {
@@ -121,6 +134,7 @@ impl Gateway {
             per_token: Arc::default(),
             drain: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            credentials: credentials::Credentials::default(),
         }
     }
 
@@ -131,7 +145,20 @@ impl Gateway {
             return Err(ApiError::new(Code::ShuttingDown, "server is shutting down"));
         }
         let before = self.open.fetch_add(1, Ordering::Relaxed);
-        let mut permit = Permit { open: self.open.clone(), token: None, _token: self.tracker.token() };
+        let (registration, ended) = match caller.and_then(|p| Some((p.credential.as_deref()?, p.session.is_some()))) {
+            Some((hash, session)) => {
+                let (r, ended) = self.credentials.register(hash, session);
+                (Some(r), ended)
+            }
+            None => (None, CancellationToken::new()),
+        };
+        let mut permit = Permit {
+            open: self.open.clone(),
+            token: None,
+            _token: self.tracker.token(),
+            _credential: registration,
+            ended,
+        };
         if before >= self.config.max_connections {
             return Err(ApiError::new(
                 Code::TooManyConnections,

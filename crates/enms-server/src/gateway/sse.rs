@@ -62,6 +62,7 @@ pub async fn stream(
         sub: subscription,
         last_sent: request.last_event_id,
         drain: state.gateway.draining().clone(),
+        ended: permit.ended(),
         keepalive: {
             let every = state.gateway.config.ping_interval;
             tokio::time::interval_at(tokio::time::Instant::now() + every, every)
@@ -89,6 +90,8 @@ struct SseStream {
     slow: SlowSignal,
     last_sent: Option<EventId>,
     drain: CancellationToken,
+    /// The credential's end (see `credentials`).
+    ended: CancellationToken,
     keepalive: tokio::time::Interval,
     done: bool,
     /// Reused between wake-ups: no allocation per chunk.
@@ -102,6 +105,9 @@ impl SseStream {
             tokio::select! {
                 biased;
                 _ = self.drain.cancelled() => self.end("server_shutting_down", "server shutting down"),
+                _ = self.ended.cancelled() => {
+                    self.end("credential_ended", "signed out, revoked or expired: sign in again, then resume");
+                }
                 _ = self.slow.wait() => {
                     self.sub.closed_slow();
                     self.end("slow_consumer", "slow consumer: reconnect with Last-Event-ID");

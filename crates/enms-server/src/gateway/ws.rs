@@ -54,6 +54,9 @@ pub const CLOSE_SHUTDOWN: u16 = 1001;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_PING_TIMEOUT: u16 = 4000;
 pub const CLOSE_SLOW: u16 = 4008;
+/// The stream's credential ended: signed out, revoked, disabled or
+/// expired (HTTP's 401 in the private range). Sign in again, then resume.
+pub const CLOSE_CREDENTIAL_ENDED: u16 = 4401;
 
 /// A live WebSocket stream of one kind.
 #[utoipa::path(get, path = "/api/v1/ws/{stream}", tag = "events", operation_id = "websocket_stream",
@@ -205,8 +208,9 @@ async fn serve(
 ) {
     // The set-up and the close are boxed: their state would otherwise count
     // in the size of every idle connection.
+    let ended = _permit.ended();
     let Some((mut conn, mut reader, slow_from_start)) =
-        Box::pin(start(stream, handshake, read_buf, state, kind, request)).await
+        Box::pin(start(stream, handshake, read_buf, state, kind, request, ended)).await
     else {
         return;
     };
@@ -222,6 +226,7 @@ async fn start(
     state: AppState,
     kind: StreamKind,
     request: ConnectRequest,
+    ended: CancellationToken,
 ) -> Option<(Connection, WebSocketStream<ReadSide>, bool)> {
     let outbox = Outbox::new(stream, state.gateway.config.hub.queue, request.last_event_id);
     // Register first, then read history: nothing published in between is lost.
@@ -244,7 +249,7 @@ async fn start(
     let reader =
         WebSocketStream::from_partially_read(ReadSide(outbox.clone()), read_buf, Role::Server, Some(config)).await;
     let conn = Connection {
-        stop: stop_signal(state.gateway.draining().clone(), sub.slow_signal()),
+        stop: stop_signal(state.gateway.draining().clone(), sub.slow_signal(), ended),
         outbox,
         sub,
         allowed: stream_types(kind).or_else(|| request.filter.types.clone()),
@@ -383,12 +388,17 @@ fn first_ping(interval: Duration, subscriber: u64) -> Duration {
     interval.mul_f64(0.5 + 0.5 * spread)
 }
 
-fn stop_signal(drain: CancellationToken, slow: SlowSignal) -> Pin<Box<dyn Future<Output = Stop> + Send>> {
+fn stop_signal(
+    drain: CancellationToken,
+    slow: SlowSignal,
+    ended: CancellationToken,
+) -> Pin<Box<dyn Future<Output = Stop> + Send>> {
     Box::pin(async move {
         tokio::select! {
             biased;
             _ = drain.cancelled() => Stop::Close(CLOSE_SHUTDOWN, "server shutting down"),
             _ = slow.wait() => Stop::Close(CLOSE_SLOW, "slow consumer"),
+            _ = ended.cancelled() => Stop::Close(CLOSE_CREDENTIAL_ENDED, "signed out, revoked or expired"),
         }
     })
 }

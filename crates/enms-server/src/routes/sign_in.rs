@@ -99,6 +99,10 @@ pub async fn logout(
     })?;
     state.auth.accounts.logout(session.id).await?;
     state.auth.forget_cached();
+    // Its streams on this instance end now; on others with their sweep.
+    if let Some(hash) = caller.as_ref().and_then(|c| c.credential.as_deref()) {
+        state.gateway.credentials.end(hash);
+    }
     tracing::info!(session = %session.id, "signed out");
     Ok(StatusCode::NO_CONTENT)
 }

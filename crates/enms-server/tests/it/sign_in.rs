@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::{TestServer, assert_error, db_url, respond};
-use crate::wsclient::{WAIT, alert};
+use crate::wsclient::{WAIT, Ws, alert, close_code, ws_url};
 
 /// A server requiring authentication, with an admin token and one user
 /// per role (password `<role> password`), made as `enms user create` does.
@@ -199,5 +199,65 @@ async fn an_admin_manages_users_and_disabling_one_ends_their_session() {
     let after = as_session(&server, &session, Method::GET, "/api/v1/machines", None).await;
     assert_error(&after, StatusCode::UNAUTHORIZED, "invalid_token");
     assert_error(&login(&server, "ada", "analytical engine").await, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    server.stop().await;
+}
+
+/// A stream opened with a session, through the browser's subprotocol.
+async fn stream_as(server: &TestServer, session: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = ws_url(server, "/api/v1/ws/dashboard").into_client_request().expect("request");
+    let offer = format!("enms, bearer.{session}").parse().expect("header");
+    req.headers_mut().insert("sec-websocket-protocol", offer);
+    let (inner, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
+    let mut ws = Ws { inner };
+    assert_eq!(ws.next_json().await["type"], "connection");
+    ws
+}
+
+#[tokio::test]
+async fn streams_end_with_their_credential_sign_out_expiry_and_revocation() {
+    let (server, admin, _dir) = server(|c| {
+        c.auth.cache_ttl = Duration::from_millis(200);
+        c.auth.sign_in.session_lifetime = Duration::from_secs(3);
+    })
+    .await;
+    // Sign-out closes the session's socket at once (4401), not the others'.
+    let (_, first) = login(&server, "viewer", "viewer password").await;
+    let first = first["access_token"].as_str().expect("token").to_owned();
+    let (_, second) = login(&server, "operator", "operator password").await;
+    let second = second["access_token"].as_str().expect("token").to_owned();
+    let mut ws = stream_as(&server, &first).await;
+    let mut other = stream_as(&server, &second).await;
+    let out = as_session(&server, &first, Method::POST, "/api/auth/logout", None).await;
+    assert_eq!(out.0, StatusCode::NO_CONTENT);
+    let (frame, _) = ws.until_close().await;
+    assert_eq!(close_code(&frame), 4401, "{frame:?}");
+    let published = as_session(&server, &second, Method::POST, "/api/v1/events", Some(alert("still here"))).await;
+    assert_eq!(published.0, StatusCode::ACCEPTED);
+    assert_eq!(other.next_json().await["data"]["message"], "still here", "another session's stream goes on");
+
+    // The other session expires (3 s): its stream closes with it.
+    let (frame, _) = other.until_close().await;
+    assert_eq!(close_code(&frame), 4401, "{frame:?}");
+
+    // An API token revoked: its SSE stream ends with an error event.
+    let store = enms_store::connect(&db_url(_dir.path())).await.expect("store");
+    let token = enms_server::auth::issue(store.as_ref(), "sse-reader", Role::Viewer).await.expect("issue");
+    store.close().await;
+    let mut sse =
+        reqwest::get(format!("{}/api/v1/events/stream?token={}", server.url, token.token)).await.expect("sse");
+    assert_eq!(sse.status(), StatusCode::OK);
+    let revoke = server.request(Method::DELETE, &format!("/api/v1/tokens/{}", token.record.id)).bearer_auth(&admin);
+    assert_eq!(revoke.send().await.expect("revoke").status(), StatusCode::NO_CONTENT);
+    let body = tokio::time::timeout(WAIT, async {
+        let mut text = String::new();
+        while let Some(chunk) = sse.chunk().await.expect("chunk") {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    })
+    .await
+    .expect("the stream ends within the sweep");
+    assert!(body.contains("event: error") && body.contains("credential_ended"), "{body}");
     server.stop().await;
 }

@@ -21,7 +21,7 @@
 // `connected` {recovered, resumed}, `resync`, `pong` {rtt}.
 
 import { api, qs, wsUrl, base } from 'enms/api.js';
-import { getToken } from 'enms/auth.js';
+import { askForToken, getToken, setToken } from 'enms/auth.js';
 
 const TYPES = ['anomaly_detected', 'anomaly_updated', 'metric_updated', 'training_started', 'training_progress',
   'training_completed', 'model_updated', 'system_alert'];
@@ -188,7 +188,18 @@ export class Realtime extends EventTarget {
       this.#down(0);
     };
     es.onerror = down;
-    es.addEventListener('error', (m) => { if (m.data) down(); });
+    es.addEventListener('error', (m) => {
+      if (!m.data) return;
+      let code = null;
+      try { code = JSON.parse(m.data).code; } catch { /* not ours */ }
+      if (code === 'credential_ended') {
+        conn.dead = true;
+        es.close();
+        this.#credentialEnded();
+        return;
+      }
+      down();
+    });
     this.#probeLater();
   }
 
@@ -263,8 +274,19 @@ export class Realtime extends EventTarget {
     }
   }
 
+  /** The session or token of the stream ended: sign in again, no retry. */
+  #credentialEnded() {
+    this.stop();
+    setToken(null);
+    askForToken('Your session ended (signed out, expired or revoked). Sign in again.');
+  }
+
   async #down(code) {
     if (this.stopped) return;
+    if (code === 4401) {
+      this.#credentialEnded();
+      return;
+    }
     this.#teardown();
     this.attempt += 1;
     this.#setState(this.attempt > this.offlineAfter || navigator.onLine === false ? 'offline' : 'reconnecting');

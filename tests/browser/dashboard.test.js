@@ -23,6 +23,7 @@ const PAGES = [
   ['events', '/ui/events', '#event-log li'],
   ['websocket-test', '/ui/websocket-test', '#ws-connect'],
   ['notifications', '/ui/notifications', '#notify-off'],
+  ['users', '/ui/users', '#user-rows'],
 ];
 
 let server;
@@ -575,6 +576,45 @@ test('a server that needs sign-in shows the sign-in page, then who is signed in,
   } finally {
     await secured.destroy();
   }
+});
+
+test('an admin creates a user on the Users page, changes their role and disables them', async () => {
+  const page = await open('/ui/users');
+  await waitLive(page);
+  await page.fill('#new-user input[name=name]', 'carol');
+  await page.selectOption('#new-user select[name=role]', 'operator');
+  await page.fill('#new-user input[name=password]', 'carol password 1');
+  await page.click('#new-user button[type=submit]');
+  const row = page.locator('#user-rows tr[data-name="carol"]');
+  await row.waitFor({ timeout: 5000 });
+  assert.match(await row.innerText(), /never/);
+  // A taken name is refused, said beside the form.
+  await page.fill('#new-user input[name=name]', 'Carol');
+  await page.fill('#new-user input[name=password]', 'another password');
+  await page.click('#new-user button[type=submit]');
+  await page.waitForSelector('#new-user + .error:has-text("already exists")', { timeout: 5000 });
+
+  // Carol signs in; a lower role, then disabling, end her session.
+  const login = async () => (await fetch(`${server.url}/api/auth/login`, { method: 'POST',
+    headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'carol', password: 'carol password 1' }) }));
+  const signed = await (await login()).json();
+  const me = (s) => fetch(`${server.url}/api/auth/me`, { headers: { authorization: `Bearer ${s.access_token}` } });
+  assert.equal((await me(signed)).status, 200);
+  await row.locator('select').selectOption('viewer');
+  await page.waitForSelector('.toast:has-text("carol is now viewer")', { timeout: 5000 });
+  const users = await (await fetch(`${server.url}/api/v1/users`)).json();
+  assert.equal(users.find((u) => u.name === 'carol').role, 'viewer');
+  assert.equal((await me(signed)).status, 401, 'a lower role ends the session');
+  const again = await (await login()).json();
+  assert.equal((await me(again)).status, 200);
+  await page.waitForFunction(() => document.querySelector('#user-rows tr[data-name="carol"] td:nth-child(3)')?.textContent !== 'never');
+  await page.locator('#user-rows tr[data-name="carol"] button:has-text("Disable")').click();
+  await page.waitForSelector('#user-rows tr[data-name="carol"] .sev:has-text("disabled")', { timeout: 5000 });
+  assert.equal((await me(again)).status, 401, 'disabling ends the session');
+  assert.equal((await login()).status, 401, 'a disabled user cannot sign in');
+  // The one failed request is the taken name's 409, which Chromium logs.
+  assert.deepEqual(page.errors.filter((e) => !e.includes('409 (Conflict)')), []);
+  await page.context().close();
 });
 
 test('the notifications page sends a test through a channel and shows each delivery live', async () => {

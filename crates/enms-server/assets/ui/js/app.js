@@ -19,6 +19,7 @@ import * as incidents from 'enms/pages/incidents.js';
 import * as models from 'enms/pages/models.js';
 import * as events from 'enms/pages/events.js';
 import * as notifications from 'enms/pages/notifications.js';
+import * as users from 'enms/pages/users.js';
 import * as wstest from 'enms/pages/websocket-test.js';
 
 const ROUTES = [
@@ -32,6 +33,7 @@ const ROUTES = [
   [/^models$/, 'models', models],
   [/^events$/, 'events', events],
   [/^notifications$/, 'notifications', notifications],
+  [/^users$/, 'users', users],
   [/^websocket-test$/, 'websocket-test', wstest],
 ];
 const TITLE = 'enms';

@@ -144,6 +144,7 @@ impl Connection {
         }
         let draining = self.state.gateway.draining().clone();
         let ended = self._permit.ended();
+        tokio::pin!(ended);
         let mut batch: Vec<Delivery> = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
@@ -152,7 +153,7 @@ impl Connection {
                     let _ = self.socket.send(Message::Close(Some(close))).await;
                     return;
                 }
-                () = ended.cancelled() => {
+                () = &mut ended => {
                     let code = CloseCode::from(super::ws::CLOSE_CREDENTIAL_ENDED);
                     let close = CloseFrame { code, reason: "signed out, revoked or expired".into() };
                     let _ = self.socket.send(Message::Close(Some(close))).await;

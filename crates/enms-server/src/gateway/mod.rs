@@ -99,14 +99,21 @@ pub struct Permit {
     token: Option<(uuid::Uuid, TokenCounts)>,
     _token: tokio_util::task::task_tracker::TaskTrackerToken,
     _credential: Option<credentials::Registration>,
-    ended: CancellationToken,
+    ended: Option<CancellationToken>,
 }
 
 impl Permit {
-    /// Cancelled when the stream's credential ends (signed out, revoked,
-    /// disabled, expired); never for an anonymous caller.
-    pub fn ended(&self) -> CancellationToken {
-        self.ended.clone()
+    /// Resolves when the stream's credential ends (signed out, revoked,
+    /// disabled, expired); never for an anonymous caller, whose stream
+    /// holds nothing for it.
+    pub fn ended(&self) -> impl Future<Output = ()> + Send + 'static {
+        let ended = self.ended.clone();
+        async move {
+            match ended {
+                Some(t) => t.cancelled_owned().await,
+                None => std::future::pending().await,
+            }
+        }
     }
 }
 
@@ -148,9 +155,9 @@ impl Gateway {
         let (registration, ended) = match caller.and_then(|p| Some((p.credential.as_deref()?, p.session.is_some()))) {
             Some((hash, session)) => {
                 let (r, ended) = self.credentials.register(hash, session);
-                (Some(r), ended)
+                (Some(r), Some(ended))
             }
-            None => (None, CancellationToken::new()),
+            None => (None, None),
         };
         let mut permit = Permit {
             open: self.open.clone(),

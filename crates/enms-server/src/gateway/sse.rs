@@ -62,7 +62,7 @@ pub async fn stream(
         sub: subscription,
         last_sent: request.last_event_id,
         drain: state.gateway.draining().clone(),
-        ended: permit.ended(),
+        ended: Box::pin(permit.ended()),
         keepalive: {
             let every = state.gateway.config.ping_interval;
             tokio::time::interval_at(tokio::time::Instant::now() + every, every)
@@ -91,7 +91,7 @@ struct SseStream {
     last_sent: Option<EventId>,
     drain: CancellationToken,
     /// The credential's end (see `credentials`).
-    ended: CancellationToken,
+    ended: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     keepalive: tokio::time::Interval,
     done: bool,
     /// Reused between wake-ups: no allocation per chunk.
@@ -105,7 +105,7 @@ impl SseStream {
             tokio::select! {
                 biased;
                 _ = self.drain.cancelled() => self.end("server_shutting_down", "server shutting down"),
-                _ = self.ended.cancelled() => {
+                () = &mut self.ended => {
                     self.end("credential_ended", "signed out, revoked or expired: sign in again, then resume");
                 }
                 _ = self.slow.wait() => {

@@ -226,7 +226,7 @@ async fn start(
     state: AppState,
     kind: StreamKind,
     request: ConnectRequest,
-    ended: CancellationToken,
+    ended: impl Future<Output = ()> + Send + 'static,
 ) -> Option<(Connection, WebSocketStream<ReadSide>, bool)> {
     let outbox = Outbox::new(stream, state.gateway.config.hub.queue, request.last_event_id);
     // Register first, then read history: nothing published in between is lost.
@@ -391,14 +391,14 @@ fn first_ping(interval: Duration, subscriber: u64) -> Duration {
 fn stop_signal(
     drain: CancellationToken,
     slow: SlowSignal,
-    ended: CancellationToken,
+    ended: impl Future<Output = ()> + Send + 'static,
 ) -> Pin<Box<dyn Future<Output = Stop> + Send>> {
     Box::pin(async move {
         tokio::select! {
             biased;
             _ = drain.cancelled() => Stop::Close(CLOSE_SHUTDOWN, "server shutting down"),
             _ = slow.wait() => Stop::Close(CLOSE_SLOW, "slow consumer"),
-            _ = ended.cancelled() => Stop::Close(CLOSE_CREDENTIAL_ENDED, "signed out, revoked or expired"),
+            () = ended => Stop::Close(CLOSE_CREDENTIAL_ENDED, "signed out, revoked or expired"),
         }
     })
 }

@@ -60,6 +60,11 @@ pub struct AuthConfig {
     pub sign_in: enms_accounts::Policy,
     /// Per client address: `POST /api/auth/login` attempts.
     pub login_rate: RateLimit,
+    /// Reverse proxies (nginx) whose `X-Forwarded-For` names the client:
+    /// from one of them, a sign-in counts against the nearest forwarded
+    /// address that is not a trusted proxy; from anyone else the header is
+    /// ignored, as a client could write anything in it.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl AuthConfig {
@@ -100,6 +105,7 @@ impl Default for AuthConfig {
             // mistypes is never slowed, a guesser gets 600 tries an hour
             // per address (and five per user before the lock-out).
             login_rate: RateLimit { per_second: 1.0 / 6.0, burst: 10 },
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -169,10 +175,29 @@ impl Auth {
         }
     }
 
+    /// The address a request counts against: its TCP peer or, when the
+    /// peer is a trusted proxy, the nearest `X-Forwarded-For` entry (read
+    /// from the right, as each proxy appends) that is not one — entries a
+    /// client put further left cannot move it.
+    pub fn client_addr(&self, peer: Option<ClientAddr>, headers: &HeaderMap) -> std::net::IpAddr {
+        let peer = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.0);
+        let trusted = &self.config.trusted_proxies;
+        if !trusted.contains(&peer) {
+            return peer;
+        }
+        let forwarded: Vec<std::net::IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        forwarded.into_iter().rev().find(|a| !trusted.contains(a)).unwrap_or(peer)
+    }
+
     /// Takes one sign-in attempt from the address's allowance, or answers
     /// `rate_limited` with how long to wait.
-    pub fn admit_login(&self, from: Option<ClientAddr>) -> Result<(), ApiError> {
-        let addr = from.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.0);
+    pub fn admit_login(&self, addr: std::net::IpAddr) -> Result<(), ApiError> {
         self.login.check(addr).map_err(|wait| {
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             ApiError::new(Code::RateLimited, format!("too many sign-in attempts from {addr}; retry in {secs} s"))

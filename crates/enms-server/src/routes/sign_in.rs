@@ -4,7 +4,7 @@
 //! like FastAPI's OAuth2 password flow (`access_token`, `token_type`).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use enms_core::access::Role;
@@ -58,6 +58,7 @@ pub struct LoginAnswer {
 pub async fn login(
     State(state): State<AppState>,
     from: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
     JsonBody(login): JsonBody<Login>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
     for (field, value, most) in [("username", &login.username, 64), ("password", &login.password, 256)] {
@@ -67,7 +68,7 @@ pub async fn login(
             return Err(ApiError::invalid(Code::InvalidField, field, message));
         }
     }
-    state.auth.admit_login(from.map(|e| e.0))?;
+    state.auth.admit_login(state.auth.client_addr(from.map(|e| e.0), &headers))?;
     let signed = state.auth.accounts.login(&login.username, &login.password).await.inspect_err(|e| {
         tracing::info!(user = %login.username, reason = %e, "sign-in refused");
     })?;

@@ -261,3 +261,39 @@ async fn streams_end_with_their_credential_sign_out_expiry_and_revocation() {
     assert!(body.contains("event: error") && body.contains("credential_ended"), "{body}");
     server.stop().await;
 }
+
+/// Behind a trusted proxy the per-address limit counts the client the
+/// proxy names; from anyone else `X-Forwarded-For` is ignored.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_sign_in_allowance() {
+    let attempt = |server: &TestServer, forwarded: &'static str| {
+        let req = server.request(Method::POST, "/api/auth/login").header("x-forwarded-for", forwarded);
+        let req = req.json(&json!({"username": "nobody", "password": "whatever1"}));
+        async move { req.send().await.expect("send").status() }
+    };
+    let limit = enms_server::RateLimit { per_second: 0.001, burst: 2 };
+    let (proxied, _admin, _dir) = server(|c| {
+        c.auth.login_rate = limit;
+        c.auth.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(attempt(&proxied, "10.0.0.1").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(attempt(&proxied, "10.0.0.1").await, StatusCode::TOO_MANY_REQUESTS, "10.0.0.1 spent its two");
+    assert_eq!(attempt(&proxied, "10.0.0.2").await, StatusCode::UNAUTHORIZED, "another client has its own");
+    // A client writing an address further left does not move the count.
+    assert_eq!(attempt(&proxied, "10.9.9.9, 10.0.0.1").await, StatusCode::TOO_MANY_REQUESTS);
+    proxied.stop().await;
+
+    let (direct, _admin, _dir) = server(|c| c.auth.login_rate = limit).await;
+    for forwarded in ["10.0.0.1", "10.0.0.2"] {
+        assert_eq!(attempt(&direct, forwarded).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        attempt(&direct, "10.0.0.3").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an untrusted peer's header is ignored: all three were the same address"
+    );
+    direct.stop().await;
+}

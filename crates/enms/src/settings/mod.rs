@@ -141,6 +141,7 @@ fn security(server: &mut ServerConfig, s: SecuritySettings) {
     // Per minute in the file (what a person reads), per second inside.
     set(s.login_rate.map(|per_minute| per_minute / 60.0), &mut a.login_rate.per_second);
     set(s.login_burst, &mut a.login_rate.burst);
+    set(s.trusted_proxies, &mut a.trusted_proxies);
     set(s.max_connections_per_token, &mut server.gateway.max_per_token);
     set(s.max_json_bytes, &mut server.max_json_bytes);
     set(s.max_csv_bytes, &mut server.max_csv_bytes);
@@ -422,7 +423,8 @@ mod tests {
             &path,
             "[security]\nauth = \"required\"\ncors_origins = [\"https://grafana.plant:3000\"]\npublish_rate = 50\n\
              publish_burst = 10\nmax_connections_per_token = 3\ntoken_cache = \"1s\"\nsession_lifetime = \"8h\"\n\
-             max_failed_logins = 3\nlockout = \"30m\"\nlogin_rate = 30\nlogin_burst = 5\n",
+             max_failed_logins = 3\nlockout = \"30m\"\nlogin_rate = 30\nlogin_burst = 5\n\
+             trusted_proxies = [\"127.0.0.1\", \"::1\"]\n",
         )
         .expect("write");
         let s = resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() }).expect("valid");
@@ -436,6 +438,7 @@ mod tests {
             (std::time::Duration::from_secs(8 * 3600), 3, std::time::Duration::from_secs(1800))
         );
         assert_eq!((s.server.auth.login_rate.per_second, s.server.auth.login_rate.burst), (0.5, 5));
+        assert_eq!(s.server.auth.trusted_proxies.len(), 2);
         for (text, setting) in [
             ("auth = \"maybe\"", "auth"),
             ("cors_origins = [\"grafana\"]", "cors_origins"),
@@ -447,6 +450,7 @@ mod tests {
             ("lockout = \"soon\"", "lockout"),
             ("login_rate = -1", "login_rate"),
             ("login_burst = 0", "login_burst"),
+            ("trusted_proxies = [\"nginx\"]", "trusted_proxies"),
         ] {
             std::fs::write(&path, format!("[security]\n{text}\n")).expect("write");
             let err =

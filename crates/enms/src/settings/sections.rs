@@ -404,6 +404,9 @@ pub struct SecuritySettings {
     /// Per client address: sign-in attempts at once [default: 10].
     #[arg(long, env = "ENMS_LOGIN_BURST")]
     pub login_burst: Option<u32>,
+    /// Reverse proxies whose X-Forwarded-For names the client, comma-separated IPs.
+    #[arg(long, env = "ENMS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
     /// Largest JSON body of POST /api/v1/readings [default: 33554432].
     #[arg(long, env = "ENMS_MAX_JSON_BYTES")]
     pub max_json_bytes: Option<usize>,
@@ -425,6 +428,7 @@ layered!(SecuritySettings {
     lockout,
     login_rate,
     login_burst,
+    trusted_proxies,
     max_json_bytes,
     max_csv_bytes,
 });

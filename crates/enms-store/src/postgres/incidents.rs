@@ -31,34 +31,48 @@ pub async fn save(pool: &PgPool, i: &IncidentRecord, entry: &IncidentEntry, expe
     Ok(Saved::Written)
 }
 
+/// The columns a change may write, in the order both the insert and the
+/// update name them.
+const CHANGING: &str = "state, severity, title, assignee, acknowledged_at, acknowledged_by, resolved_at, \
+                        resolved_by, resolution, episode_count, open_episodes, last_activity_at, updated_at, version";
+
+type Statement<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds [`CHANGING`], in its order.
+fn bind_changing<'q>(q: Statement<'q>, i: &IncidentRecord) -> Statement<'q> {
+    q.bind(i.state.clone())
+        .bind(i.severity.clone())
+        .bind(i.title.clone())
+        .bind(i.assignee.clone())
+        .bind(i.acknowledged_at.map(ms))
+        .bind(i.acknowledged_by.clone())
+        .bind(i.resolved_at.map(ms))
+        .bind(i.resolved_by.clone())
+        .bind(i.resolution.clone())
+        .bind(i.episode_count)
+        .bind(serde_json::to_value(&i.open_episodes).unwrap_or_default())
+        .bind(ms(i.last_activity_at))
+        .bind(ms(i.updated_at))
+        .bind(i.version)
+}
+
+/// `$from, $from+1, …` for `n` parameters.
+fn params(from: usize, n: usize) -> String {
+    (from..from + n).map(|k| format!("${k}")).collect::<Vec<_>>().join(", ")
+}
+
 async fn insert(conn: &mut PgConnection, i: &IncidentRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO incidents (id, machine_id, anomaly_type, state, severity, title, assignee, opened_at,
-            acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution, episode_count, open_episodes,
-            last_activity_at, updated_at, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-    )
-    .bind(i.id)
-    .bind(i.machine_id)
-    .bind(&i.anomaly_type)
-    .bind(&i.state)
-    .bind(&i.severity)
-    .bind(&i.title)
-    .bind(&i.assignee)
-    .bind(ms(i.opened_at))
-    .bind(i.acknowledged_at.map(ms))
-    .bind(&i.acknowledged_by)
-    .bind(i.resolved_at.map(ms))
-    .bind(&i.resolved_by)
-    .bind(&i.resolution)
-    .bind(i.episode_count)
-    .bind(serde_json::to_value(&i.open_episodes).unwrap_or_default())
-    .bind(ms(i.last_activity_at))
-    .bind(ms(i.updated_at))
-    .bind(i.version)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match e {
+    let n = CHANGING.split(", ").count();
+    let sql = format!(
+        "INSERT INTO incidents (id, machine_id, anomaly_type, opened_at, {CHANGING}) VALUES ($1, $2, $3, $4, {})",
+        params(5, n)
+    );
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(i.id)
+        .bind(i.machine_id)
+        .bind(i.anomaly_type.clone())
+        .bind(ms(i.opened_at));
+    bind_changing(q, i).execute(&mut *conn).await.map_err(|e| match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict { field: "anomaly_type", value: i.anomaly_type.clone() }
         }
@@ -68,30 +82,13 @@ async fn insert(conn: &mut PgConnection, i: &IncidentRecord) -> Result<()> {
 }
 
 async fn update(conn: &mut PgConnection, i: &IncidentRecord, expected: i64) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE incidents SET state = $1, severity = $2, title = $3, assignee = $4, acknowledged_at = $5,
-            acknowledged_by = $6, resolved_at = $7, resolved_by = $8, resolution = $9, episode_count = $10,
-            open_episodes = $11, last_activity_at = $12, updated_at = $13, version = $14
-         WHERE id = $15 AND version = $16",
-    )
-    .bind(&i.state)
-    .bind(&i.severity)
-    .bind(&i.title)
-    .bind(&i.assignee)
-    .bind(i.acknowledged_at.map(ms))
-    .bind(&i.acknowledged_by)
-    .bind(i.resolved_at.map(ms))
-    .bind(&i.resolved_by)
-    .bind(&i.resolution)
-    .bind(i.episode_count)
-    .bind(serde_json::to_value(&i.open_episodes).unwrap_or_default())
-    .bind(ms(i.last_activity_at))
-    .bind(ms(i.updated_at))
-    .bind(i.version)
-    .bind(i.id)
-    .bind(expected)
-    .execute(&mut *conn)
-    .await?;
+    let columns: Vec<&str> = CHANGING.split(", ").collect();
+    let assignments =
+        columns.iter().enumerate().map(|(k, c)| format!("{c} = ${}", k + 1)).collect::<Vec<_>>().join(", ");
+    let n = columns.len();
+    let sql = format!("UPDATE incidents SET {assignments} WHERE id = ${} AND version = ${}", n + 1, n + 2);
+    let done =
+        bind_changing(sqlx::query(sqlx::AssertSqlSafe(sql)), i).bind(i.id).bind(expected).execute(&mut *conn).await?;
     Ok(done.rows_affected() == 1)
 }
 

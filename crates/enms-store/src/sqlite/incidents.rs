@@ -37,34 +37,40 @@ pub async fn save(
     Ok(Saved::Written)
 }
 
+/// The columns a change may write, in the order both the insert and the
+/// update name them.
+const CHANGING: &str = "state, severity, title, assignee, acknowledged_at, acknowledged_by, resolved_at, \
+                        resolved_by, resolution, episode_count, open_episodes, last_activity_at, updated_at, version";
+
+type Statement<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds [`CHANGING`], in its order.
+fn bind_changing<'q>(q: Statement<'q>, i: &IncidentRecord) -> Statement<'q> {
+    q.bind(i.state.clone())
+        .bind(i.severity.clone())
+        .bind(i.title.clone())
+        .bind(i.assignee.clone())
+        .bind(i.acknowledged_at.map(to_ms))
+        .bind(i.acknowledged_by.clone())
+        .bind(i.resolved_at.map(to_ms))
+        .bind(i.resolved_by.clone())
+        .bind(i.resolution.clone())
+        .bind(i.episode_count)
+        .bind(serde_json::to_string(&i.open_episodes).unwrap_or_else(|_| "[]".into()))
+        .bind(to_ms(i.last_activity_at))
+        .bind(to_ms(i.updated_at))
+        .bind(i.version)
+}
+
 async fn insert(conn: &mut SqliteConnection, i: &IncidentRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO incidents (id, machine_id, anomaly_type, state, severity, title, assignee, opened_at,
-            acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution, episode_count, open_episodes,
-            last_activity_at, updated_at, version)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(i.id.to_string())
-    .bind(i.machine_id.to_string())
-    .bind(&i.anomaly_type)
-    .bind(&i.state)
-    .bind(&i.severity)
-    .bind(&i.title)
-    .bind(&i.assignee)
-    .bind(to_ms(i.opened_at))
-    .bind(i.acknowledged_at.map(to_ms))
-    .bind(&i.acknowledged_by)
-    .bind(i.resolved_at.map(to_ms))
-    .bind(&i.resolved_by)
-    .bind(&i.resolution)
-    .bind(i.episode_count)
-    .bind(serde_json::to_string(&i.open_episodes).unwrap_or_else(|_| "[]".into()))
-    .bind(to_ms(i.last_activity_at))
-    .bind(to_ms(i.updated_at))
-    .bind(i.version)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match e {
+    let marks = vec!["?"; 4 + CHANGING.split(", ").count()].join(", ");
+    let sql = format!("INSERT INTO incidents (id, machine_id, anomaly_type, opened_at, {CHANGING}) VALUES ({marks})");
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(i.id.to_string())
+        .bind(i.machine_id.to_string())
+        .bind(i.anomaly_type.clone())
+        .bind(to_ms(i.opened_at));
+    bind_changing(q, i).execute(&mut *conn).await.map_err(|e| match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict { field: "anomaly_type", value: i.anomaly_type.clone() }
         }
@@ -74,30 +80,13 @@ async fn insert(conn: &mut SqliteConnection, i: &IncidentRecord) -> Result<()> {
 }
 
 async fn update(conn: &mut SqliteConnection, i: &IncidentRecord, expected: i64) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE incidents SET state = ?, severity = ?, title = ?, assignee = ?, acknowledged_at = ?,
-            acknowledged_by = ?, resolved_at = ?, resolved_by = ?, resolution = ?, episode_count = ?,
-            open_episodes = ?, last_activity_at = ?, updated_at = ?, version = ?
-         WHERE id = ? AND version = ?",
-    )
-    .bind(&i.state)
-    .bind(&i.severity)
-    .bind(&i.title)
-    .bind(&i.assignee)
-    .bind(i.acknowledged_at.map(to_ms))
-    .bind(&i.acknowledged_by)
-    .bind(i.resolved_at.map(to_ms))
-    .bind(&i.resolved_by)
-    .bind(&i.resolution)
-    .bind(i.episode_count)
-    .bind(serde_json::to_string(&i.open_episodes).unwrap_or_else(|_| "[]".into()))
-    .bind(to_ms(i.last_activity_at))
-    .bind(to_ms(i.updated_at))
-    .bind(i.version)
-    .bind(i.id.to_string())
-    .bind(expected)
-    .execute(&mut *conn)
-    .await?;
+    let assignments = CHANGING.split(", ").map(|c| format!("{c} = ?")).collect::<Vec<_>>().join(", ");
+    let sql = format!("UPDATE incidents SET {assignments} WHERE id = ? AND version = ?");
+    let done = bind_changing(sqlx::query(sqlx::AssertSqlSafe(sql)), i)
+        .bind(i.id.to_string())
+        .bind(expected)
+        .execute(&mut *conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -107,17 +107,25 @@ async fn baseline_training_reports_each_real_step_and_activates_the_model() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn streaming_detection_announces_a_spike_at_once_and_batch_detection_saves_once() {
-    let s = TestServer::start().await;
-    let id = seeded_machine(&s, "Press-2").await;
-    let (mut training, _) = Ws::connect(&s, "/api/v1/ws/training").await;
+/// A machine with a week of factory readings and an anomaly model trained
+/// through the seed's retrain trigger: its id, the trigger's answer and the
+/// training job's events.
+pub async fn machine_with_anomaly_model(s: &TestServer, name: &str) -> (String, Value, Vec<Value>) {
+    let id = seeded_machine(s, name).await;
+    let (mut training, _) = Ws::connect(s, "/api/v1/ws/training").await;
     let (status, trig) = s
         .send("POST", &format!("/api/v1/model-performance/retrain/trigger?model_type=anomaly&machine_id={id}&trigger_type=manual&reason=test"), "application/json", "")
         .await;
     assert_eq!(status, StatusCode::OK, "{trig}");
-    assert_eq!((trig["triggered"].as_bool(), trig["trigger_type"].as_str()), (Some(true), Some("manual")));
     let events = job_events(&mut training, trig["training_job_id"].as_str().expect("job id")).await;
+    (id, trig, events)
+}
+
+#[tokio::test]
+async fn streaming_detection_announces_a_spike_at_once_and_batch_detection_saves_once() {
+    let s = TestServer::start().await;
+    let (id, trig, events) = machine_with_anomaly_model(&s, "Press-2").await;
+    assert_eq!((trig["triggered"].as_bool(), trig["trigger_type"].as_str()), (Some(true), Some("manual")));
     assert_eq!(events.last().map(|e| e["data"]["status"].clone()), Some(json!("completed")), "{events:?}");
 
     let (mut anomalies, _) = Ws::connect(&s, &format!("/api/v1/ws/anomalies?machine_id={id}")).await;

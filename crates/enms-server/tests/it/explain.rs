@@ -8,20 +8,14 @@ use chrono::{Duration, DurationRound, Utc};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::analytics::job_events;
-use crate::common::{TestServer, assert_error, seeded_machine};
+use crate::analytics::machine_with_anomaly_model;
+use crate::common::{TestServer, assert_error};
 use crate::wsclient::Ws;
 
 #[tokio::test]
 async fn an_anomaly_is_explained_with_its_signal_excess_cost_checks_and_summary() {
     let s = TestServer::start().await;
-    let id = seeded_machine(&s, "Press-2").await;
-    let (mut training, _) = Ws::connect(&s, "/api/v1/ws/training").await;
-    let (status, trig) = s
-        .send("POST", &format!("/api/v1/model-performance/retrain/trigger?model_type=anomaly&machine_id={id}&trigger_type=manual&reason=test"), "application/json", "")
-        .await;
-    assert_eq!(status, StatusCode::OK, "{trig}");
-    job_events(&mut training, trig["training_job_id"].as_str().expect("job id")).await;
+    let (id, _, _) = machine_with_anomaly_model(&s, "Press-2").await;
     let (mut incidents, _) = Ws::connect(&s, "/api/v1/ws?types=incident_opened").await;
 
     let ts = Utc::now().duration_trunc(Duration::minutes(1)).expect("trunc");

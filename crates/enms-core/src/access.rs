@@ -124,11 +124,14 @@ pub struct SessionRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// The longest user name, in characters.
+pub const MAX_USER_NAME: usize = 64;
+
 /// A user name: 1–64 characters of ASCII letters, digits, `-`, `_`, `.`,
 /// `@` (an e-mail address fits), no spaces.
 pub fn valid_user_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
-        && name.chars().count() <= 64
+        && name.chars().count() <= MAX_USER_NAME
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
     if ok { Ok(()) } else { Err("a user name is 1 to 64 ASCII letters, digits, '-', '_', '.' or '@'".into()) }
 }

@@ -61,7 +61,12 @@ pub async fn login(
     headers: HeaderMap,
     JsonBody(login): JsonBody<Login>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
-    for (field, value, most) in [("username", &login.username, 64), ("password", &login.password, 256)] {
+    // The longest a name or a password can be, so nothing longer is hashed.
+    let limits = [
+        ("username", &login.username, enms_core::access::MAX_USER_NAME),
+        ("password", &login.password, enms_accounts::password::MAX_CHARS),
+    ];
+    for (field, value, most) in limits {
         let chars = value.chars().count();
         if chars == 0 || chars > most {
             let message = format!("{field} is 1 to {most} characters, got {chars}");

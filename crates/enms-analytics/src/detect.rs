@@ -28,11 +28,13 @@
 //! - **Critical** above the threshold that a tenth of that share passes
 //!   (at most one training reading in a thousand).
 
+pub mod budget;
 pub mod calibrate;
 pub mod episode;
 mod expect;
 mod recent;
 pub mod signal;
+pub mod stream;
 
 use chrono::{Datelike, Timelike};
 use nalgebra::{DMatrix, DVector};
@@ -58,6 +60,12 @@ pub const CRITICAL_SHARE: f64 = 0.1;
 pub const CRITICAL_MAX_SHARE: f64 = 0.001;
 /// Elevated readings (which hold an episode open): this many times the budget.
 pub const HOLD_SHARE: f64 = 3.0;
+/// A single reading opens a critical episode only when it is this many
+/// times less likely than the critical threshold (Fisher's statistic
+/// `ln(FAR_BEYOND)` above it); otherwise a critical finding needs the
+/// reading before it beyond the critical threshold too (docs/analytics.md,
+/// *Episode rules*).
+pub const FAR_BEYOND: f64 = 100.0;
 /// σ is at least this share of the machine's full load (power).
 const FULL_LOAD_SIGMA_SHARE: f64 = 0.005;
 /// σ of power is at least this share of the expected value (a class-1 meter).
@@ -203,6 +211,11 @@ pub struct AnomalyModel {
     pub sigma_kw: f64,
     pub contamination: f64,
     pub training_rows: usize,
+    /// The median interval of the training readings, hours: the resolution
+    /// the model's spread and thresholds were learnt at (0 in models saved
+    /// before it was recorded: every reading is then judged as trained).
+    #[serde(default)]
+    pub interval_h: f64,
     /// Training readings the rules flag: at most `contamination` of them.
     pub training_flagged: usize,
     pub training_critical: usize,
@@ -232,6 +245,39 @@ pub struct Finding {
     /// detection floors): `expected ± 1.96 σ` is the reading-level 95 %
     /// band charts draw.
     pub sigma_power_kw: Option<f64>,
+    /// The deviations together (`M²`) before the resolution's spread was
+    /// taken out: what the stream learns the fine spread from.
+    #[serde(skip)]
+    pub raw_m2: f64,
+}
+
+/// How a reading is judged against a model learnt at another interval
+/// (`stream` decides both numbers).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judging {
+    /// Readings of this resolution per training interval (≥ 1): every
+    /// trained share is divided by it, so the alarm budget holds per hour
+    /// of data, not per reading.
+    pub rate: f64,
+    /// The deviation's spread at this resolution, in training σ (≥ 1).
+    pub spread: f64,
+}
+
+impl Judging {
+    /// A reading at the training resolution.
+    pub const TRAINED: Self = Self { rate: 1.0, spread: 1.0 };
+}
+
+/// The thresholds of a model at one rate (see [`Judging`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    pub flag: f64,
+    pub critical: f64,
+    /// A single reading above this is critical at once.
+    pub far: f64,
+    pub hold: f64,
+    pub gate: f64,
+    pub stuck_run: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -364,6 +410,7 @@ impl AnomalyModel {
             sigma_kw,
             contamination: c,
             training_rows: rows.len(),
+            interval_h: median(&mut rows.iter().map(|r| r.hours).collect::<Vec<_>>()).max(0.0),
             training_flagged: 0,
             training_critical: 0,
         };
@@ -468,11 +515,57 @@ impl AnomalyModel {
         rows.iter().map(|iv| iv.sample.power_kw).collect()
     }
 
-    /// Judges one reading; `values` holds its signals in the model's order
-    /// (NaN where missing); `recent` holds the machine's preceding readings
-    /// and is updated.
+    /// The thresholds at `rate` readings per training interval: each
+    /// trained share divided by the rate (the exponential tail beyond the
+    /// training values gives the small ones), the deviation gate at the
+    /// normal-theory point of that rate, and a stuck run as long in time.
+    pub fn thresholds(&self, rate: f64) -> Thresholds {
+        let cal = &self.calibration;
+        let rate = if rate.is_finite() { rate.max(1.0) } else { 1.0 };
+        let at = |threshold: f64, divide: f64| {
+            let share = cal.combined.upper(threshold) / divide;
+            cal.combined.at_share(share).max(threshold)
+        };
+        let critical = if rate > 1.0 { at(cal.critical, rate) } else { cal.critical };
+        let k = self.signals.len().max(1) as f64;
+        let gate = if rate > 1.0 {
+            let normal = ChiSquared::new(k).map(|d| d.inverse_cdf(1.0 - (1.0 - GATE_NORMAL_QUANTILE) / rate));
+            cal.gate.max(normal.unwrap_or(0.0))
+        } else {
+            cal.gate
+        };
+        Thresholds {
+            flag: if rate > 1.0 { at(cal.flag, rate) } else { cal.flag },
+            far: critical + FAR_BEYOND.ln(),
+            critical,
+            hold: if rate > 1.0 { at(cal.hold, rate) } else { cal.hold },
+            gate,
+            stuck_run: (cal.stuck_run as f64 * rate).ceil() as usize,
+        }
+    }
+
+    /// Judges one reading at the training resolution; `values` holds its
+    /// signals in the model's order (NaN where missing); `recent` holds the
+    /// machine's preceding readings and is updated.
     pub fn judge(&self, iv: &Interval, values: &[f64], expectation: &Expectation<'_>, recent: &mut Recent) -> Finding {
+        self.judge_at(iv, values, expectation, recent, &self.thresholds(1.0), 1.0)
+    }
+
+    /// Judges one reading against `thresholds` (from [`Self::thresholds`])
+    /// with deviations divided by `spread` (see [`Judging`]).
+    pub fn judge_at(
+        &self,
+        iv: &Interval,
+        values: &[f64],
+        expectation: &Expectation<'_>,
+        recent: &mut Recent,
+        th: &Thresholds,
+        spread: f64,
+    ) -> Finding {
         let (expected, z) = self.deviations(iv, values, expectation);
+        let raw_m2 = self.m2(&z).0;
+        let spread = if spread.is_finite() { spread.max(1.0) } else { 1.0 };
+        let z: Vec<f64> = z.iter().map(|v| v / spread).collect();
         let forest = -self.forest.score_one(&self.features(iv, values, &expected));
         let (m2, parts) = self.m2(&z);
         let cal = &self.calibration;
@@ -483,15 +576,15 @@ impl AnomalyModel {
         let top = (0..z.len()).max_by(|&a, &b| parts[a].total_cmp(&parts[b])).unwrap_or(0);
         let power = self.signals.iter().position(|m| m.signal == Signal::Power);
         let power_kw = power.map(|_| iv.sample.power_kw);
-        recent.push(iv.sample.power_kw, z[top], top, cal.stuck_run);
-        let stuck = power.is_some() && recent.stuck(cal.stuck_run) && iv.operating();
-        let flagged = stuck || (m2 >= cal.gate && t > cal.flag);
+        recent.push(iv.sample.power_kw, iv.operating(), z[top], top);
+        let stuck = power.is_some() && recent.stuck(th.stuck_run) && iv.operating();
+        let flagged = stuck || (m2 >= th.gate && t > th.flag);
         let value = if values[top].is_finite() { values[top] } else { self.signals[top].fill };
         let mut finding = Finding {
             score,
             severity: Severity::Normal,
             anomaly_type: None,
-            elevated: t > cal.hold,
+            elevated: t > th.hold,
             signal: self.signals[top].signal.name(),
             value,
             expected: expected[top],
@@ -499,16 +592,21 @@ impl AnomalyModel {
             power_kw,
             expected_power_kw: power.map(|p| expected[p]),
             sigma_power_kw: power.map(|p| self.signals[p].spread(iv, expected[p])),
+            raw_m2,
         };
+        // Critical needs a second reading beyond the critical threshold, or
+        // one far beyond it: one marginal reading pages nobody.
+        let beyond = flagged && t > th.critical;
+        let critical = stuck || (beyond && (recent.was_critical || t > th.far));
+        recent.was_critical = beyond;
         if !flagged {
             return finding;
         }
-        let critical = stuck || t > cal.critical;
         let kind = if stuck {
             AnomalyType::Stuck
         } else if Some(top) == power && !iv.operating() && z[top] > 0.0 {
             AnomalyType::OffHours
-        } else if !critical && recent.drifting(top, z[top]) {
+        } else if !beyond && recent.drifting(top, z[top]) {
             AnomalyType::Drift
         } else if z[top] > 0.0 {
             AnomalyType::Spike

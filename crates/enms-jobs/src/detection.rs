@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use enms_analytics::baseline::BaselineModel;
 use enms_analytics::detect::episode::{self, Episode};
-use enms_analytics::detect::{AnomalyModel, Expectation, ModelSpec, Recent, Signal};
+use enms_analytics::detect::stream::StreamState;
+use enms_analytics::detect::{AnomalyModel, Expectation, ModelSpec, Signal};
 use enms_core::event::EventType;
 use enms_store::AnomalyRecord;
 use serde::{Deserialize, Serialize};
@@ -242,14 +243,14 @@ fn judge_window(
         None => Expectation::Profile,
     };
     let k = model.signals.len();
-    let mut recent = Recent::default();
+    let mut state = StreamState::default();
     let mut tracker = episode::Tracker::new(QUIET_READINGS);
     let mut found = Vec::new();
     let mut episodes = Vec::new();
     // Anomaly ids of each open episode, by type.
     let mut open_ids: HashMap<&'static str, Vec<Uuid>> = HashMap::new();
     for (i, iv) in data.rows.iter().enumerate() {
-        let f = model.judge(iv, &data.values[i * k..(i + 1) * k], &expectation, &mut recent);
+        let (f, _) = state.judge(&model, iv, &data.values[i * k..(i + 1) * k], &expectation);
         if iv.sample.timestamp < start {
             continue;
         }
@@ -364,12 +365,12 @@ pub async fn scores(
             None => Expectation::Profile,
         };
         let k = signals.len();
-        let mut recent = Recent::default();
+        let mut state = StreamState::default();
         data.rows
             .iter()
             .enumerate()
             .map(|(i, iv)| {
-                let f = model.judge(iv, &data.values[i * k..(i + 1) * k], &expectation, &mut recent);
+                let (f, _) = state.judge(&model, iv, &data.values[i * k..(i + 1) * k], &expectation);
                 ScorePoint {
                     timestamp: iv.sample.timestamp,
                     score: f.score,

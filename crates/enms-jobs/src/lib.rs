@@ -11,8 +11,10 @@
 //! `training` (baseline and anomaly models) and `detection` (batch windows,
 //! long ones as jobs); `live` scores each ingested reading against the
 //! active model and tracks episodes; `scheduler` submits the nightly
-//! refreshes and drift retraining.
+//! refreshes and drift retraining; `adapt` refreshes models as data
+//! arrives.
 
+pub mod adapt;
 pub mod detection;
 pub mod error;
 pub mod explain;
@@ -60,12 +62,15 @@ pub struct AnalyticsConfig {
     pub schedule: scheduler::Schedule,
     /// Score every ingested reading against its machine's active anomaly model.
     pub streaming: bool,
+    /// When live detectors refresh their models (data, budget, level shift).
+    pub adapt: adapt::Adaptation,
 }
 
 impl AnalyticsConfig {
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         at_least_one("job_queue", self.job_queue)?;
         at_least_one("job_concurrency", self.job_concurrency)?;
+        self.adapt.validate()?;
         let t = &self.tariff;
         let prices_ok = [t.peak_price, t.offpeak_price].iter().all(|p| p.is_finite() && *p >= 0.0);
         if !prices_ok || t.peak_start_hour > 24 || t.peak_end_hour > 24 || t.peak_start_hour > t.peak_end_hour {
@@ -86,6 +91,7 @@ impl Default for AnalyticsConfig {
             tariff: Tariff::default(),
             schedule: scheduler::Schedule::default(),
             streaming: true,
+            adapt: adapt::Adaptation::default(),
         }
     }
 }
@@ -102,7 +108,7 @@ pub struct Analytics {
 impl Analytics {
     pub fn new(store: Arc<dyn Store>, outlet: Arc<dyn Outlet>, config: AnalyticsConfig) -> Self {
         let config = Arc::new(config);
-        let live = Live::new(store.clone(), outlet.clone());
+        let live = Live::with_policy(store.clone(), outlet.clone(), config.adapt.clone());
         let jobs = Jobs::new(store.clone(), outlet.clone(), live.clone(), &config, run_job);
         Self { store, outlet, jobs, live, config }
     }
@@ -110,6 +116,9 @@ impl Analytics {
     /// Takes over jobs a stopped instance left behind and loads the active
     /// models.
     pub async fn start(&self) -> Result<(), enms_store::StoreError> {
+        if let Some(rx) = self.live.take_refreshes() {
+            tokio::spawn(adapt::run(self.clone(), rx));
+        }
         self.jobs.sweep().await?;
         self.live.reload_all().await
     }

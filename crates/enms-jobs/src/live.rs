@@ -5,51 +5,103 @@
 //! when it escalates, `anomaly_updated` when it ends — while every flagged
 //! reading is saved. Also model activation, and the announcing of batch
 //! detection's episodes.
+//!
+//! Each detector judges at the resolution its model learnt
+//! (`enms_analytics::detect::stream`), keeps the flagged share of its last
+//! stretch of data time (`detect::budget`), and asks for a refresh of its
+//! model by data, budget or level shift (`crate::adapt`); while one runs,
+//! the machine's readings are held and judged by the new model once it is
+//! active, so the outcome depends on the data alone, not on its speed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use enms_analytics::baseline::BaselineModel;
+use enms_analytics::detect::budget::Budget;
 use enms_analytics::detect::episode::{self, Change, Episode};
-use enms_analytics::detect::{AnomalyModel, AnomalyType, Expectation, Finding, Recent};
+use enms_analytics::detect::stream::StreamState;
+use enms_analytics::detect::{AnomalyModel, AnomalyType, Expectation, Finding, Judging, MIN_TRAINING_ROWS};
 use enms_analytics::series::{Interval, MAX_INTERVAL_H, Sample};
-use enms_core::Reading;
 use enms_core::event::EventType;
-use enms_store::{AnomalyRecord, EpisodeRecord, ModelRecord, Store, StoreError};
+use enms_core::{Reading, Resolution};
+use enms_store::{AnomalyRecord, EpisodeRecord, ModelRecord, ReadingQuery, Store, StoreError};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::reading_value;
+use crate::adapt::{self, Adaptation, Reason, Refresh};
 use crate::error::JobError;
 use crate::outlet::Outlet;
 
 /// Normal readings in a row that end a streaming episode.
 pub const QUIET_READINGS: usize = episode::DEFAULT_QUIET;
+/// A model is stale only when its flags came in at least this many
+/// separate runs: one long fault in the window is a fault, not a model
+/// that no longer fits.
+pub const STALE_RUNS: usize = 3;
+/// Readings a new detector warms up on (its learnt fine spread, the
+/// look-back rules): the machine's last hour, at most this many.
+const WARM_UP_READINGS: u32 = 1_000;
 
 /// One machine's live detector.
 struct Detector {
     model_id: Uuid,
     model: AnomalyModel,
     baseline: Option<BaselineModel>,
+    /// Where the model's training window ended (data time): refreshes by
+    /// data count from here.
+    trained_until: Option<DateTime<Utc>>,
     state: Mutex<MachineState>,
 }
 
 struct MachineState {
     last: Option<DateTime<Utc>>,
-    recent: Recent,
+    stream: StreamState,
     episodes: episode::Tracker,
     /// Each open episode's id and the anomaly that opened it, by type.
     open: HashMap<AnomalyType, (Uuid, AnomalyRecord)>,
+    /// The flagged share of the last stretch of data time.
+    budget: Budget,
+    /// Readings judged by the current model.
+    judged: usize,
+    /// Readings judged by this detector, and that count when each open
+    /// episode opened (by its start): how much data a shift has lasted.
+    seen: u64,
+    seen_at_open: HashMap<DateTime<Utc>, u64>,
+    /// Refreshes by data count from here (the training end, or a failed
+    /// refresh's cutoff).
+    refresh_from: Option<DateTime<Utc>>,
+    /// The start of the episode a shift refresh was last asked for.
+    shift_tried: Option<DateTime<Utc>>,
+    /// A refresh asked for and the readings held meanwhile.
+    pending: Option<Pending>,
+    /// How the last reading was judged.
+    judging: Option<Judging>,
 }
 
-impl Default for MachineState {
-    fn default() -> Self {
+struct Pending {
+    reason: Reason,
+    cutoff: DateTime<Utc>,
+    held: Vec<Reading>,
+}
+
+impl MachineState {
+    fn new(policy: &Adaptation) -> Self {
         Self {
             last: None,
-            recent: Recent::default(),
+            stream: StreamState::default(),
             episodes: episode::Tracker::new(QUIET_READINGS),
             open: HashMap::new(),
+            budget: Budget::new(chrono::Duration::from_std(policy.budget_window).unwrap_or(chrono::Duration::days(1))),
+            judged: 0,
+            seen: 0,
+            seen_at_open: HashMap::new(),
+            refresh_from: None,
+            shift_tried: None,
+            pending: None,
+            judging: None,
         }
     }
 }
@@ -64,16 +116,84 @@ pub struct Notice {
     pub escalated: bool,
 }
 
+/// A machine's live detector as it stands (`GET /api/v1/machines/{id}/detector`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DetectorStatus {
+    pub model_id: Uuid,
+    /// The alarm budget: the share of data time the model is meant to flag.
+    pub budget: f64,
+    /// The interval the model learnt at, seconds.
+    pub interval_s: f64,
+    pub last_reading_at: Option<DateTime<Utc>>,
+    /// Readings judged by this model here.
+    pub judged: usize,
+    /// The flagged share of the last budget window of data time (null until
+    /// half of it is covered).
+    pub flagged_share: Option<f64>,
+    /// Hours of data in that window.
+    pub window_hours: f64,
+    /// How the last reading was judged: readings per training interval, and
+    /// the fine spread learnt, in training σ (1 and 1 at the trained
+    /// resolution).
+    pub rate: f64,
+    pub spread: f64,
+    /// Fine readings the spread was learnt from.
+    pub fine_readings: usize,
+    pub open_episodes: usize,
+    /// Data time from which the model is due for a refresh by data.
+    pub refresh_due_after: Option<DateTime<Utc>>,
+    /// The refresh running, by its reason (`data`, `budget`, `shift`), if any…
+    pub refresh_pending: Option<&'static str>,
+    /// …and the readings held for it.
+    pub held: usize,
+}
+
+/// What judging a run of readings produced, handled after the locks.
+#[derive(Default)]
+struct Out {
+    found: Vec<AnomalyRecord>,
+    notices: Vec<Notice>,
+    episodes: Vec<EpisodeRecord>,
+    refreshes: Vec<Refresh>,
+    alerts: Vec<Value>,
+}
+
 #[derive(Clone)]
 pub struct Live {
     pub(super) store: Arc<dyn Store>,
     outlet: Arc<dyn Outlet>,
     detectors: Arc<RwLock<HashMap<Uuid, Arc<Detector>>>>,
+    policy: Arc<Adaptation>,
+    refreshes: mpsc::Sender<Refresh>,
+    /// The refresher's end of the channel, until it is started.
+    refresh_rx: Arc<Mutex<Option<mpsc::Receiver<Refresh>>>>,
 }
 
 impl Live {
     pub fn new(store: Arc<dyn Store>, outlet: Arc<dyn Outlet>) -> Self {
-        Self { store, outlet, detectors: Arc::default() }
+        Self::with_policy(store, outlet, Adaptation::default())
+    }
+
+    pub fn with_policy(store: Arc<dyn Store>, outlet: Arc<dyn Outlet>, policy: Adaptation) -> Self {
+        let (refreshes, rx) = mpsc::channel(adapt::QUEUE);
+        Self {
+            store,
+            outlet,
+            detectors: Arc::default(),
+            policy: Arc::new(policy),
+            refreshes,
+            refresh_rx: Arc::new(Mutex::new(Some(rx))),
+        }
+    }
+
+    /// The adaptation settings.
+    pub fn policy(&self) -> &Adaptation {
+        &self.policy
+    }
+
+    /// The refresher's end of the refresh channel (once).
+    pub(crate) fn take_refreshes(&self) -> Option<mpsc::Receiver<Refresh>> {
+        self.refresh_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     /// Loads every machine's active anomaly model.
@@ -84,18 +204,77 @@ impl Live {
         Ok(())
     }
 
-    /// Rebuilds a machine's detector from its active models.
+    /// Rebuilds a machine's detector from its active models. The machine's
+    /// stream state (open episodes, look-back, held readings) carries over
+    /// to the new model; a first detector warms up on the machine's last
+    /// hour of readings.
     pub async fn reload(&self, machine: Uuid) -> Result<(), StoreError> {
         let detector = match self.store.active_model(machine, "anomaly").await? {
             Some(record) => self.detector(record).await?,
             None => None,
         };
-        let mut map = self.detectors.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match detector {
-            Some(d) => map.insert(machine, Arc::new(d)),
-            None => map.remove(&machine),
+        let warm_up = match &detector {
+            Some(_) if !self.has_detector(machine) => self.recent_readings(machine).await?,
+            _ => Vec::new(),
         };
+        {
+            let mut map = self.detectors.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match detector {
+                Some(d) => {
+                    match map.get(&machine) {
+                        Some(old) => {
+                            let mut old_state = old.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            let mut state = std::mem::replace(&mut *old_state, MachineState::new(&self.policy));
+                            state.stream.model_changed(old.model.interval_h, d.model.interval_h);
+                            state.budget.reset();
+                            state.judged = 0;
+                            state.refresh_from = d.trained_until;
+                            *d.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = state;
+                        }
+                        None => d.warm_up(&warm_up),
+                    }
+                    map.insert(machine, Arc::new(d));
+                }
+                None => {
+                    map.remove(&machine);
+                }
+            }
+        }
+        // Readings held for a refresh are judged by the new model now.
+        self.release(machine, None, false).await;
         Ok(())
+    }
+
+    /// The machine's readings of the hour before its newest, oldest first.
+    async fn recent_readings(&self, machine: Uuid) -> Result<Vec<Reading>, StoreError> {
+        let Some(last) = self.store.get_machine(machine).await?.and_then(|m| m.last_reading_at) else {
+            return Ok(Vec::new());
+        };
+        let query = ReadingQuery {
+            machine_id: machine,
+            start: last - chrono::Duration::hours(1),
+            end: last + chrono::Duration::milliseconds(1),
+            resolution: Resolution::Raw,
+            limit: WARM_UP_READINGS,
+        };
+        let points = self.store.query_readings(&query).await?;
+        Ok(points
+            .into_iter()
+            .map(|p| Reading {
+                machine_id: machine,
+                timestamp: p.timestamp,
+                power_kw: p.power_kw,
+                energy_kwh: p.energy_kwh,
+                production_units: p.production_units,
+                outdoor_temp_c: p.outdoor_temp_c,
+                extra: p
+                    .extra
+                    .as_ref()
+                    .and_then(Value::as_object)
+                    .map(|o| o.iter().filter_map(|(k, v)| v.as_f64().map(|f| (k.clone(), f))).collect())
+                    .unwrap_or_default(),
+            })
+            .collect())
     }
 
     async fn detector(&self, record: ModelRecord) -> Result<Option<Detector>, StoreError> {
@@ -116,7 +295,10 @@ impl Live {
         } else {
             None
         };
-        Ok(Some(Detector { model_id: record.id, model, baseline, state: Mutex::default() }))
+        let trained_until = record.metrics["period_end"].as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok());
+        let mut state = MachineState::new(&self.policy);
+        state.refresh_from = trained_until;
+        Ok(Some(Detector { model_id: record.id, model, baseline, trained_until, state: Mutex::new(state) }))
     }
 
     /// The active model of a machine's live detector (id, model, baseline).
@@ -143,6 +325,30 @@ impl Live {
         Ok(self.detector(record).await?.map(|d| (d.model_id, d.model, d.baseline)))
     }
 
+    /// What a machine's live detector is doing (this instance's).
+    pub fn status(&self, machine: Uuid) -> Option<DetectorStatus> {
+        let map = self.detectors.read().ok()?;
+        let d = map.get(&machine)?;
+        let state = d.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let after = chrono::Duration::from_std(self.policy.refresh_after).unwrap_or(chrono::Duration::days(1));
+        Some(DetectorStatus {
+            model_id: d.model_id,
+            budget: d.model.contamination,
+            interval_s: d.model.interval_h * 3600.0,
+            last_reading_at: state.last,
+            judged: state.judged,
+            flagged_share: state.budget.share(),
+            window_hours: state.budget.judged_hours(),
+            rate: state.judging.map_or(1.0, |j| j.rate),
+            spread: state.judging.map_or(1.0, |j| j.spread),
+            fine_readings: state.stream.fine_readings(),
+            open_episodes: state.episodes.open().count(),
+            refresh_due_after: state.refresh_from.map(|t| t + after),
+            refresh_pending: state.pending.as_ref().map(|p| p.reason.as_str()),
+            held: state.pending.as_ref().map_or(0, |p| p.held.len()),
+        })
+    }
+
     pub fn has_detector(&self, machine: Uuid) -> bool {
         self.detectors.read().is_ok_and(|m| m.contains_key(&machine))
     }
@@ -154,7 +360,6 @@ impl Live {
             return Err(JobError::not_found("model", id));
         }
         let record = self.store.get_model(id).await?.ok_or_else(|| JobError::not_found("model", id))?;
-        self.reload(record.machine_id).await?;
         let data = json!({
             "model_id": record.id.to_string(),
             "machine_id": record.machine_id,
@@ -163,18 +368,19 @@ impl Live {
             "metrics": record.metrics,
             "message": format!("{} model version {} is now active", record.model_type, record.version),
         });
+        // Announced before the reload judges the readings a refresh held,
+        // so the model is known by the time its findings arrive.
         if let Err(e) = self.outlet.publish(EventType::ModelUpdated, data).await {
             tracing::warn!(error = %e, "model_updated not published");
         }
+        self.reload(record.machine_id).await?;
         Ok(record)
     }
 
     /// Scores freshly stored readings; saves each anomaly and announces
     /// each episode's opening, escalation and end.
     pub async fn observe(&self, readings: &[Reading]) {
-        let mut found = Vec::new();
-        let mut notices = Vec::new();
-        let mut episodes = Vec::new();
+        let mut out = Out::default();
         {
             let Ok(detectors) = self.detectors.read() else { return };
             if detectors.is_empty() {
@@ -182,23 +388,72 @@ impl Live {
             }
             for r in readings {
                 let Some(d) = detectors.get(&r.machine_id) else { continue };
-                if let Some(record) = d.observe(r, &mut notices, &mut episodes) {
-                    found.push(record);
-                }
+                let mut state = d.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                d.observe(&mut state, r, &self.policy, &mut out);
             }
         }
-        if found.is_empty() && notices.is_empty() {
-            return;
+        self.finish(out).await;
+    }
+
+    /// Judges a machine's held readings with its current model (after a
+    /// refresh: the new one; after a failed one, `failed`: the old one,
+    /// which then waits another refresh amount before asking again).
+    /// `cutoff` names the refresh they were held for (`None`: whichever).
+    pub async fn release(&self, machine: Uuid, cutoff: Option<DateTime<Utc>>, failed: bool) {
+        let mut out = Out::default();
+        {
+            let Ok(detectors) = self.detectors.read() else { return };
+            let Some(d) = detectors.get(&machine) else { return };
+            let mut state = d.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Held for a later refresh than the one that ended: not ours.
+            if cutoff.is_some() && state.pending.as_ref().map(|p| p.cutoff) != cutoff {
+                return;
+            }
+            let Some(pending) = state.pending.take() else { return };
+            if failed {
+                match pending.reason {
+                    Reason::Data => {
+                        state.refresh_from = Some(pending.cutoff);
+                        state.judged = 0;
+                    }
+                    Reason::Budget { .. } => state.budget.reset(),
+                    Reason::Shift { since } => state.shift_tried = Some(since),
+                }
+            }
+            for r in &pending.held {
+                d.observe(&mut state, r, &self.policy, &mut out);
+            }
         }
-        let new = self.save(&found).await;
-        // An opening or escalation whose anomaly was already saved (a
-        // re-sent reading) is not announced twice.
-        let fresh: std::collections::HashSet<Uuid> = new.iter().map(|a| a.id).collect();
-        notices.retain(|n| n.kind == EventType::AnomalyUpdated || fresh.contains(&n.anomaly.id));
-        self.announce(&notices).await;
-        // After the announcement: the episode row is one more commit, and
-        // the operator should not wait for it.
-        self.save_episodes(&episodes).await;
+        self.finish(out).await;
+    }
+
+    async fn finish(&self, out: Out) {
+        let Out { found, mut notices, episodes, refreshes, alerts } = out;
+        if !found.is_empty() || !notices.is_empty() {
+            let new = self.save(&found).await;
+            // An opening or escalation whose anomaly was already saved (a
+            // re-sent reading) is not announced twice.
+            let fresh: std::collections::HashSet<Uuid> = new.iter().map(|a| a.id).collect();
+            notices.retain(|n| n.kind == EventType::AnomalyUpdated || fresh.contains(&n.anomaly.id));
+            self.announce(&notices).await;
+            // After the announcement: the episode row is one more commit,
+            // and the operator should not wait for it.
+            self.save_episodes(&episodes).await;
+        }
+        for alert in alerts {
+            if let Err(e) = self.outlet.publish(EventType::SystemAlert, alert).await {
+                tracing::warn!(error = %e, "system_alert not published");
+            }
+        }
+        // Last: a refresh learns from the anomalies saved above (which
+        // stretches to leave out), so they must be stored before it starts.
+        for refresh in refreshes {
+            let (machine, cutoff) = (refresh.machine, refresh.cutoff);
+            if let Err(e) = self.refreshes.try_send(refresh) {
+                tracing::warn!(%machine, error = %e, "model refresh not queued; the old model judges on");
+                Box::pin(self.release(machine, Some(cutoff), true)).await;
+            }
+        }
     }
 
     /// Stores anomalies (idempotently); answers those that were new.
@@ -244,38 +499,117 @@ impl Live {
 }
 
 impl Detector {
-    fn observe(
-        &self,
-        r: &Reading,
-        notices: &mut Vec<Notice>,
-        episodes: &mut Vec<EpisodeRecord>,
-    ) -> Option<AnomalyRecord> {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// The interval a reading covers: the gap to the machine's previous
+    /// one, or — out of order, the first seen, or after a gap longer than
+    /// an interval can be — from its energy.
+    fn interval(state: &mut MachineState, r: &Reading) -> Option<Interval> {
+        let from_energy =
+            (r.power_kw > 0.0 && r.energy_kwh > 0.0).then(|| (r.energy_kwh / r.power_kw).clamp(1e-4, MAX_INTERVAL_H));
         let hours = match state.last {
             Some(last) if r.timestamp > last => {
-                ((r.timestamp - last).num_milliseconds() as f64 / 3.6e6).min(MAX_INTERVAL_H)
+                let gap = (r.timestamp - last).num_milliseconds() as f64 / 3.6e6;
+                // After a gap (missing data) the reading's own energy says
+                // what it covers: a 5-second reading after a night's outage
+                // is still a 5-second reading.
+                if gap > MAX_INTERVAL_H { from_energy.unwrap_or(MAX_INTERVAL_H) } else { gap }
             }
-            // Out of order, or the first reading seen: infer from the energy.
-            _ if r.power_kw > 0.0 => (r.energy_kwh / r.power_kw).clamp(1e-4, MAX_INTERVAL_H),
-            _ => return None,
+            _ => from_energy?,
         };
         state.last = state.last.max(Some(r.timestamp));
-        let iv = Interval { sample: sample(r), hours };
-        let expectation = match &self.baseline {
+        Some(Interval { sample: sample(r), hours })
+    }
+
+    fn values(&self, r: &Reading) -> Vec<f64> {
+        self.model.signals.iter().map(|m| reading_value(r, &m.signal).unwrap_or(f64::NAN)).collect()
+    }
+
+    fn expectation(&self) -> Expectation<'_> {
+        match &self.baseline {
             Some(b) => Expectation::Baseline(b),
             None => Expectation::Profile,
-        };
-        let values: Vec<f64> =
-            self.model.signals.iter().map(|m| reading_value(r, &m.signal).unwrap_or(f64::NAN)).collect();
-        let finding = self.model.judge(&iv, &values, &expectation, &mut state.recent);
+        }
+    }
+
+    /// Judges readings without reporting them: what a new detector learns
+    /// its stream state from.
+    fn warm_up(&self, readings: &[Reading]) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for r in readings {
+            let Some(iv) = Self::interval(&mut state, r) else { continue };
+            state.stream.judge(&self.model, &iv, &self.values(r), &self.expectation());
+        }
+        // The look-back of the warm-up is history, not a finding in the making.
+        state.stream.recent.clear_critical();
+    }
+
+    /// Whether the model should be refreshed before `r` is judged.
+    fn due(&self, state: &MachineState, r: &Reading, policy: &Adaptation) -> Option<(Reason, Option<DateTime<Utc>>)> {
+        let at = r.timestamp;
+        let accept = chrono::Duration::from_std(policy.accept_after).unwrap_or(chrono::Duration::days(1));
+        let lasted = |start: &DateTime<Utc>| state.seen - state.seen_at_open.get(start).copied().unwrap_or(state.seen);
+        let shift = state.episodes.open().find(|e| {
+            e.end - e.start >= accept
+                && lasted(&e.start) >= MIN_TRAINING_ROWS as u64
+                && state.shift_tried != Some(e.start)
+        });
+        if let Some(e) = shift {
+            return Some((Reason::Shift { since: e.start }, Some(e.start)));
+        }
+        let budget = self.model.contamination;
+        if state.episodes.open().next().is_none()
+            && let Some(share) = state.budget.share()
+            && share > policy.stale_factor * budget
+            && state.budget.runs() >= STALE_RUNS
+        {
+            return Some((Reason::Budget { share, budget }, None));
+        }
+        let after = chrono::Duration::from_std(policy.refresh_after).unwrap_or(chrono::Duration::days(1));
+        if state.refresh_from.is_some_and(|from| at - from >= after) && state.judged >= policy.refresh_min_readings {
+            return Some((Reason::Data, None));
+        }
+        None
+    }
+
+    /// Judges one reading (or holds it while a refresh runs).
+    fn observe(&self, state: &mut MachineState, r: &Reading, policy: &Adaptation, out: &mut Out) {
+        if let Some(p) = &mut state.pending {
+            if p.held.len() < adapt::MAX_HELD {
+                p.held.push(r.clone());
+                return;
+            }
+            tracing::warn!(machine = %r.machine_id, "too many readings held for a model refresh; judging with the old model");
+        } else if state.last.is_some_and(|last| r.timestamp > last)
+            && let Some((reason, floor)) = self.due(state, r, policy)
+        {
+            if !matches!(reason, Reason::Data) {
+                out.alerts.push(alert(r.machine_id, &reason, self.model_id, r.timestamp));
+            }
+            // Asked for once: a budget counts afresh, a shift is not asked
+            // for again (its episode goes on while the new model learns it).
+            match &reason {
+                Reason::Budget { .. } => state.budget.reset(),
+                Reason::Shift { since } => state.shift_tried = Some(*since),
+                Reason::Data => {}
+            }
+            out.refreshes.push(Refresh { machine: r.machine_id, cutoff: r.timestamp, reason: reason.clone(), floor });
+            state.pending = Some(Pending { reason, cutoff: r.timestamp, held: vec![r.clone()] });
+            return;
+        }
+        let Some(iv) = Self::interval(state, r) else { return };
+        let (finding, judging) = state.stream.judge(&self.model, &iv, &self.values(r), &self.expectation());
+        state.judging = Some(judging);
+        state.judged += 1;
+        state.seen += 1;
+        state.budget.push(iv.sample.timestamp, iv.hours, finding.anomaly_type.is_some());
         let record = record(r.machine_id, &iv, &finding, "stream", Some(self.model_id));
-        let state = &mut *state;
         for change in state.episodes.push(iv.sample.timestamp, iv.hours, &finding) {
             match (change, &record) {
                 (Change::Opened(e), Some(a)) => {
+                    // Counted from the reading before it: the episode's own.
+                    state.seen_at_open.insert(e.start, state.seen - 1);
                     let id = episode_id(r.machine_id, e.anomaly_type.as_str(), e.start);
                     state.open.insert(e.anomaly_type, (id, a.clone()));
-                    notices.push(Notice {
+                    out.notices.push(Notice {
                         kind: EventType::AnomalyDetected,
                         episode_id: id,
                         episode: e,
@@ -285,7 +619,7 @@ impl Detector {
                 }
                 (Change::Escalated(e), Some(a)) => {
                     let id = state.open.get(&e.anomaly_type).map_or_else(Uuid::new_v4, |(id, _)| *id);
-                    notices.push(Notice {
+                    out.notices.push(Notice {
                         kind: EventType::AnomalyDetected,
                         episode_id: id,
                         episode: e,
@@ -294,9 +628,10 @@ impl Detector {
                     });
                 }
                 (Change::Closed(e), _) => {
-                    episodes.push(episode_record(r.machine_id, &e, "stream"));
+                    state.seen_at_open.remove(&e.start);
+                    out.episodes.push(episode_record(r.machine_id, &e, "stream"));
                     if let Some((id, first)) = state.open.remove(&e.anomaly_type) {
-                        notices.push(Notice {
+                        out.notices.push(Notice {
                             kind: EventType::AnomalyUpdated,
                             episode_id: id,
                             episode: e,
@@ -312,10 +647,39 @@ impl Detector {
         if let Some(kind) = finding.anomaly_type
             && let Some(e) = state.episodes.open().find(|e| e.anomaly_type == kind)
         {
-            episodes.push(episode_record(r.machine_id, e, "stream"));
+            out.episodes.push(episode_record(r.machine_id, e, "stream"));
         }
-        record
+        if let Some(record) = record {
+            out.found.push(record);
+        }
     }
+}
+
+/// The `system_alert` of a model found stale or a level shift accepted.
+fn alert(machine: Uuid, reason: &Reason, model: Uuid, at: DateTime<Utc>) -> Value {
+    let (alert_type, message) = match reason {
+        Reason::Budget { share, budget } => (
+            "model_stale",
+            format!(
+                "the anomaly model flagged {:.1} % of the last stretch of data against a budget of {:.1} %; \
+                 refreshing it on the latest data",
+                100.0 * share,
+                100.0 * budget
+            ),
+        ),
+        Reason::Shift { since } => (
+            "level_shift_accepted",
+            format!(
+                "the machine has read differently since {}; taking that as its new normal and refreshing the model",
+                since.to_rfc3339()
+            ),
+        ),
+        Reason::Data => ("model_refresh", "refreshing the anomaly model on new data".to_owned()),
+    };
+    let mut details = reason.describe(at);
+    details["machine_id"] = json!(machine);
+    details["model_id"] = json!(model);
+    json!({"alert_type": alert_type, "message": message, "severity": "warning", "source": "detector", "details": details})
 }
 
 /// An episode's id: derived from machine, type and start, so batch and

@@ -192,7 +192,7 @@ pub async fn forecast_all(a: &Analytics) {
 /// The rolling refresh: the last 14 days up to now, with the signals and
 /// the budget of the machine's active model, so a model asked for keeps
 /// judging what it was asked to judge.
-async fn retraining(a: &Analytics, machine: uuid::Uuid, kind: &str) -> TrainRequest {
+pub(crate) async fn retraining(a: &Analytics, machine: uuid::Uuid, kind: &str) -> TrainRequest {
     let mut request = TrainRequest { use_baseline: Some(kind == "anomaly"), ..Default::default() };
     if kind == "anomaly"
         && let Ok(Some(active)) = a.store.active_model(machine, "anomaly").await

@@ -112,6 +112,32 @@ pub struct Plan {
     pub activate: Option<bool>,
     #[serde(default)]
     pub signals: Option<Vec<Signal>>,
+    /// Anomaly models: which flagged stretches of the window are kept out
+    /// of training (refreshes choose; requests get the default).
+    #[serde(default)]
+    pub leave_out: LeaveOut,
+    /// Anomaly models: the earliest data later refreshes may learn from (a
+    /// level shift's start), carried in the model's metrics.
+    #[serde(default)]
+    pub window_floor: Option<DateTime<Utc>>,
+    /// Why a live detector asked for this refresh, for the model's metrics.
+    #[serde(default)]
+    pub refresh: Option<Value>,
+}
+
+/// Which flagged stretches of the training window are left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveOut {
+    /// Episodes still open or ended within [`RECENT_EPISODE`] of the end
+    /// (the default): an ongoing fault is not learnt as normal.
+    #[default]
+    Recent,
+    /// Only the episode still open at the end: a stale model learns the
+    /// flagged stretches that were the machine's normal after all.
+    Open,
+    /// Nothing: a level shift taken as the new normal.
+    Nothing,
 }
 
 /// Most signals one anomaly model judges.
@@ -177,6 +203,9 @@ impl TrainRequest {
             use_baseline: self.use_baseline.unwrap_or(false),
             activate: self.activate,
             signals,
+            leave_out: LeaveOut::default(),
+            window_floor: None,
+            refresh: None,
         })
     }
 }
@@ -322,7 +351,17 @@ async fn baseline(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Re
     save(t, cancel, plan.activate, passes, metrics, body).await
 }
 
-async fn anomaly(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Result<Done, String> {
+async fn anomaly(t: &mut Tracker, cancel: &CancellationToken, mut plan: Plan) -> Result<Done, String> {
+    // The nightly refresh starts no earlier than a level shift the machine's
+    // model was refreshed on (the live refreshes say so themselves).
+    if plan.window_floor.is_none() && t.job.trigger_type == "scheduled" {
+        let active = t.store().active_model(t.job.machine_id, "anomaly").await.map_err(|e| e.to_string())?;
+        plan.window_floor =
+            active.and_then(|m| m.metrics["window_floor"].as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok()));
+        if let Some(floor) = plan.window_floor {
+            plan.start = plan.start.max(floor);
+        }
+    }
     let spec =
         ModelSpec { signals: plan.signals.clone(), contamination: plan.contamination, seed: seed_of(t.job.machine_id) };
     let signals = AnomalyModel::signals_of(&spec);
@@ -331,7 +370,8 @@ async fn anomaly(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Res
     stop_if(cancel)?;
     let loaded = data.rows.len();
     let flagged = flagged_in(t.store().as_ref(), t.job.machine_id, &plan).await.map_err(|e| e.to_string())?;
-    let (data, left_out) = leave_out_recent_episodes(data, &flagged, plan.end);
+    let accept_after = chrono::Duration::from_std(t.live().policy().accept_after).unwrap_or(Duration::days(1));
+    let (data, left_out) = leave_out_episodes(data, &flagged, plan.end, plan.leave_out, accept_after);
     t.progress(
         20.0,
         format!(
@@ -391,6 +431,9 @@ async fn anomaly(t: &mut Tracker, cancel: &CancellationToken, plan: Plan) -> Res
         "period_start": plan.start,
         "period_end": plan.end,
         "sigma_kw": model.sigma_kw,
+        "interval_s": model.interval_h * 3600.0,
+        "window_floor": plan.window_floor,
+        "refresh": plan.refresh,
         "uses_baseline": model.uses_baseline,
         "baseline_model_id": baseline.as_ref().map(|(id, _)| id),
     });
@@ -501,17 +544,21 @@ async fn flagged_in(
 }
 
 /// The retraining policy: readings of an episode still open, or ended
-/// within [`RECENT_EPISODE`] of `end`, are left out, so an ongoing fault is
-/// not learnt as normal; older episodes stay in, so a new normal (a machine
-/// that now runs a night shift) is learnt once it has lasted. Episodes are
-/// rebuilt from the saved anomalies: flagged readings less than four reading
+/// within [`RECENT_EPISODE`] of `end`, are left out ([`LeaveOut::Recent`]),
+/// so an ongoing fault is not learnt as normal; older episodes stay in, and
+/// so does one that lasted longer than `accept_after` (a level shift taken
+/// as the new normal). [`LeaveOut::Open`] leaves out only the episode still
+/// open at the end; [`LeaveOut::Nothing`] nothing. Episodes are rebuilt
+/// from the saved anomalies: flagged readings less than four reading
 /// intervals apart are one episode, which spans from its first to its last.
-pub fn leave_out_recent_episodes(
+pub fn leave_out_episodes(
     data: super::SignalRows,
     flagged: &[DateTime<Utc>],
     end: DateTime<Utc>,
+    mode: LeaveOut,
+    accept_after: Duration,
 ) -> (super::SignalRows, LeftOut) {
-    if flagged.is_empty() || data.rows.is_empty() {
+    if flagged.is_empty() || data.rows.is_empty() || mode == LeaveOut::Nothing {
         return (data, LeftOut::default());
     }
     let mut hours: Vec<f64> = data.rows.iter().map(|iv| iv.hours).collect();
@@ -524,7 +571,11 @@ pub fn leave_out_recent_episodes(
             _ => spans.push((t, t)),
         }
     }
-    spans.retain(|(_, last)| end - *last <= RECENT_EPISODE + gap);
+    let recent = match mode {
+        LeaveOut::Open => gap,
+        _ => RECENT_EPISODE + gap,
+    };
+    spans.retain(|(first, last)| end - *last <= recent && *last - *first < accept_after);
     if spans.is_empty() {
         return (data, LeftOut::default());
     }

@@ -17,6 +17,14 @@ use enms_jobs::training::{DEFAULT_CONTAMINATION, TrainRequest};
 
 /// Spacing of backfilled history, as a typical interval meter reports.
 const HISTORY_STEP: Duration = Duration::minutes(15);
+/// The history ends at least this long before the start; the time between
+/// is filled at the live interval, as if the meter had been streaming
+/// already — so the detectors learn the live readings' own spread from
+/// real fine data before the first live fault (docs/analytics.md,
+/// *Resolution*), and the live charts open on a filled recent stretch.
+const RECENT_AT_LIVE_INTERVAL: Duration = Duration::minutes(5);
+/// At most this many recent readings per machine at the live interval.
+const MAX_RECENT_READINGS: i32 = 1_000;
 
 /// Makes sure the demo machines exist and their history is complete.
 pub async fn prepare(state: &AppState, config: &DemoConfig) -> Result<Factory, ServerError> {
@@ -48,7 +56,15 @@ pub async fn prepare(state: &AppState, config: &DemoConfig) -> Result<Factory, S
         factory.inject(anomaly);
     }
     if start < end {
-        backfill(state, &factory, start, end).await?;
+        backfill(state, &factory, start, end, HISTORY_STEP).await?;
+    }
+    if fresh {
+        let step = Duration::from_std(config.interval).unwrap_or(Duration::seconds(5));
+        let now = Utc::now().duration_trunc(Duration::milliseconds(1)).unwrap_or(now);
+        let from = end.max(now - step * MAX_RECENT_READINGS);
+        if from < now && config.history_end.is_none() {
+            backfill(state, &factory, from, now, step).await?;
+        }
     }
     Ok(factory)
 }
@@ -57,7 +73,7 @@ pub async fn prepare(state: &AppState, config: &DemoConfig) -> Result<Factory, S
 /// now, on the 15-minute grid. One reading of the clock for both, so the two
 /// cannot straddle a grid step.
 fn history_window(config: &DemoConfig) -> (DateTime<Utc>, DateTime<Utc>) {
-    let end = config.history_end.unwrap_or_else(Utc::now);
+    let end = config.history_end.unwrap_or_else(|| Utc::now() - RECENT_AT_LIVE_INTERVAL);
     let end = end.duration_trunc(HISTORY_STEP).unwrap_or(end);
     (end - Duration::days(i64::from(config.history_days)), end)
 }
@@ -79,11 +95,12 @@ async fn backfill(
     factory: &Factory,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
+    step: Duration,
 ) -> Result<(), ServerError> {
     let t = std::time::Instant::now();
     let mut total = 0;
     let mut batch: Vec<Reading> = Vec::with_capacity(MAX_BATCH_ROWS);
-    for reading in factory.history(start, end, HISTORY_STEP) {
+    for reading in factory.history(start, end, step) {
         batch.push(reading);
         if batch.len() == MAX_BATCH_ROWS {
             total += flush(state, &mut batch).await?;

@@ -70,6 +70,32 @@ impl Tail {
         ((at_or_above + 0.5) / (n + 1.0)).min(1.0)
     }
 
+    /// The smallest value whose [`upper`](Self::upper) share is at most
+    /// `share`: the inverse of the tail, for thresholds at a share other
+    /// than those fixed in training (a finer reading interval judged at the
+    /// same alarm rate per hour). Beyond the largest training value it
+    /// follows the exponential tail.
+    pub fn at_share(&self, share: f64) -> f64 {
+        let k = &self.knots;
+        let last = k[k.len() - 1];
+        let share = share.clamp(f64::MIN_POSITIVE, 1.0);
+        let edge = 0.5 / (self.n as f64 + 1.0);
+        if share < edge {
+            return last + self.beta * (edge / share).ln();
+        }
+        // `upper` falls as x rises: the first knot whose share is at most
+        // `share` (bisection over the knots).
+        let (mut lo, mut hi) = (0usize, k.len() - 1);
+        if self.upper(k[hi]) > share {
+            return last + self.beta * (edge / share).ln().max(0.0);
+        }
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.upper(k[mid]) <= share { hi = mid } else { lo = mid + 1 }
+        }
+        k[lo]
+    }
+
     fn rows_at_or_above(&self, knot_index: usize) -> f64 {
         let kept = self.knots.len();
         if self.n == kept {
@@ -122,6 +148,21 @@ mod tests {
         assert!(t.knots.len() <= MAX_KNOTS);
         assert!((t.upper(99_990.0) - 10.5 / 100_001.0).abs() < 1e-9);
         assert!((t.upper(50_000.0) - 0.5).abs() < 0.01, "{}", t.upper(50_000.0));
+    }
+
+    #[test]
+    fn at_share_inverts_the_tail_inside_and_beyond_the_training_values() {
+        let v: Vec<f64> = (0..1000).map(f64::from).collect();
+        let t = Tail::fit(&v);
+        for share in [0.5, 0.1, 0.01, 0.002] {
+            let x = t.at_share(share);
+            assert!(t.upper(x) <= share + 1e-12, "{share}: upper({x}) = {}", t.upper(x));
+            assert!(t.upper(x - 1.0) > share, "{share}: {x} is the smallest such value");
+        }
+        for share in [1e-4, 1e-6, 1e-9] {
+            let x = t.at_share(share);
+            assert!(x > 999.0 && (t.upper(x) / share - 1.0).abs() < 1e-9, "{share}: {}", t.upper(x));
+        }
     }
 
     #[test]

@@ -95,6 +95,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(forecasts::predictions))
         .routes(routes!(forecasts::job))
         .routes(routes!(scores::scores))
+        .routes(routes!(scores::detector))
         .routes(routes!(readings::ingest))
         .routes(routes!(readings::import))
         .routes(routes!(training::train_baseline))

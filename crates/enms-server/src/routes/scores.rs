@@ -1,6 +1,7 @@
 //! `GET /api/v1/machines/{id}/scores?start&end`: every reading's score under
 //! the machine's active anomaly model, so a user or another tool can choose
-//! its own threshold, and the machine page can draw it under the power chart.
+//! its own threshold, and the machine page can draw it under the power chart;
+//! and `GET /api/v1/machines/{id}/detector`, the live detector's state.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -12,6 +13,7 @@ use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Params, path_id};
 use crate::state::AppState;
 use enms_jobs::detection::{self, ScorePoint};
+use enms_jobs::live::DetectorStatus;
 
 /// Longest window one scores request covers.
 const MAX_DAYS: i64 = 92;
@@ -49,4 +51,26 @@ pub async fn scores(
     let (start, end) = params.start_end(MAX_DAYS, "a scores window")?;
     let (model_id, scores) = detection::scores(&state.analytics.live, id, start, end).await?;
     Ok(Json(Scores { machine_id: id, model_id, start, end, scores }))
+}
+
+/// `GET /api/v1/machines/{id}/detector`: what the machine's live detector
+/// is doing on this instance — the resolution it judges at, its realised
+/// flagged share against the budget, and its refresh.
+#[utoipa::path(get, path = "/api/v1/machines/{id}/detector", tag = "analytics", operation_id = "machine_detector",
+    params(("id" = Uuid, Path, description = "Machine id")),
+    responses(
+        (status = 200, description = "The live detector: budget and realised share, resolution, refresh", body = DetectorStatus),
+        (status = 404, description = "No such machine (`not_found`)", body = ErrorResponse),
+        (status = 409, description = "No live detector: no active anomaly model, or streaming is off (`no_active_model`)", body = ErrorResponse),
+    ))]
+pub async fn detector(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<DetectorStatus>, ApiError> {
+    let id = path_id(&id)?;
+    state.store.get_machine(id).await?.ok_or_else(|| ApiError::not_found("machine", id))?;
+    state.analytics.live.status(id).map(Json).ok_or_else(|| {
+        enms_jobs::JobError::NoActiveModel {
+            field: None,
+            message: format!("machine {id} has no live detector: no active anomaly model here, or streaming is off"),
+        }
+        .into()
+    })
 }

@@ -427,6 +427,8 @@ struct DemoRecall {
     injected: usize,
     /// Injected anomalies with at least one finding in their window.
     found: usize,
+    /// …with a critical finding among them.
+    found_critical: usize,
     /// Findings outside every injected window, by severity.
     false_warnings: usize,
     false_critical: usize,
@@ -457,6 +459,7 @@ async fn demo_recall(end: &str) -> DemoRecall {
     let mut r = DemoRecall {
         injected: history.len(),
         found: 0,
+        found_critical: 0,
         false_warnings: 0,
         false_critical: 0,
         critical: 0,
@@ -477,6 +480,20 @@ async fn demo_recall(end: &str) -> DemoRecall {
             .map(|h| at(h, "start")..=at(h, "end") + Duration::minutes(15))
             .collect();
         r.found += windows.iter().filter(|w| anomalies.iter().any(|a| w.contains(&at(a, "timestamp")))).count();
+        r.found_critical += windows
+            .iter()
+            .filter(|w| anomalies.iter().any(|a| a["severity"] == "critical" && w.contains(&at(a, "timestamp"))))
+            .count();
+        for h in history.iter().filter(|h| h["machine_id"] == machine.as_str()) {
+            let w = at(h, "start")..=at(h, "end") + Duration::minutes(15);
+            let severities: Vec<&str> = anomalies
+                .iter()
+                .filter(|a| w.contains(&at(a, "timestamp")))
+                .filter_map(|a| a["severity"].as_str())
+                .collect();
+            let worst = if severities.contains(&"critical") { "critical" } else { "warning" };
+            println!("  {}: {} findings, worst {worst}", h["description"], severities.len());
+        }
         for e in out["episodes"].as_array().expect("episodes") {
             r.episodes += 1;
             let (from, to) = (at(e, "start"), at(e, "end"));
@@ -492,9 +509,16 @@ async fn demo_recall(end: &str) -> DemoRecall {
         }
     }
     println!(
-        "demo to {end}: {} of {} injected anomalies found; {} critical findings, {} of them false; {} false warnings; \
+        "demo to {end}: {} of {} injected anomalies found, {} as critical; {} critical findings, {} of them false; {} false warnings; \
          {} episodes, {} false critical",
-        r.found, r.injected, r.critical, r.false_critical, r.false_warnings, r.episodes, r.false_critical_episodes
+        r.found,
+        r.injected,
+        r.found_critical,
+        r.critical,
+        r.false_critical,
+        r.false_warnings,
+        r.episodes,
+        r.false_critical_episodes
     );
     s.stop().await;
     r
@@ -510,11 +534,15 @@ async fn demo_recall(end: &str) -> DemoRecall {
 async fn demo_detection_in_winter_finds_every_injected_anomaly_with_few_false_criticals() {
     let r = demo_recall("2026-01-15T00:00:00Z").await;
     assert_eq!(r.found, r.injected, "recall");
-    assert!(r.critical >= 20, "injected faults are critical: {} critical findings", r.critical);
+    // A slow drift is a warning, and so is a single reading not far beyond
+    // the critical threshold (the conveyor jam); 2026-12-08: 3 of 6 in
+    // winter, 4 in summer.
+    assert!(r.found_critical >= 3, "injected faults are critical: {} of {}", r.found_critical, r.injected);
     // The target is at most one false critical episode per machine-month;
     // readings are at least as many as episodes. 10 machine-months here.
     assert!(r.false_critical <= 5, "{} false critical findings", r.false_critical);
-    assert!(r.false_critical_episodes <= 10, "{} false critical episodes", r.false_critical_episodes);
+    // A single marginal reading is no critical episode (2026-12-08: none left).
+    assert!(r.false_critical_episodes <= 2, "{} false critical episodes", r.false_critical_episodes);
     assert!(r.false_warnings <= 100, "{} false warnings over 5 machines × 60 days", r.false_warnings);
 }
 
@@ -523,9 +551,13 @@ async fn demo_detection_in_winter_finds_every_injected_anomaly_with_few_false_cr
 async fn demo_detection_in_summer_finds_every_injected_anomaly_with_few_false_criticals() {
     let r = demo_recall("2026-07-15T00:00:00Z").await;
     assert_eq!(r.found, r.injected, "recall");
-    assert!(r.critical >= 20, "injected faults are critical: {} critical findings", r.critical);
+    // A slow drift is a warning, and so is a single reading not far beyond
+    // the critical threshold (the conveyor jam); 2026-12-08: 3 of 6 in
+    // winter, 4 in summer.
+    assert!(r.found_critical >= 3, "injected faults are critical: {} of {}", r.found_critical, r.injected);
     assert!(r.false_critical <= 10, "{} of {} critical findings are false", r.false_critical, r.critical);
-    assert!(r.false_critical_episodes <= 10, "{} false critical episodes", r.false_critical_episodes);
+    // A single marginal reading is no critical episode (2026-12-08: none left).
+    assert!(r.false_critical_episodes <= 2, "{} false critical episodes", r.false_critical_episodes);
     assert!(r.false_warnings <= 150, "{} false warnings over 5 machines × 60 days", r.false_warnings);
 }
 

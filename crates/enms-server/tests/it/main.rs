@@ -3,6 +3,7 @@
 //! nginx they start or connect to. One test binary, one module per feature.
 //! Tests that drive the `enms` binary live with it (crates/enms/tests).
 
+mod adapt;
 mod analytics;
 mod common;
 mod config;
@@ -20,6 +21,7 @@ mod machines;
 mod metrics;
 mod modbus;
 mod mqtt;
+mod nab;
 mod nginx;
 mod notify;
 mod openapi;

@@ -176,6 +176,11 @@ fn analytics(server: &mut ServerConfig, s: AnalyticsSettings) {
     set(s.retrain_schedule.map(|s| s.0), &mut a.schedule.retrain);
     set(s.forecast_schedule.map(|s| s.0), &mut a.schedule.forecast);
     set(s.tariff, &mut a.tariff);
+    set(s.refresh_after.map(|s| s.0), &mut a.adapt.refresh_after);
+    set(s.refresh_min_readings, &mut a.adapt.refresh_min_readings);
+    set(s.budget_window.map(|s| s.0), &mut a.adapt.budget_window);
+    set(s.stale_factor, &mut a.adapt.stale_factor);
+    set(s.accept_after.map(|s| s.0), &mut a.adapt.accept_after);
 }
 
 fn retention(server: &mut ServerConfig, r: RetentionSettings) {
@@ -372,8 +377,39 @@ mod tests {
             .expect("bad tariff");
         assert!(err.to_string().contains("tariff"), "{err}");
         std::fs::write(&path, "[analytics]\njob_concurrency = 0\n").expect("write");
-        let err = resolve(ServeArgs { db: DatabaseArgs::file(path), ..ServeArgs::default() }).err().expect("zero");
+        let err =
+            resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() }).err().expect("zero");
         assert!(err.to_string().contains("job_concurrency"), "{err}");
+        // The adaptation settings: read, and each bad value refused by name.
+        std::fs::write(
+            &path,
+            "[analytics]\nrefresh_after = \"6h\"\nrefresh_min_readings = 50\nbudget_window = \"12h\"\n\
+             stale_factor = 4.5\naccept_after = \"2d\"\n",
+        )
+        .expect("write");
+        let s = resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() }).expect("valid");
+        let adapt = &s.server.analytics.adapt;
+        assert_eq!(adapt.refresh_after, std::time::Duration::from_secs(6 * 3600));
+        assert_eq!((adapt.refresh_min_readings, adapt.stale_factor), (50, 4.5));
+        assert_eq!(adapt.accept_after, std::time::Duration::from_secs(2 * 86_400));
+        for (line, name) in [
+            ("refresh_after = \"0s\"", "refresh_after"),
+            ("refresh_after = \"a while\"", "refresh_after"),
+            ("refresh_min_readings = 0", "refresh_min_readings"),
+            ("refresh_min_readings = -3", "refresh_min_readings"),
+            ("budget_window = \"0s\"", "budget_window"),
+            ("stale_factor = 0.5", "stale_factor"),
+            ("stale_factor = \"high\"", "stale_factor"),
+            ("accept_after = \"0s\"", "accept_after"),
+        ] {
+            std::fs::write(&path, format!("[analytics]\n{line}\n")).expect("write");
+            let err = resolve(ServeArgs { db: DatabaseArgs::file(path.clone()), ..ServeArgs::default() })
+                .err()
+                .unwrap_or_else(|| panic!("{line} accepted"));
+            assert!(err.to_string().contains(name), "{line}: {err}");
+        }
+        let err = serve(&["--stale-factor", "1"]).err().expect("a flag too");
+        assert!(err.contains("stale_factor"), "{err}");
     }
 
     #[test]

@@ -346,6 +346,22 @@ pub struct AnalyticsSettings {
     /// Forecast refresh schedule (cron, UTC), or off [default: "15 3 * * *"].
     #[arg(long, env = "ENMS_FORECAST_SCHEDULE")]
     pub forecast_schedule: Option<Schedule>,
+    /// Refresh a machine's anomaly model once this much new data (by the
+    /// readings' timestamps) has arrived since its training [default: 1d].
+    #[arg(long, env = "ENMS_REFRESH_AFTER")]
+    pub refresh_after: Option<Span>,
+    /// …and at least this many readings [default: 96].
+    #[arg(long, env = "ENMS_REFRESH_MIN_READINGS")]
+    pub refresh_min_readings: Option<usize>,
+    /// Data time the live flagged share is measured over [default: 1d].
+    #[arg(long, env = "ENMS_BUDGET_WINDOW")]
+    pub budget_window: Option<Span>,
+    /// A model flagging more than this many times its alarm budget is stale and refreshed [default: 3].
+    #[arg(long, env = "ENMS_STALE_FACTOR")]
+    pub stale_factor: Option<f64>,
+    /// An episode open this long (data time) is a level shift, learnt as the new normal [default: 1d].
+    #[arg(long, env = "ENMS_ACCEPT_AFTER")]
+    pub accept_after: Option<Span>,
     /// The file's `[analytics.tariff]` table (five keys, no flag).
     #[arg(skip)]
     pub tariff: Option<Tariff>,
@@ -354,6 +370,11 @@ layered!(AnalyticsSettings {
     job_queue,
     job_concurrency,
     streaming,
+    refresh_after,
+    refresh_min_readings,
+    budget_window,
+    stale_factor,
+    accept_after,
     detect_schedule,
     retrain_schedule,
     forecast_schedule,

@@ -5,7 +5,8 @@
 # order in one-hour batches; an alarm is an episode's start; NAB's standard
 # profile, normalised, beside the published detectors on the same files.
 # CATEGORIES (default the three real ones) and LIMIT (files per category,
-# default all) narrow the run; OUT names a JSON file for the figures.
+# default all) narrow the run; CONTAMINATION (default 0.01, the product's
+# default) is every model's alarm budget; OUT names a JSON file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAB=${NAB:-../shared/data/nab}

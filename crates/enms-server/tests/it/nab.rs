@@ -69,7 +69,7 @@ fn the_scorer_follows_the_protocol() {
     assert_eq!(raw_score(10, &windows, &[]), -1.0, "a missed window");
     assert!((raw_score(10, &windows, &[100]) - 1.0).abs() < 1e-12, "at the window's start");
     let late = raw_score(10, &windows, &[119]);
-    assert!(late > 0.0 && late < 0.1, "at its end: {late}");
+    assert!(late > 0.1 && late < 0.15, "at its end, σ(−1/w)/σ(−1): {late}");
     assert!((raw_score(10, &windows, &[100, 50]) - (1.0 - 0.11)).abs() < 1e-12, "a false alarm before it");
     assert!((raw_score(10, &windows, &[100, 5]) - 1.0).abs() < 1e-12, "probation is not scored");
     let far = raw_score(10, &windows, &[100, 400]) - 1.0;
@@ -159,8 +159,9 @@ async fn run(s: &TestServer, n: u32, name: &str, windows: &Value) -> (usize, Vec
 
 /// Two ad-exchange series: enms's normalised score on them, with the
 /// published detectors' on the same files printed beside. The floor is the
-/// figure measured when this test was written less a margin (2026-12-08:
-/// see BENCHMARKS.md); an alarm flood (the −318 of issue 34) fails it.
+/// figure measured when this test was written (2026-12-08: 51.2, numenta
+/// 77.0; the run is deterministic) less a margin; an alarm flood (the −318
+/// of issue 34) fails it.
 #[tokio::test]
 async fn nab_ad_exchange_streams_score_above_the_floor() {
     let windows: Value =
@@ -192,4 +193,4 @@ async fn nab_ad_exchange_streams_score_above_the_floor() {
 }
 
 /// See the test above.
-const NAB_FLOOR: f64 = 0.0;
+const NAB_FLOOR: f64 = 45.0;

@@ -151,6 +151,8 @@ pub struct EpisodeRecord {
 
 #[derive(Debug, Clone, Default)]
 pub struct EpisodeQuery {
+    /// One episode by its id.
+    pub id: Option<Uuid>,
     pub machine_id: Option<Uuid>,
     /// Episodes that end at or after this time…
     pub since: Option<DateTime<Utc>>,

@@ -530,6 +530,8 @@ async fn episodes_are_upserted_by_id_and_listed_by_overlap(store: Arc<dyn Store>
     assert_eq!(store.list_episodes(&window(150, 400)).await.unwrap()[0].id, grown.id);
     let critical = enms_store::EpisodeQuery { severity: Some("critical".into()), ..all.clone() };
     assert_eq!(store.list_episodes(&critical).await.unwrap().len(), 1);
+    let one = enms_store::EpisodeQuery { id: Some(grown.id), ..all.clone() };
+    assert_eq!(store.list_episodes(&one).await.unwrap(), vec![grown.clone()], "one by its id");
     let open = enms_store::EpisodeQuery { open: Some(true), ..all };
     assert!(store.list_episodes(&open).await.unwrap().is_empty());
 }

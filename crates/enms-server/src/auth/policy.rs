@@ -38,6 +38,7 @@ const OPERATOR: &[&str] = &[
     "/api/v1/anomaly/detect",
     "/api/v1/anomaly/detect/{id}",
     "/api/v1/anomalies/{id}/acknowledge",
+    "/api/v1/anomaly/episodes/{id}/acknowledge",
     "/api/v1/notifications/test",
     "/api/v1/incidents/{id}/acknowledge",
     "/api/v1/incidents/{id}/comments",

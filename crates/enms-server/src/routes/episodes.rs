@@ -1,14 +1,23 @@
 //! `GET /api/v1/anomaly/episodes`: the stored anomaly episodes (batch and
-//! streaming detection write them), each with the flagged readings it holds.
+//! streaming detection write them), each with the flagged readings it
+//! holds; `POST /api/v1/anomaly/episodes/{id}/acknowledge` acknowledges an
+//! episode by acknowledging every reading of it.
 
-use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use chrono::Utc;
 use enms_store::{AnomalyQuery, AnomalyRecord, EpisodeQuery, EpisodeRecord};
 use serde::Serialize;
 
-use crate::error::ApiError;
-use crate::extract::Params;
+use super::anomalies::Acknowledge;
+use crate::auth::Principal;
+use crate::error::{ApiError, Code, ErrorResponse};
+use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
+use enms_core::validation::text;
+
+/// Most readings one acknowledgement covers (a day of 5-second data).
+const MAX_ACKNOWLEDGED: u32 = 20_000;
 
 /// Most readings listed per episode (all are stored).
 const READINGS_LISTED: u32 = 100;
@@ -21,6 +30,8 @@ pub struct StoredEpisode {
     /// Its flagged readings (the machine's anomalies of its type from start
     /// to end), oldest first, at most 100.
     readings: Vec<AnomalyRecord>,
+    /// Every listed reading acknowledged.
+    acknowledged: bool,
 }
 
 #[utoipa::path(get, path = "/api/v1/anomaly/episodes", tag = "analytics", operation_id = "list_episodes",
@@ -45,25 +56,66 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
         if SEVERITIES.contains(&v) { Ok(v.to_owned()) } else { Err("severity must be warning or critical".into()) }
     })?;
     let limit = params.bounded("limit", 50u32, 500)?;
-    let query = EpisodeQuery { machine_id, since, until, open, severity, limit };
+    let query = EpisodeQuery { id: None, machine_id, since, until, open, severity, limit };
     let mut out = Vec::new();
     for episode in state.store.list_episodes(&query).await? {
-        let q = AnomalyQuery {
-            machine_id: Some(episode.machine_id),
-            since: Some(episode.start),
-            until: Some(episode.end + chrono::Duration::milliseconds(1)),
-            limit: READINGS_LISTED,
-            ..Default::default()
-        };
-        let mut readings: Vec<AnomalyRecord> = state
-            .store
-            .list_anomalies(&q)
-            .await?
-            .into_iter()
-            .filter(|a| a.anomaly_type == episode.anomaly_type)
-            .collect();
-        readings.reverse();
-        out.push(StoredEpisode { episode, readings });
+        out.push(with_readings(&state, episode).await?);
     }
     Ok(Json(out))
+}
+
+/// The episode's flagged readings: the machine's anomalies of its type from
+/// its start to its end, oldest first, at most `limit`.
+async fn readings_of(state: &AppState, e: &EpisodeRecord, limit: u32) -> Result<Vec<AnomalyRecord>, ApiError> {
+    let q = AnomalyQuery {
+        machine_id: Some(e.machine_id),
+        since: Some(e.start),
+        until: Some(e.end + chrono::Duration::milliseconds(1)),
+        limit,
+        ..Default::default()
+    };
+    let mut readings: Vec<AnomalyRecord> =
+        state.store.list_anomalies(&q).await?.into_iter().filter(|a| a.anomaly_type == e.anomaly_type).collect();
+    readings.reverse();
+    Ok(readings)
+}
+
+async fn with_readings(state: &AppState, episode: EpisodeRecord) -> Result<StoredEpisode, ApiError> {
+    let readings = readings_of(state, &episode, READINGS_LISTED).await?;
+    let acknowledged = !readings.is_empty() && readings.iter().all(|a| a.acknowledged_at.is_some());
+    Ok(StoredEpisode { episode, readings, acknowledged })
+}
+
+/// Acknowledges every flagged reading of the episode (those already
+/// acknowledged keep their first acknowledgement).
+#[utoipa::path(post, path = "/api/v1/anomaly/episodes/{id}/acknowledge", tag = "analytics",
+    operation_id = "acknowledge_episode",
+    params(("id" = uuid::Uuid, Path, description = "Episode id")),
+    request_body(content = Option<Acknowledge>, description = "Optional"),
+    responses(
+        (status = 200, description = "The episode with its readings, acknowledged", body = StoredEpisode),
+        (status = 404, description = "No such episode (`not_found`)", body = ErrorResponse),
+        (status = 422, description = "A bad id, `by` or `note`", body = ErrorResponse),
+    ))]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Option<Extension<Principal>>,
+    OptionalJsonBody(body): OptionalJsonBody<Acknowledge>,
+) -> Result<Json<StoredEpisode>, ApiError> {
+    let id = path_id(&id)?;
+    let named = caller.filter(|c| c.id.is_some()).map(|c| c.0.name);
+    let by = text("by", &body.by.or(named).unwrap_or_else(|| "operator".into()), 100, false)?;
+    if body.note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
+        return Err(ApiError::invalid(Code::TooLong, "note", "note is at most 2000 characters"));
+    }
+    let query = EpisodeQuery { id: Some(id), limit: 1, ..Default::default() };
+    let episode = state.store.list_episodes(&query).await?.pop().ok_or_else(|| ApiError::not_found("episode", id))?;
+    let now = Utc::now();
+    for a in readings_of(&state, &episode, MAX_ACKNOWLEDGED).await? {
+        if a.acknowledged_at.is_none() {
+            state.store.acknowledge_anomaly(a.id, &by, body.note.as_deref(), now).await?;
+        }
+    }
+    Ok(Json(with_readings(&state, episode).await?))
 }

@@ -112,6 +112,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(anomalies::recent))
         .routes(routes!(anomalies::seed_list))
         .routes(routes!(episodes::list))
+        .routes(routes!(episodes::acknowledge))
         .routes(routes!(incidents::list))
         .routes(routes!(incidents::seed_list))
         .routes(routes!(incidents::get))

@@ -489,6 +489,33 @@ async fn a_streamed_fault_is_one_episode_that_escalates_and_ends() {
     assert_eq!(time(&e["readings"][0]["timestamp"]), t0, "oldest first");
     let (_, critical) = s.get(&format!("/api/v1/anomaly/episodes?machine_id={m}&severity=critical&open=false")).await;
     assert_eq!(critical.as_array().map(Vec::len), Some(1));
+    // Acknowledging the episode acknowledges its readings; bad input changes nothing.
+    let ack = format!("/api/v1/anomaly/episodes/{}/acknowledge", e["id"].as_str().expect("id"));
+    assert_eq!(e["acknowledged"], false);
+    for (body, field) in
+        [(json!({"by": " "}), "by"), (json!({"note": "x".repeat(2001)}), "note"), (json!({"colour": 1}), "colour")]
+    {
+        let (status, out) = s.post(&ack, &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+        assert!(out["error"]["field"].as_str().is_some_and(|f| f.contains(field)), "{out}");
+    }
+    assert_error(
+        &s.post("/api/v1/anomaly/episodes/x/acknowledge", &json!({})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_id",
+    );
+    let unknown = "/api/v1/anomaly/episodes/00000000-0000-0000-0000-000000000009/acknowledge";
+    assert_error(&s.post(unknown, &json!({})).await, StatusCode::NOT_FOUND, "not_found");
+    let (_, open) = s.get(&format!("/api/v1/anomaly/recent?machine_id={m}&acknowledged=false")).await;
+    assert_eq!(open.as_array().map(Vec::len), Some(8), "a refused acknowledgement stores nothing");
+    let (status, acked) = s.post(&ack, &json!({"by": "alice", "note": "valve reseated"})).await;
+    assert_eq!(status, StatusCode::OK, "{acked}");
+    assert_eq!(acked["acknowledged"], true, "{acked}");
+    let readings = acked["readings"].as_array().expect("readings");
+    assert_eq!(readings.len(), 8);
+    assert!(readings.iter().all(|r| r["acknowledged_by"] == "alice" && r["note"] == "valve reseated"), "{acked}");
+    let (_, open) = s.get(&format!("/api/v1/anomaly/recent?machine_id={m}&acknowledged=false")).await;
+    assert_eq!(open.as_array().map(Vec::len), Some(0));
     for bad in [
         "since=2025-01-22T00:00:00Z&until=2025-01-21T00:00:00Z",
         "open=maybe",

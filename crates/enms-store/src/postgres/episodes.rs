@@ -68,6 +68,9 @@ fn episode(row: &PgRow) -> Result<EpisodeRecord> {
 
 pub async fn list(pool: &PgPool, q: &EpisodeQuery) -> Result<Vec<EpisodeRecord>> {
     let mut b = QueryBuilder::<Postgres>::new("SELECT * FROM episodes WHERE TRUE");
+    if let Some(id) = q.id {
+        b.push(" AND id = ").push_bind(id);
+    }
     if let Some(m) = q.machine_id {
         b.push(" AND machine_id = ").push_bind(m);
     }

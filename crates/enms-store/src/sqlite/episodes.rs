@@ -69,6 +69,9 @@ fn episode(row: &SqliteRow) -> Result<EpisodeRecord> {
 
 pub async fn list(pool: &SqlitePool, q: &EpisodeQuery) -> Result<Vec<EpisodeRecord>> {
     let mut b = QueryBuilder::<Sqlite>::new("SELECT * FROM episodes WHERE 1 = 1");
+    if let Some(id) = q.id {
+        b.push(" AND id = ").push_bind(id.to_string());
+    }
     if let Some(m) = q.machine_id {
         b.push(" AND machine_id = ").push_bind(m.to_string());
     }

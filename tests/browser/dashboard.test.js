@@ -217,9 +217,13 @@ test('an incident opens live on the Incidents page and is acknowledged, commente
 test('an anomaly of the demo history is explained in the analysis panel', async () => {
   const page = await open('/ui/anomalies');
   await waitLive(page);
-  // The demo finds the faults of its history within the first minute.
-  const button = page.locator('#anomaly-rows button.explain').first();
-  await button.waitFor({ timeout: 60_000 });
+  // The demo finds the faults of its history within the first minute; an
+  // episode's row expands to its readings, each of which can be explained.
+  const expand = page.locator('#anomaly-rows tr.episode button.expand').first();
+  await expand.waitFor({ timeout: 60_000 });
+  await expand.click();
+  const button = page.locator('#anomaly-rows tr.episode-readings:not([hidden]) button.explain').first();
+  await button.waitFor({ timeout: 15_000 });
   await button.click();
   await page.waitForFunction(() => /had a (warning|critical)/.test(document.querySelector('#analysis-summary')?.textContent ?? ''), null, { timeout: 15_000 });
   assert.ok(await page.locator('#analysis-checks li').count() >= 1, 'checks from the rule table');
@@ -309,8 +313,10 @@ test('a fresh demo lists the faults of its history within 60 s and toasts a live
     const history = (await injected()).filter((a) => Date.parse(a.end) <= t0);
     assert.ok(history.length >= 3, `${history.length} faults in the history`);
     const covered = async () => page.evaluate((faults) => {
-      const rows = [...document.querySelectorAll('#anomaly-rows tr')].map((r) => [r.dataset.machineId, Date.parse(r.dataset.at)]);
-      return faults.filter((f) => !rows.some(([m, at]) => m === f.machine_id && at >= Date.parse(f.start) && at <= Date.parse(f.end) + 15 * 60_000))
+      // One row per episode: a fault is listed when an episode of its
+      // machine overlaps it (up to a reading after it).
+      const rows = [...document.querySelectorAll('#anomaly-rows tr.episode')].map((r) => [r.dataset.machineId, Date.parse(r.dataset.at), Date.parse(r.dataset.end)]);
+      return faults.filter((f) => !rows.some(([m, at, end]) => m === f.machine_id && at <= Date.parse(f.end) + 15 * 60_000 && end >= Date.parse(f.start)))
         .map((f) => f.description);
     }, history);
     let missing = await covered();
@@ -337,6 +343,93 @@ test('a fresh demo lists the faults of its history within 60 s and toasts a live
   } finally {
     await fresh.destroy();
   }
+});
+
+test('anomalies are listed one row per episode, which expands to its readings and is acknowledged with them', async () => {
+  const page = await open('/ui/anomalies');
+  await waitLive(page);
+  const first = page.locator('#anomaly-rows tr.episode').first();
+  await first.waitFor({ timeout: 60_000 });
+  // One row per episode: the rows are the API's episodes, not its readings.
+  const episodes = await (await fetch(`${server.url}/api/v1/anomaly/episodes?limit=200`)).json();
+  await page.waitForFunction((n) => document.querySelectorAll('#anomaly-rows tr.episode').length >= Math.min(n, 200), episodes.length);
+  const ids = await page.locator('#anomaly-rows tr.episode').evaluateAll((rows) => rows.map((r) => r.dataset.episodeId));
+  assert.equal(new Set(ids).size, ids.length, 'each episode once');
+  const readings = await (await fetch(`${server.url}/api/v1/anomaly/recent?limit=1000`)).json();
+  assert.ok(ids.length < readings.length, `${ids.length} episode rows for ${readings.length} flagged readings`);
+  // The first unacknowledged one expands to its readings…
+  const row = page.locator('#anomaly-rows tr.episode:has(button.ack-episode)').first();
+  const id = await row.getAttribute('data-episode-id');
+  const episode = episodes.find((e) => e.id === id);
+  await row.locator('button.expand').click();
+  const detail = page.locator(`#anomaly-rows tr.episode[data-episode-id="${id}"] + tr.episode-readings`);
+  await detail.locator('table.readings tbody tr').first().waitFor();
+  const listed = await detail.locator('table.readings tbody tr').count();
+  assert.ok(listed >= episode.readings.length && listed <= episode.count, `${listed} readings listed of ${episode.count}`);
+  // …and acknowledging it acknowledges them.
+  await row.locator('button.ack-episode').click();
+  await page.waitForSelector(`#anomaly-rows tr.episode[data-episode-id="${id}"] .ack`);
+  await detail.locator('table.readings .ack').first().waitFor();
+  const after = (await (await fetch(`${server.url}/api/v1/anomaly/episodes?limit=200`)).json()).find((e) => e.id === id);
+  assert.equal(after.acknowledged, true);
+  assert.ok(after.readings.every((r) => r.acknowledged_by === 'dashboard'), 'every reading acknowledged');
+  await page.screenshot({ path: join(OUT, 'episodes.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('critical episodes show one desktop notification each once the toggle is on, and the toggle is remembered', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await ctx.grantPermissions(['notifications'], { origin: server.url });
+  // Every notification the page makes, recorded before the browser shows it.
+  await ctx.addInitScript(() => {
+    const Real = window.Notification;
+    window.shownNotifications = [];
+    class Spy extends Real {
+      constructor(title, options) {
+        window.shownNotifications.push({ title, tag: options?.tag });
+        super(title, options);
+      }
+    }
+    Object.defineProperty(Spy, 'permission', { get: () => Real.permission });
+    Spy.requestPermission = (...a) => Real.requestPermission(...a);
+    window.Notification = Spy;
+  });
+  const page = await open('/ui/anomalies', { context: ctx });
+  await waitLive(page);
+  const toggle = page.locator('#desktop-notify');
+  assert.equal(await toggle.isChecked(), false, 'off until asked for');
+  await toggle.check();
+  await page.waitForFunction(() => localStorage.getItem('enms.desktopNotifications') === 'on');
+  const episode = crypto.randomUUID();
+  const other = crypto.randomUUID();
+  const kind = `desk-${Date.now()}`;
+  const announce = (id, severity, escalated, type = kind) => server.publish('anomaly_detected', {
+    machine_id: C1, severity, anomaly_type: type, metric: 'power_kw', value: 99.5, expected_value: 40,
+    details: { escalated, episode: { id, start: new Date().toISOString(), end: new Date().toISOString(), count: 1, open: true } },
+  });
+  // It opens as a warning, escalates to critical, is announced critical again;
+  // another episode stays a warning.
+  await announce(episode, 'warning', false);
+  await announce(episode, 'critical', true);
+  await announce(episode, 'critical', true);
+  await announce(other, 'warning', false, `${kind}-other`);
+  // Events are handled in order: the last one's toast means all were seen.
+  await page.waitForSelector(`.toast:has-text("${kind}-other")`);
+  const shown = await page.evaluate(() => window.shownNotifications);
+  assert.deepEqual(shown.map((n) => n.tag), [episode], 'one desktop notification, for the critical episode');
+  assert.match(shown[0].title, new RegExp(`Critical: ${kind} on `));
+  // Remembered across a reload; a value something else stored is ignored.
+  await page.reload();
+  await waitLive(page);
+  assert.equal(await page.locator('#desktop-notify').isChecked(), true, 'remembered');
+  await page.evaluate(() => localStorage.setItem('enms.desktopNotifications', 'maybe'));
+  await page.reload();
+  await waitLive(page);
+  assert.equal(await page.locator('#desktop-notify').isChecked(), false, 'a bad stored value is off');
+  assert.equal(await page.evaluate(() => localStorage.getItem('enms.desktopNotifications')), null, 'and removed');
+  assert.deepEqual(page.errors, []);
+  await ctx.close();
 });
 
 test('toasts never cover the header, its badges or the navigation, at any width', async () => {

@@ -11,6 +11,7 @@ import { Realtime } from 'enms/realtime.js';
 import { mountStatus } from 'enms/status.js';
 import { toast } from 'enms/toast.js';
 import { errorBox, num } from 'enms/dom.js';
+import { notifyCritical } from 'enms/desktop.js';
 import * as overview from 'enms/pages/overview.js';
 import * as machine from 'enms/pages/machine.js';
 import * as hosts from 'enms/pages/hosts.js';
@@ -125,7 +126,10 @@ async function notify(ev) {
         title: `${d.details?.escalated ? 'Escalated' : 'Anomaly'} on ${name}: ${d.anomaly_type}`,
         message: `${d.metric ?? 'value'} ${num(d.value)}${expected}`,
       });
-      if (d.severity === 'critical') markCritical();
+      if (d.severity === 'critical') {
+        markCritical();
+        notifyCritical(d, name);
+      }
       return;
     }
     case 'training_started':

@@ -1,16 +1,22 @@
-// Anomalies: filter by machine, severity, acknowledgement and day; acknowledge
-// one; explain one (the analysis panel: summary, contributing signals, excess
-// cost, similar episodes, checks); new anomalies that match the filters
-// appear at the top as they arrive.
+// Anomalies, one row per episode: machine, type, severity, start, duration,
+// peak against expected and excess energy. A row expands to its flagged
+// readings (each can be explained: summary, contributing signals, excess
+// cost, similar episodes, checks); acknowledging an episode acknowledges its
+// readings. Filter by machine, severity, acknowledgement and day; episodes
+// that open, escalate or end arrive as events and update their row in place.
 
 import { api, qs, uiHref } from 'enms/api.js';
 import { h, num, dateTime, sev, errorBox } from 'enms/dom.js';
 import { toast } from 'enms/toast.js';
+import { desktopToggle } from 'enms/desktop.js';
+import { duration, episodeOf } from 'enms/episodes.js';
+
+const LIMIT = 200;
 
 export function mount(main, ctx) {
   const f = {
     machine: h('select', { id: 'f-machine' }, h('option', { value: '', text: 'All machines' })),
-    severity: h('select', { id: 'f-severity' }, ['', 'warning', 'critical', 'normal'].map((s) => h('option', { value: s, text: s || 'Any severity' }))),
+    severity: h('select', { id: 'f-severity' }, ['', 'warning', 'critical'].map((s) => h('option', { value: s, text: s || 'Any severity' }))),
     ack: h('select', { id: 'f-ack' }, [['', 'All'], ['false', 'Open'], ['true', 'Acknowledged']].map(([v, t]) => h('option', { value: v, text: t }))),
     since: h('input', { id: 'f-since', type: 'date', 'aria-label': 'Since' }),
   };
@@ -18,15 +24,17 @@ export function mount(main, ctx) {
   const problem = h('div');
   const count = h('span', { class: 'muted small' });
   const panel = h('section', { id: 'analysis-panel', class: 'card', hidden: true });
+  const byId = new Map(); // episode id → { row, detail, episode }
   let names = new Map();
   let disposed = false;
   main.append(h('h1', { text: 'Anomalies' }),
     h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); load(); } },
       h('label', {}, 'Machine', f.machine), h('label', {}, 'Severity', f.severity), h('label', {}, 'Status', f.ack),
       h('label', {}, 'Since', f.since), h('button', { type: 'submit', text: 'Apply' }), count),
+    h('p', { class: 'small' }, desktopToggle()),
     problem,
-    h('div', { class: 'table-wrap' }, h('table', {},
-      h('thead', {}, h('tr', {}, ['Time', 'Machine', 'Severity', 'Type', 'Metric', 'Value', 'Expected', 'Score', ''].map((t) => h('th', { text: t })))),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'episodes' },
+      h('thead', {}, h('tr', {}, ['Start', 'Machine', 'Severity', 'Type', 'Duration', 'Peak', 'Expected', 'Excess kWh', 'Readings', ''].map((t) => h('th', { text: t })))),
       rows)),
     panel);
   for (const s of Object.values(f)) s.addEventListener('change', () => load());
@@ -61,36 +69,84 @@ export function mount(main, ctx) {
     }
   }
 
-  function row(a, fresh) {
-    const id = a.id ?? a.anomaly_id;
-    const action = h('td');
-    const explainBtn = () => h('button', { type: 'button', class: 'explain', text: 'Explain', onclick: () => explain(id) });
-    const setAck = (rec) => action.replaceChildren(rec.acknowledged_at
-      ? h('span', { class: 'small muted', text: `✓ ${rec.acknowledged_by ?? ''} ` })
-      : h('button', { type: 'button', text: 'Acknowledge', onclick: () => acknowledge(id, setAck) }), ' ', explainBtn());
-    setAck(a);
-    return h('tr', { class: fresh ? 'fresh' : '', dataset: { anomalyId: id, machineId: a.machine_id, at: a.timestamp } },
-      h('td', { text: dateTime(a.timestamp) }),
-      h('td', {}, h('a', { href: uiHref(`machines/${a.machine_id}`), text: a.machine_name ?? names.get(a.machine_id)?.name ?? a.machine_id })),
-      h('td', {}, sev(a.severity)), h('td', { text: a.anomaly_type }), h('td', { text: a.metric ?? '' }),
-      h('td', { class: 'num', text: num(a.value) }), h('td', { class: 'num', text: num(a.expected_value) }),
-      h('td', { class: 'num', text: num(a.anomaly_score, 3) }), action);
+  /** The readings of an episode, as the expanded part of its row. */
+  function readingsTable(list) {
+    return h('table', { class: 'readings' },
+      h('thead', {}, h('tr', {}, ['Time', 'Severity', 'Metric', 'Value', 'Expected', 'Score', ''].map((t) => h('th', { text: t })))),
+      h('tbody', {}, list.map((a) => h('tr', { dataset: { anomalyId: a.id } },
+        h('td', { text: dateTime(a.timestamp) }), h('td', {}, sev(a.severity)), h('td', { text: a.metric ?? '' }),
+        h('td', { class: 'num', text: num(a.value) }), h('td', { class: 'num', text: num(a.expected_value) }),
+        h('td', { class: 'num', text: num(a.anomaly_score, 3) }),
+        h('td', {}, a.acknowledged_at ? h('span', { class: 'small muted ack', text: `✓ ${a.acknowledged_by ?? ''}` }) : null, ' ',
+          h('button', { type: 'button', class: 'explain', text: 'Explain', onclick: () => explain(a.id) }))))));
   }
 
-  async function acknowledge(id, done) {
+  async function expand(entry, open) {
+    entry.detail.hidden = !open;
+    entry.toggle.setAttribute('aria-expanded', String(open));
+    entry.toggle.textContent = open ? '▾' : '▸';
+    if (!open) return;
+    entry.detailCell.replaceChildren(h('p', { class: 'muted small', text: 'Loading readings…' }));
     try {
-      done(await api(`/api/v1/anomalies/${id}/acknowledge`, { method: 'POST', body: { by: 'dashboard' } }));
-      toast({ kind: 'success', title: 'Anomaly acknowledged' });
-    } catch (e) {
-      toast({ kind: 'danger', title: 'Not acknowledged', message: e.message });
+      const e = entry.episode;
+      const list = await api(`/api/v1/anomaly/recent${qs({ machine_id: e.machine_id, since: e.start,
+        until: new Date(Date.parse(e.end) + 1).toISOString(), limit: 1000 })}`);
+      const own = list.filter((a) => a.anomaly_type === e.anomaly_type).reverse();
+      entry.detailCell.replaceChildren(own.length ? readingsTable(own) : h('p', { class: 'muted small', text: 'No stored readings.' }));
+    } catch (err) {
+      entry.detailCell.replaceChildren(errorBox(err));
     }
   }
 
-  function matches(d) {
-    if (f.machine.value && d.machine_id !== f.machine.value) return false;
-    if (f.severity.value && d.severity !== f.severity.value) return false;
+  async function acknowledge(entry) {
+    try {
+      const e = await api(`/api/v1/anomaly/episodes/${entry.episode.id}/acknowledge`, { method: 'POST', body: { by: 'dashboard' } });
+      entry.episode = { ...entry.episode, ...e };
+      draw(entry);
+      if (!entry.detail.hidden) expand(entry, true);
+      toast({ kind: 'success', title: 'Episode acknowledged', message: `${e.readings?.length ?? 0} readings` });
+    } catch (err) {
+      toast({ kind: 'danger', title: 'Not acknowledged', message: err.message });
+    }
+  }
+
+  /** (Re)draws a row's cells from its episode. */
+  function draw(entry) {
+    const e = entry.episode;
+    const excess = e.actual_kwh != null && e.expected_kwh != null ? e.actual_kwh - e.expected_kwh : null;
+    const action = e.acknowledged
+      ? h('span', { class: 'small muted ack', text: '✓ acknowledged' })
+      : h('button', { type: 'button', class: 'ack-episode', text: 'Acknowledge', onclick: () => acknowledge(entry) });
+    entry.row.dataset.open = String(Boolean(e.open));
+    entry.row.dataset.end = e.end;
+    entry.row.dataset.severity = e.severity;
+    entry.row.replaceChildren(
+      h('td', {}, entry.toggle, ' ', dateTime(e.start)),
+      h('td', {}, h('a', { href: uiHref(`machines/${e.machine_id}`), text: e.machine_name ?? names.get(e.machine_id)?.name ?? e.machine_id })),
+      h('td', {}, sev(e.severity)), h('td', { text: e.anomaly_type }),
+      h('td', { text: `${duration(e.start, e.end)}${e.open ? ' (open)' : ''}` }),
+      h('td', { class: 'num', text: num(e.peak_value) }), h('td', { class: 'num', text: num(e.peak_expected) }),
+      h('td', { class: 'num', text: num(excess) }), h('td', { class: 'num', text: String(e.count ?? '–') }),
+      h('td', {}, action));
+  }
+
+  function entryFor(e, fresh) {
+    const toggle = h('button', { type: 'button', class: 'expand', 'aria-expanded': 'false', 'aria-label': 'Readings', text: '▸' });
+    const row = h('tr', { class: `episode${fresh ? ' fresh' : ''}`, dataset: { episodeId: e.id, machineId: e.machine_id, at: e.start } });
+    const detailCell = h('td', { colspan: 10 });
+    const detail = h('tr', { class: 'episode-readings', hidden: true }, detailCell);
+    const entry = { row, detail, detailCell, toggle, episode: e };
+    toggle.addEventListener('click', () => expand(entry, entry.detail.hidden));
+    draw(entry);
+    byId.set(e.id, entry);
+    return entry;
+  }
+
+  function matches(e) {
+    if (f.machine.value && e.machine_id !== f.machine.value) return false;
+    if (f.severity.value && e.severity !== f.severity.value) return false;
     if (f.ack.value === 'true') return false;
-    return !f.since.value || Date.parse(d.timestamp ?? new Date()) >= new Date(`${f.since.value}T00:00`).getTime();
+    return !f.since.value || Date.parse(e.end ?? new Date()) >= new Date(`${f.since.value}T00:00`).getTime();
   }
 
   async function load() {
@@ -100,13 +156,15 @@ export function mount(main, ctx) {
       if (f.machine.options.length === 1) {
         f.machine.append(...[...names.values()].map((m) => h('option', { value: m.id, text: m.name })));
       }
-      const list = await api(`/api/v1/anomaly/recent${qs({
-        machine_id: f.machine.value, severity: f.severity.value, acknowledged: f.ack.value,
-        since: f.since.value ? new Date(`${f.since.value}T00:00`).toISOString() : '', limit: 500,
+      const list = await api(`/api/v1/anomaly/episodes${qs({
+        machine_id: f.machine.value, severity: f.severity.value,
+        since: f.since.value ? new Date(`${f.since.value}T00:00`).toISOString() : '', limit: LIMIT,
       })}`);
       if (disposed) return;
-      rows.replaceChildren(...list.map((a) => row(a, false)));
-      count.textContent = `${list.length}${list.length === 500 ? '+' : ''} shown`;
+      const shown = f.ack.value ? list.filter((e) => String(Boolean(e.acknowledged)) === f.ack.value) : list;
+      byId.clear();
+      rows.replaceChildren(...shown.flatMap((e) => { const x = entryFor(e, false); return [x.row, x.detail]; }));
+      count.textContent = `${shown.length}${list.length === LIMIT ? '+' : ''} episodes`;
     } catch (e) {
       problem.replaceChildren(errorBox(e));
     }
@@ -115,9 +173,22 @@ export function mount(main, ctx) {
   load();
   return {
     onEvent(ev) {
-      if (ev.type !== 'anomaly_detected' || !matches(ev.data)) return;
-      rows.prepend(row(ev.data, true));
-      while (rows.children.length > 500) rows.lastElementChild.remove();
+      if (ev.type !== 'anomaly_detected' && ev.type !== 'anomaly_updated') return;
+      const e = episodeOf(ev.data ?? {});
+      if (!e.id) return;
+      const known = byId.get(e.id);
+      if (known) {
+        known.episode = { ...known.episode, ...e };
+        draw(known);
+        known.row.classList.remove('fresh');
+        void known.row.offsetWidth;
+        known.row.classList.add('fresh');
+        return;
+      }
+      if (ev.type !== 'anomaly_detected' || !matches(e)) return;
+      const x = entryFor(e, true);
+      rows.prepend(x.row, x.detail);
+      while (rows.children.length > 2 * LIMIT) rows.lastElementChild.remove();
     },
     onResync: load,
     unmount() { disposed = true; },

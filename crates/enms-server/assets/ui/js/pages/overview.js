@@ -1,10 +1,12 @@
 // Overview: a card per machine (live power from metric_updated, status,
 // today's kWh and cost, a sparkline of the last three hours), counters, the
-// recent anomalies and the training jobs, all kept current by events.
+// recent anomaly episodes (one row each) and the training jobs, all kept
+// current by events.
 
 import { api, qs, uiHref } from 'enms/api.js';
 import { h, num, money, time, sev, startOfToday, progressBar, setProgress, errorBox } from 'enms/dom.js';
 import { sparkline } from 'enms/charts.js';
+import { duration, episodeOf } from 'enms/episodes.js';
 
 const SPARK_HOURS = 3;
 const MAX_ROWS = 20;
@@ -22,7 +24,7 @@ function bump(c) {
 }
 
 export function mount(main, ctx) {
-  const anomaliesToday = counter('Anomalies today', 'count-anomalies');
+  const anomaliesToday = counter('Episodes today', 'count-anomalies');
   const trainings = counter('Running trainings', 'count-trainings');
   const clients = counter('Connected clients', 'count-clients');
   const cards = h('div', { class: 'grid', id: 'machine-cards' });
@@ -33,9 +35,9 @@ export function mount(main, ctx) {
     h('h1', { text: 'Overview' }), problem,
     h('div', { class: 'counters' }, anomaliesToday.el, trainings.el, clients.el),
     h('h2', { text: 'Machines' }), cards,
-    h('h2', { text: 'Recent anomalies' }),
+    h('h2', { text: 'Recent anomaly episodes' }),
     h('div', { class: 'table-wrap' }, h('table', {},
-      h('thead', {}, h('tr', {}, ['Time', 'Machine', 'Severity', 'Type', 'Value', 'Expected'].map((t) => h('th', { text: t })))),
+      h('thead', {}, h('tr', {}, ['Start', 'Machine', 'Severity', 'Type', 'Duration', 'Peak', 'Expected'].map((t) => h('th', { text: t })))),
       anomalyRows)),
     h('h2', { text: 'Training jobs' }),
     h('div', { class: 'table-wrap' }, h('table', {},
@@ -98,11 +100,30 @@ export function mount(main, ctx) {
     }));
   }
 
-  function anomalyRow(a, fresh) {
-    return h('tr', { class: fresh ? 'fresh' : '', dataset: { anomalyId: a.anomaly_id ?? a.id } },
-      h('td', { text: time(a.timestamp) }), h('td', { text: a.machine_name ?? nameOf(a.machine_id) }),
-      h('td', {}, sev(a.severity)), h('td', { text: a.anomaly_type }),
-      h('td', { class: 'num', text: num(a.value) }), h('td', { class: 'num', text: num(a.expected_value) }));
+  // One row per episode, updated in place as it escalates and ends.
+  function anomalyRow(e, fresh) {
+    return h('tr', { class: fresh ? 'fresh' : '', dataset: { episodeId: e.id } },
+      h('td', { text: time(e.start) }), h('td', { text: e.machine_name ?? nameOf(e.machine_id) }),
+      h('td', {}, sev(e.severity)), h('td', { text: e.anomaly_type }),
+      h('td', { text: `${duration(e.start, e.end)}${e.open ? ' (open)' : ''}` }),
+      h('td', { class: 'num', text: num(e.peak_value) }), h('td', { class: 'num', text: num(e.peak_expected) }));
+  }
+
+  function upsertEpisode(d, announced) {
+    const e = episodeOf(d);
+    const old = [...anomalyRows.children].find((r) => r.dataset.episodeId === String(e.id));
+    if (old) {
+      old.replaceWith(anomalyRow(e, true));
+      return;
+    }
+    if (!announced) return;
+    if (!e.start || Date.parse(e.start) >= startOfToday().getTime()) {
+      todayCount += 1;
+      anomaliesToday.set(todayCount);
+      bump(anomaliesToday);
+    }
+    anomalyRows.prepend(anomalyRow(e, true));
+    while (anomalyRows.children.length > MAX_ROWS) anomalyRows.lastElementChild.remove();
   }
 
   function upsertJob(j) {
@@ -142,13 +163,13 @@ export function mount(main, ctx) {
       if (!names.size) cards.append(h('p', { class: 'muted', text: 'No machines yet. Create one with POST /api/v1/machines or start with --demo.' }));
       const since = startOfToday().toISOString();
       const [today, recent, jobList] = await Promise.all([
-        api(`/api/v1/anomaly/recent${qs({ since, limit: 1000 })}`),
-        api(`/api/v1/anomaly/recent${qs({ limit: MAX_ROWS })}`),
+        api(`/api/v1/anomaly/episodes${qs({ since, limit: 500 })}`),
+        api(`/api/v1/anomaly/episodes${qs({ limit: MAX_ROWS })}`),
         api(`/api/v1/training/jobs${qs({ limit: MAX_ROWS })}`),
       ]);
       if (disposed) return;
       todayCount = today.length;
-      anomaliesToday.set(todayCount >= 1000 ? '1000+' : todayCount);
+      anomaliesToday.set(todayCount >= 500 ? '500+' : todayCount);
       anomalyRows.replaceChildren(...recent.map((a) => anomalyRow(a, false)));
       jobs.clear();
       jobRows.replaceChildren();
@@ -179,13 +200,10 @@ export function mount(main, ctx) {
     switch (ev.type) {
       case 'metric_updated': onMetric(d); break;
       case 'anomaly_detected':
-        if (!d.timestamp || Date.parse(d.timestamp) >= startOfToday().getTime()) {
-          todayCount += 1;
-          anomaliesToday.set(todayCount);
-          bump(anomaliesToday);
-        }
-        anomalyRows.prepend(anomalyRow(d, true));
-        while (anomalyRows.children.length > MAX_ROWS) anomalyRows.lastElementChild.remove();
+        upsertEpisode(d, !d.details?.escalated);
+        break;
+      case 'anomaly_updated':
+        upsertEpisode(d, false);
         break;
       case 'training_started': case 'training_progress': case 'training_completed':
         upsertJob(d);

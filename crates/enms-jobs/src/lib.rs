@@ -11,8 +11,8 @@
 //! `training` (baseline and anomaly models) and `detection` (batch windows,
 //! long ones as jobs); `live` scores each ingested reading against the
 //! active model and tracks episodes; `scheduler` submits the nightly
-//! refreshes and drift retraining; `adapt` refreshes models as data
-//! arrives.
+//! refreshes and drift retraining; `adapt` decides when models are
+//! refreshed as data arrives and `refresher` runs those refreshes.
 
 pub mod adapt;
 pub mod detection;
@@ -22,6 +22,7 @@ pub mod forecast;
 pub mod jobs;
 pub mod live;
 pub mod outlet;
+pub mod refresher;
 pub mod retention;
 pub mod scheduler;
 pub mod thresholds;
@@ -117,7 +118,7 @@ impl Analytics {
     /// models.
     pub async fn start(&self) -> Result<(), enms_store::StoreError> {
         if let Some(rx) = self.live.take_refreshes() {
-            tokio::spawn(adapt::run(self.clone(), rx));
+            tokio::spawn(refresher::run(self.clone(), rx));
         }
         self.jobs.sweep().await?;
         self.live.reload_all().await

@@ -600,19 +600,25 @@ impl AnomalyModel {
         let critical = stuck || (beyond && (recent.was_critical || t > th.far));
         recent.was_critical = beyond;
         if !flagged {
+            recent.last_kind = None;
             return finding;
         }
+        let direct = if z[top] > 0.0 { AnomalyType::Spike } else { AnomalyType::Drop };
         let kind = if stuck {
             AnomalyType::Stuck
         } else if Some(top) == power && !iv.operating() && z[top] > 0.0 {
             AnomalyType::OffHours
+        } else if recent.last_kind == Some(direct) {
+            // A spike that goes on is one spike, not a spike and then a
+            // drift: the type (and so the episode) holds while the
+            // readings keep deviating the same way.
+            direct
         } else if !beyond && recent.drifting(top, z[top]) {
             AnomalyType::Drift
-        } else if z[top] > 0.0 {
-            AnomalyType::Spike
         } else {
-            AnomalyType::Drop
+            direct
         };
+        recent.last_kind = Some(kind);
         if stuck && let Some(p) = power {
             finding.signal = self.signals[p].signal.name();
             finding.value = iv.sample.power_kw;

@@ -17,6 +17,8 @@ pub struct Recent {
     zs: VecDeque<(usize, f64)>,
     /// Whether the previous reading was beyond the critical threshold.
     pub(super) was_critical: bool,
+    /// The type the previous reading was flagged with, if it was.
+    pub(super) last_kind: Option<super::AnomalyType>,
 }
 
 impl Recent {
@@ -44,6 +46,7 @@ impl Recent {
     /// Forgets that the last reading was beyond the critical threshold.
     pub fn clear_critical(&mut self) {
         self.was_critical = false;
+        self.last_kind = None;
     }
 
     pub(super) fn drifting(&self, signal: usize, z: f64) -> bool {

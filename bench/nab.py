@@ -134,6 +134,35 @@ def episode_starts(base, machine):
         until = min(e["start"] for e in page)
 
 
+def flagged_times(base, machine):
+    """Reading times of every saved anomaly of the machine."""
+    out, until = [], None
+    while True:
+        q = f"/api/v1/anomaly/recent?machine_id={machine}&limit=1000"
+        if until:
+            q += "&until=" + urllib.parse.quote(until)
+        status, page = call(base, "GET", q)
+        if status != 200:
+            raise SystemExit(f"anomalies: {status} {page}")
+        out += [datetime.fromisoformat(a["timestamp"].replace("Z", "+00:00")) for a in page]
+        if len(page) < 1000:
+            return sorted(set(out))
+        until = min(a["timestamp"] for a in page)
+
+
+def daily_shares(rows, probation, flagged):
+    """The flagged share of the streamed readings per day of data, from the
+    second day on (the first is the model's first judgement of new data)."""
+    flagged = set(flagged)
+    days = {}
+    start = rows[probation][0]
+    for t, _ in rows[probation:]:
+        d = int((t - start).total_seconds() // 86400)
+        n, f = days.get(d, (0, 0))
+        days[d] = (n + 1, f + (t in flagged))
+    return [f / n for d, (n, f) in sorted(days.items()) if d >= 1 and n >= 12]
+
+
 def run_file(base, nab, name, n):
     rows = load(os.path.join(nab, name))
     peak = max(v for _, v in rows) or 1.0
@@ -188,11 +217,13 @@ def run_file(base, nab, name, n):
         k = index.get(iso(t))
         if k is not None:
             alarms.append(k)
+    flagged = [t for t in flagged_times(base, machine) if t >= rows[probation][0]]
+    shares = daily_shares(rows, probation, flagged)
     refreshes = {}
     for j in jobs:
         if j["trigger_type"] != "manual":
             refreshes[j["trigger_type"]] = refreshes.get(j["trigger_type"], 0) + 1
-    return rows, probation, alarms, refreshes, took
+    return rows, probation, alarms, refreshes, took, (len(flagged) / max(1, len(rows) - probation), shares)
 
 
 def main():
@@ -209,14 +240,16 @@ def main():
     n = 0
     for name in files:
         n += 1
-        rows, probation, alarms, refreshes, took = run_file(base, nab, name, n)
+        rows, probation, alarms, refreshes, took, (share, shares) = run_file(base, nab, name, n)
         w = windows_as_rows(rows, windows[name])
         raw = score(len(rows), probation, w, alarms)
         scored = [a for a in alarms if a >= probation]
         per_file[name] = {"raw": raw, "windows": len(w), "alarms": len(scored), "rows": len(rows) - probation,
-                          "refreshes": refreshes, "seconds": round(took, 2)}
+                          "refreshes": refreshes, "seconds": round(took, 2), "flagged_share": share,
+                          "daily_shares": shares}
         print(f"{name}: raw {raw:+.3f}, {len(scored)} alarms over {len(rows) - probation} rows, {len(w)} windows, "
-              f"refreshes {refreshes}, {took:.1f} s", flush=True)
+              f"refreshes {refreshes}, flagged {100 * share:.2f} % (worst day {100 * max(shares, default=0):.1f} %), "
+              f"{took:.1f} s", flush=True)
     summary = {}
     for group in categories + ["all"]:
         names = [f for f in per_file if group == "all" or f.startswith(group + "/")]
@@ -228,6 +261,12 @@ def main():
         summary[group] = row
         others = ", ".join(f"{d} {row[d]:.1f}" for d in PUBLISHED if d in row)
         print(f"{group}: enms {row['enms']:.1f} ({len(names)} files, {nw} windows) | {others}", flush=True)
+    days = sorted(x for f in per_file.values() for x in f["daily_shares"])
+    if days:
+        over = sum(1 for x in days if x > 2 * CONTAMINATION)
+        print(f"flagged share per day of data after the first, {len(days)} series-days: median "
+              f"{100 * days[len(days) // 2]:.2f} %, 90th {100 * days[int(0.9 * (len(days) - 1))]:.2f} %, "
+              f"worst {100 * days[-1]:.2f} %; above twice the budget ({200 * CONTAMINATION:.2f} %): {over}", flush=True)
     if out_path:
         with open(out_path, "w") as f:
             json.dump({"files": per_file, "summary": summary}, f, indent=1)

@@ -258,3 +258,56 @@ async fn a_replay_refreshes_by_its_own_timestamps_and_finds_the_same_at_any_spee
     assert!(live.len() >= 4, "both faults found: {live:?}");
     assert_eq!(live, fast);
 }
+
+/// Budget control: the machine becomes three times noisier for good. Its
+/// flags come as many short episodes, far above the 1 % budget; once half a
+/// day of data is judged, with no episode open, the model is stale: a
+/// `system_alert` `model_stale` gives the share, and a `budget` refresh
+/// learns the latest data, flagged stretches included.
+#[tokio::test]
+async fn a_model_flagging_far_above_its_budget_is_stale_and_refreshed() {
+    let s = TestServer::start().await;
+    let (mut ws, _) = Ws::connect(&s, "/api/v1/ws/training").await;
+    let m = machine(&s, "Noisier-1", 41).await;
+    ingest(&s, noisy_days(&m, 20)).await;
+    retrain(&s, &mut ws, &m).await;
+    // From day 20: the same pattern with σ 1.5 kW instead of 0.5.
+    let mut state: u64 = 0x5DEE_CE66_D1CE_4E5B;
+    let mut gauss = move || {
+        let mut u = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        (-2.0 * u().ln()).sqrt() * (std::f64::consts::TAU * u()).cos()
+    };
+    let rows: Vec<Value> = (20 * 96..22 * 96)
+        .map(|i| {
+            let ts = day0() + Duration::minutes(15 * (i + 1));
+            let busy = (6..22).contains(&chrono::Timelike::hour(&ts));
+            let kw = if busy { 30.0 } else { 8.0 } + 1.5 * gauss();
+            json!({"machine_id": m, "timestamp": ts.to_rfc3339(), "power_kw": kw, "energy_kwh": kw / 4.0,
+                   "production_units": if busy { 10.0 } else { 0.0 }})
+        })
+        .collect();
+    for hour in rows.chunks(4) {
+        ingest(&s, hour.to_vec()).await;
+    }
+    let jobs = settled(&s, &m).await;
+    let budget =
+        jobs.iter().find(|j| j["trigger_type"] == "budget").unwrap_or_else(|| panic!("a budget refresh: {jobs:#?}"));
+    assert_eq!(budget["status"], "completed", "{budget}");
+    let why = &budget["metrics"]["refresh"];
+    assert_eq!(why["reason"], "budget", "{budget}");
+    assert!(why["live_flagged_share"].as_f64() > Some(0.03), "{why}");
+    assert_eq!(budget["params"]["leave_out"], "open", "only an open episode is left out: {budget}");
+    let (_, alerts) = s.get("/api/v1/events?types=system_alert&limit=10000").await;
+    let stale: Vec<&Value> = alerts["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["data"]["alert_type"] == "model_stale" && e["data"]["details"]["machine_id"] == m.as_str())
+        .collect();
+    assert!(!stale.is_empty(), "{alerts:#}");
+    assert!(stale[0]["data"]["message"].as_str().is_some_and(|t| t.contains("budget of 1.0 %")), "{:#}", stale[0]);
+    s.stop().await;
+}

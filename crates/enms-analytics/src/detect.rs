@@ -515,31 +515,18 @@ impl AnomalyModel {
         rows.iter().map(|iv| iv.sample.power_kw).collect()
     }
 
-    /// The thresholds at `rate` readings per training interval: each
-    /// trained share divided by the rate (the exponential tail beyond the
-    /// training values gives the small ones), the deviation gate at the
-    /// normal-theory point of that rate, and a stuck run as long in time.
+    /// The thresholds for readings at `rate` readings per training
+    /// interval: the trained ones, with a stuck run as long in time as in
+    /// training (`stream` adds the persistence a fine reading needs).
     pub fn thresholds(&self, rate: f64) -> Thresholds {
         let cal = &self.calibration;
         let rate = if rate.is_finite() { rate.max(1.0) } else { 1.0 };
-        let at = |threshold: f64, divide: f64| {
-            let share = cal.combined.upper(threshold) / divide;
-            cal.combined.at_share(share).max(threshold)
-        };
-        let critical = if rate > 1.0 { at(cal.critical, rate) } else { cal.critical };
-        let k = self.signals.len().max(1) as f64;
-        let gate = if rate > 1.0 {
-            let normal = ChiSquared::new(k).map(|d| d.inverse_cdf(1.0 - (1.0 - GATE_NORMAL_QUANTILE) / rate));
-            cal.gate.max(normal.unwrap_or(0.0))
-        } else {
-            cal.gate
-        };
         Thresholds {
-            flag: if rate > 1.0 { at(cal.flag, rate) } else { cal.flag },
-            far: critical + FAR_BEYOND.ln(),
-            critical,
-            hold: if rate > 1.0 { at(cal.hold, rate) } else { cal.hold },
-            gate,
+            flag: cal.flag,
+            far: cal.critical + FAR_BEYOND.ln(),
+            critical: cal.critical,
+            hold: cal.hold,
+            gate: cal.gate,
             stuck_run: (cal.stuck_run as f64 * rate).ceil() as usize,
         }
     }

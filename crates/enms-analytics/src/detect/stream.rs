@@ -9,13 +9,18 @@
 //! (docs/analytics.md, *Resolution*):
 //!
 //! - **Rate.** There are `rate = trained interval / reading interval` fine
-//!   readings per trained one, so every trained share (flag, critical,
-//!   hold, the deviation gate) is divided by the rate: the alarm budget
-//!   holds per hour of data, not per reading. A stuck meter must repeat
-//!   itself for as long in time as in training.
+//!   readings per trained one, so a fine reading flagged by the trained
+//!   thresholds alarms only when the [`persistence`] readings before it were
+//!   flagged too: if a noise reading is flagged with chance `p` (the
+//!   budget), a run of `k` is `p^k`, and `k = 1 + ⌈ln rate / ln(1/p)⌉`
+//!   keeps `rate · p^k ≤ p` — the alarm budget per hour of data, not per
+//!   reading. A stuck meter must repeat itself for as long in time as in
+//!   training. (Dividing the trained shares by the rate instead puts the
+//!   thresholds beyond every training reading, where the anomalies of the
+//!   training period itself sit: a 2.4× spike went unflagged at 1 s.)
 //! - **Spread.** The fine readings' own spread around the expectation,
 //!   learnt from the fine data: the median of their `M²` over the last
-//!   [`FINE_WINDOW`] unflagged fine readings against the χ² median, as a
+//!   [`FINE_WINDOW`] fine readings against the χ² median, as a
 //!   factor `s` on σ, between 1 (no more sensitive than training) and
 //!   `√rate` (white noise averaged over the trained interval). Until
 //!   [`MIN_FINE`] fine readings have been seen, `s = √rate`: only a
@@ -46,6 +51,19 @@ pub struct StreamState {
     since_estimate: usize,
     /// The thresholds at the last rate used (by its quantised key).
     cached: Option<(i64, usize, Thresholds)>,
+    /// Fine readings flagged in a row.
+    run: usize,
+}
+
+/// Fine readings flagged in a row before one alarms, at `rate` fine
+/// readings per trained one and an alarm budget `budget` (see the module
+/// docs), between 2 and 12.
+pub fn persistence(rate: f64, budget: f64) -> usize {
+    if rate <= 1.0 {
+        return 1;
+    }
+    let p = budget.clamp(1e-6, 0.5);
+    (1 + (rate.ln() / (1.0 / p).ln()).ceil().max(1.0) as usize).clamp(2, 12)
 }
 
 impl StreamState {
@@ -85,9 +103,27 @@ impl StreamState {
                 th
             }
         };
-        let finding = model.judge_at(iv, values, expectation, &mut self.recent, &th, judging.spread);
-        if judging.rate > 1.0 && !finding.elevated && finding.raw_m2.is_finite() {
-            self.learn(finding.raw_m2, model.signals.len());
+        let mut finding = model.judge_at(iv, values, expectation, &mut self.recent, &th, judging.spread);
+        if judging.rate > 1.0 {
+            // Every fine reading: the median does not move for a fault of
+            // a few minutes in the hour it covers, and leaving out the
+            // readings the forest finds unusual (fine values are unusual to
+            // a forest of 15-minute means) would keep only the quietest.
+            if finding.raw_m2.is_finite() {
+                self.learn(finding.raw_m2, model.signals.len());
+            }
+            if finding.anomaly_type.is_some() {
+                self.run += 1;
+                if self.run < persistence(judging.rate, model.contamination) {
+                    // Not yet: held open if an episode is, not yet one.
+                    finding.anomaly_type = None;
+                    finding.severity = super::Severity::Normal;
+                }
+            } else {
+                self.run = 0;
+            }
+        } else {
+            self.run = 0;
         }
         (finding, judging)
     }

@@ -249,6 +249,9 @@ pub struct Finding {
     /// taken out: what the stream learns the fine spread from.
     #[serde(skip)]
     pub raw_m2: f64,
+    /// Fisher's combined statistic the thresholds compare.
+    #[serde(skip)]
+    pub statistic: f64,
 }
 
 /// How a reading is judged against a model learnt at another interval
@@ -580,6 +583,7 @@ impl AnomalyModel {
             expected_power_kw: power.map(|p| expected[p]),
             sigma_power_kw: power.map(|p| self.signals[p].spread(iv, expected[p])),
             raw_m2,
+            statistic: t,
         };
         // Critical needs a second reading beyond the critical threshold, or
         // one far beyond it: one marginal reading pages nobody.

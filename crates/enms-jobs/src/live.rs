@@ -500,22 +500,20 @@ impl Live {
 
 impl Detector {
     /// The interval a reading covers: the gap to the machine's previous
-    /// one, or — out of order, the first seen, or when its energy says it
-    /// covers less than half the gap (data is missing) — from its energy.
+    /// one, or — out of order, the first seen, or after an outage — from
+    /// its energy.
     fn interval(state: &mut MachineState, r: &Reading) -> Option<Interval> {
         let from_energy =
             (r.power_kw > 0.0 && r.energy_kwh > 0.0).then(|| (r.energy_kwh / r.power_kw).clamp(1e-4, MAX_INTERVAL_H));
         let hours = match state.last {
             Some(last) if r.timestamp > last => {
                 let gap = (r.timestamp - last).num_milliseconds() as f64 / 3.6e6;
-                // After a gap (missing data) the reading's own energy says
-                // what it covers: a 5-second reading after a night's outage,
-                // or after the 40 s a restart took, is still a 5-second
-                // reading, and its production a 5-second rate.
-                match from_energy {
-                    Some(own) if own < 0.5 * gap => own,
-                    _ => gap.min(MAX_INTERVAL_H),
-                }
+                // After an outage (a gap longer than an interval can be) the
+                // reading's own energy says what it covers: a 5-second
+                // reading after a night without data is a 5-second reading.
+                // Not otherwise: a spike's power over its interval's energy
+                // would read as a short interval.
+                if gap > MAX_INTERVAL_H { from_energy.unwrap_or(MAX_INTERVAL_H) } else { gap }
             }
             _ => from_energy?,
         };

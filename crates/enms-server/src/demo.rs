@@ -194,22 +194,44 @@ pub async fn run_live(state: AppState, config: DemoConfig, mut factory: Factory,
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     ticker.tick().await; // the first tick completes at once
+    // The stream goes on from the newest stored reading: the time start-up
+    // took (after the back-fill) is caught up at the live interval, so no
+    // live reading covers a longer stretch than its own.
+    let mut last = match state.store.get_machine(DEMO_MACHINES[0].id).await {
+        Ok(Some(m)) => m.last_reading_at,
+        _ => None,
+    };
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.changed() => break,
         }
-        let ts = Utc::now().duration_trunc(Duration::milliseconds(1)).unwrap_or_else(|_| Utc::now());
-        if let Some(anomaly) = faults.due(ts, interval) {
-            tracing::info!(machine = %anomaly.machine_id, description = %anomaly.description, "demo anomaly injected");
-            if let Err(e) = state.store.record_injected(std::slice::from_ref(&anomaly)).await {
-                tracing::warn!(error = %e, "could not record the injected anomaly");
+        let now = Utc::now().duration_trunc(Duration::milliseconds(1)).unwrap_or_else(|_| Utc::now());
+        let mut stamps = Vec::new();
+        if let Some(from) = last.filter(|l| now - *l > interval * 2 && now - *l < Duration::hours(1)) {
+            let mut ts = from + interval;
+            while ts < now {
+                stamps.push(ts);
+                ts += interval;
             }
-            factory.inject(anomaly);
         }
-        let readings: Vec<Reading> = DEMO_MACHINES.iter().map(|m| factory.reading(m, ts, interval)).collect();
-        if let Err(e) = state.ingest.store(&readings).await {
-            tracing::warn!(error = %e, "demo readings not stored");
+        stamps.push(now);
+        last = Some(now);
+        let mut readings: Vec<Reading> = Vec::with_capacity(stamps.len() * DEMO_MACHINES.len());
+        for ts in stamps {
+            if let Some(anomaly) = faults.due(ts, interval) {
+                tracing::info!(machine = %anomaly.machine_id, description = %anomaly.description, "demo anomaly injected");
+                if let Err(e) = state.store.record_injected(std::slice::from_ref(&anomaly)).await {
+                    tracing::warn!(error = %e, "could not record the injected anomaly");
+                }
+                factory.inject(anomaly);
+            }
+            readings.extend(DEMO_MACHINES.iter().map(|m| factory.reading(m, ts, interval)));
+        }
+        for batch in readings.chunks(MAX_BATCH_ROWS) {
+            if let Err(e) = state.ingest.store(batch).await {
+                tracing::warn!(error = %e, "demo readings not stored");
+            }
         }
     }
 }

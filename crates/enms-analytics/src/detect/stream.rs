@@ -14,8 +14,9 @@
 //!   flagged too: if a noise reading is flagged with chance `p` (the
 //!   budget), a run of `k` is `p^k`, and `k = 1 + ⌈ln rate / ln(1/p)⌉`
 //!   keeps `rate · p^k ≤ p` — the alarm budget per hour of data, not per
-//!   reading. A stuck meter must repeat itself for as long in time as in
-//!   training. (Dividing the trained shares by the rate instead puts the
+//!   reading. One reading far beyond the critical threshold (by `ln rate`
+//!   more than a coarse one must be) alarms at once. A stuck meter must
+//!   repeat itself for as long in time as in training. (Dividing the trained shares by the rate instead puts the
 //!   thresholds beyond every training reading, where the anomalies of the
 //!   training period itself sit: a 2.4× spike went unflagged at 1 s.)
 //! - **Spread.** The fine readings' own spread around the expectation,
@@ -114,7 +115,11 @@ impl StreamState {
             }
             if finding.anomaly_type.is_some() {
                 self.run += 1;
-                if self.run < persistence(judging.rate, model.contamination) {
+                // One fine reading far beyond the critical threshold — as far
+                // again as there are fine readings per trained one — alarms
+                // at once: a tenfold spike is not noise at any resolution.
+                let far = finding.statistic > th.far + judging.rate.ln();
+                if self.run < persistence(judging.rate, model.contamination) && !far {
                     // Not yet: held open if an episode is, not yet one.
                     finding.anomaly_type = None;
                     finding.severity = super::Severity::Normal;

@@ -184,6 +184,19 @@ pub struct Acknowledge {
     pub note: Option<String>,
 }
 
+impl Acknowledge {
+    /// Who acknowledged (without a `by`, a token's name, else `operator`)
+    /// and the note, checked.
+    pub fn checked(self, caller: Option<Extension<Principal>>) -> Result<(String, Option<String>), ApiError> {
+        let named = caller.filter(|c| c.id.is_some()).map(|c| c.0.name);
+        let by = text("by", &self.by.or(named).unwrap_or_else(|| "operator".into()), 100, false)?;
+        if self.note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
+            return Err(ApiError::invalid(Code::TooLong, "note", "note is at most 2000 characters"));
+        }
+        Ok((by, self.note))
+    }
+}
+
 /// The first acknowledgement is kept; later ones change nothing.
 #[utoipa::path(post, path = "/api/v1/anomalies/{id}/acknowledge", tag = "analytics", operation_id = "acknowledge_anomaly",
     params(("id" = Uuid, Path, description = "Anomaly id")),
@@ -199,13 +212,8 @@ pub async fn acknowledge(
     OptionalJsonBody(body): OptionalJsonBody<Acknowledge>,
 ) -> Result<Json<AnomalyRecord>, ApiError> {
     let id = path_id(&id)?;
-    // Without a `by`, a token's name says who acknowledged.
-    let named = caller.filter(|c| c.id.is_some()).map(|c| c.0.name);
-    let by = text("by", &body.by.or(named).unwrap_or_else(|| "operator".into()), 100, false)?;
-    if body.note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
-        return Err(ApiError::invalid(Code::TooLong, "note", "note is at most 2000 characters"));
-    }
-    if !state.store.acknowledge_anomaly(id, &by, body.note.as_deref(), Utc::now()).await? {
+    let (by, note) = body.checked(caller)?;
+    if !state.store.acknowledge_anomaly(id, &by, note.as_deref(), Utc::now()).await? {
         return Err(ApiError::not_found("anomaly", id));
     }
     Ok(Json(state.store.get_anomaly(id).await?.ok_or_else(|| ApiError::not_found("anomaly", id))?))

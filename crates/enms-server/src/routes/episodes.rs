@@ -11,10 +11,9 @@ use serde::Serialize;
 
 use super::anomalies::Acknowledge;
 use crate::auth::Principal;
-use crate::error::{ApiError, Code, ErrorResponse};
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{OptionalJsonBody, Params, path_id};
 use crate::state::AppState;
-use enms_core::validation::text;
 
 /// Most readings one acknowledgement covers (a day of 5-second data).
 const MAX_ACKNOWLEDGED: u32 = 20_000;
@@ -104,17 +103,13 @@ pub async fn acknowledge(
     OptionalJsonBody(body): OptionalJsonBody<Acknowledge>,
 ) -> Result<Json<StoredEpisode>, ApiError> {
     let id = path_id(&id)?;
-    let named = caller.filter(|c| c.id.is_some()).map(|c| c.0.name);
-    let by = text("by", &body.by.or(named).unwrap_or_else(|| "operator".into()), 100, false)?;
-    if body.note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
-        return Err(ApiError::invalid(Code::TooLong, "note", "note is at most 2000 characters"));
-    }
+    let (by, note) = body.checked(caller)?;
     let query = EpisodeQuery { id: Some(id), limit: 1, ..Default::default() };
     let episode = state.store.list_episodes(&query).await?.pop().ok_or_else(|| ApiError::not_found("episode", id))?;
     let now = Utc::now();
     for a in readings_of(&state, &episode, MAX_ACKNOWLEDGED).await? {
         if a.acknowledged_at.is_none() {
-            state.store.acknowledge_anomaly(a.id, &by, body.note.as_deref(), now).await?;
+            state.store.acknowledge_anomaly(a.id, &by, note.as_deref(), now).await?;
         }
     }
     Ok(Json(with_readings(&state, episode).await?))

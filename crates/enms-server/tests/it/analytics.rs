@@ -129,7 +129,10 @@ async fn streaming_detection_announces_a_spike_at_once_and_batch_detection_saves
     assert_eq!(events.last().map(|e| e["data"]["status"].clone()), Some(json!("completed")), "{events:?}");
 
     let (mut anomalies, _) = Ws::connect(&s, &format!("/api/v1/ws/anomalies?machine_id={id}")).await;
-    let ts = Utc::now().duration_trunc(Duration::minutes(1)).expect("trunc");
+    // Between two of the week's quarter-hour readings: a reading at the
+    // model's own interval, whatever the clock says (one a minute after the
+    // last would be a fine reading, judged with the persistence rule).
+    let ts = Utc::now().duration_trunc(Duration::minutes(15)).expect("trunc") - Duration::minutes(7);
     let spike = json!({"machine_id": id, "timestamp": ts.to_rfc3339(), "power_kw": 400.0, "energy_kwh": 100.0,
                        "production_units": 2.0, "outdoor_temp_c": 10.0});
     let (status, body) = s.post("/api/v1/readings", &json!({"readings": [spike]})).await;

@@ -18,7 +18,10 @@ async fn an_anomaly_is_explained_with_its_signal_excess_cost_checks_and_summary(
     let (id, _, _) = machine_with_anomaly_model(&s, "Press-2").await;
     let (mut incidents, _) = Ws::connect(&s, "/api/v1/ws?types=incident_opened").await;
 
-    let ts = Utc::now().duration_trunc(Duration::minutes(1)).expect("trunc");
+    // Between two of the week's quarter-hour readings: a reading at the
+    // model's own interval, whatever the clock says (one a minute after the
+    // last would be a fine reading, judged with the persistence rule).
+    let ts = Utc::now().duration_trunc(Duration::minutes(15)).expect("trunc") - Duration::minutes(7);
     let spike = json!({"machine_id": id, "timestamp": ts.to_rfc3339(), "power_kw": 400.0, "energy_kwh": 100.0,
                        "production_units": 2.0, "outdoor_temp_c": 10.0});
     assert_eq!(s.post("/api/v1/readings", &json!({"readings": [spike]})).await.0, StatusCode::OK);

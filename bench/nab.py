@@ -119,35 +119,29 @@ def settle(base, machine):
     raise SystemExit(f"machine {machine} still refreshing")
 
 
-def episode_starts(base, machine):
-    starts, until = [], None
+def listed(base, path, limit, key):
+    """Every item of a list route, newest first, page by page: each page
+    ends before the oldest `key` of the one before."""
+    out, until = [], None
     while True:
-        q = f"/api/v1/anomaly/episodes?machine_id={machine}&limit=500"
-        if until:
-            q += "&until=" + urllib.parse.quote(until)
+        q = f"{path}&limit={limit}" + ("&until=" + urllib.parse.quote(until) if until else "")
         status, page = call(base, "GET", q)
         if status != 200:
-            raise SystemExit(f"episodes: {status} {page}")
-        starts += [e["start"] for e in page]
-        if len(page) < 500:
-            return starts
-        until = min(e["start"] for e in page)
+            raise SystemExit(f"{path}: {status} {page}")
+        out += page
+        if len(page) < limit:
+            return out
+        until = min(x[key] for x in page)
+
+
+def episode_starts(base, machine):
+    return [e["start"] for e in listed(base, f"/api/v1/anomaly/episodes?machine_id={machine}", 500, "start")]
 
 
 def flagged_times(base, machine):
     """Reading times of every saved anomaly of the machine."""
-    out, until = [], None
-    while True:
-        q = f"/api/v1/anomaly/recent?machine_id={machine}&limit=1000"
-        if until:
-            q += "&until=" + urllib.parse.quote(until)
-        status, page = call(base, "GET", q)
-        if status != 200:
-            raise SystemExit(f"anomalies: {status} {page}")
-        out += [datetime.fromisoformat(a["timestamp"].replace("Z", "+00:00")) for a in page]
-        if len(page) < 1000:
-            return sorted(set(out))
-        until = min(a["timestamp"] for a in page)
+    found = listed(base, f"/api/v1/anomaly/recent?machine_id={machine}", 1000, "timestamp")
+    return sorted({datetime.fromisoformat(a["timestamp"].replace("Z", "+00:00")) for a in found})
 
 
 def daily_shares(rows, probation, flagged):
